@@ -1,0 +1,38 @@
+# threadline: the documented entry points.
+#   make run    run all four services on this machine (embedded SQLite, watches ~/.claude/projects)
+#   make test   the test suite (installs what it needs first)
+#   make bench  throughput, live latency and memory on a generated corpus
+#   make lint   ruff
+#   make proto  regenerate threadline/v1 from protos/
+
+SHELL := /bin/bash
+# uv from PATH, or a private copy installed on first use (no system changes needed).
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: run test bench lint proto sync clean
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+sync: $(UV)
+	$(UV) sync --frozen --quiet
+
+run: sync
+	$(RUN) threadline up $(ARGS)
+
+test: sync
+	$(RUN) pytest -q $(PYTEST_ARGS)
+
+bench: sync
+	$(RUN) python -m bench $(ARGS)
+
+lint: sync
+	$(RUN) ruff check .
+
+proto: sync
+	$(RUN) python -m threadline.codegen
+
+clean:
+	rm -rf .tools .venv .pytest_cache .ruff_cache

@@ -1,0 +1,108 @@
+"""Building, running and stopping a gRPC server the same way in every service.
+
+`create_server` is kept apart from `run_service` so tests can build a server on port 0 in
+their own event loop; `run_service` adds signal handling and graceful shutdown for a process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from threadline import telemetry
+
+log = logging.getLogger(__name__)
+
+# Transcript lines of tens of megabytes exist (base64 screenshots); batches must carry them.
+MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    # Loopback peers restart (supervisor, compose): retry connecting quickly.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+Registrar = Callable[[grpc.aio.Server], None]
+
+
+class Service:
+    """A started gRPC server with its health servicer."""
+
+    def __init__(self, server: grpc.aio.Server, port: int, health_servicer: health.HealthServicer,
+                 names: list[str]):
+        self.server = server
+        self.port = port
+        self.health = health_servicer
+        self.names = names
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        for name in [*self.names, ""]:
+            await _set_health(self.health, name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace)
+
+
+async def _set_health(servicer: health.HealthServicer, name: str, status: int) -> None:
+    result = servicer.set(name, status)
+    if asyncio.iscoroutine(result):
+        await result
+
+
+async def create_server(registrars: Iterable[Registrar], service_names: Iterable[str],
+                        host: str = "127.0.0.1", port: int = 0) -> Service:
+    """Start a server with the given servicers, health checking and tracing; returns it bound."""
+    server = grpc.aio.server(interceptors=telemetry.server_interceptors(), options=CHANNEL_OPTIONS)
+    for register in registrars:
+        register(server)
+    health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else \
+        health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind {host}:{port}")
+    await server.start()
+    names = list(service_names)
+    for name in [*names, ""]:
+        await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.SERVING)
+    return Service(server, bound, health_servicer, names)
+
+
+def channel(address: str) -> grpc.aio.Channel:
+    """A traced client channel to another service."""
+    return grpc.aio.insecure_channel(
+        address, options=CHANNEL_OPTIONS, interceptors=telemetry.client_interceptors()
+    )
+
+
+def write_ready_file(path: Path | None, port: int) -> None:
+    """Tell a supervisor which port we bound, atomically."""
+    if path is None:
+        return
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(str(port))
+    tmp.replace(path)
+
+
+async def run_until_stopped(start: Callable[[], Awaitable[Callable[[], Awaitable[None]]]]) -> None:
+    """Run a service until SIGTERM/SIGINT, then stop it gracefully.
+
+    `start` starts everything and returns the coroutine function that stops it.
+    """
+    loop = asyncio.get_running_loop()
+    stop_event = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_event.set)
+    stop = await start()
+    try:
+        await stop_event.wait()
+    finally:
+        log.info("stopping")
+        await stop()
+        telemetry.shutdown_tracing()

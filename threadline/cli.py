@@ -1,0 +1,277 @@
+"""The `threadline` command.
+
+Heavy modules (gRPC, SQLAlchemy, the services) are imported inside the subcommands that use
+them, so `threadline up` (the supervisor) stays small and `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+from threadline import config
+
+SERVICES = ("ingest", "analysis", "store", "stream")
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> config.Settings:
+    """Flags that were given override the environment, which overrides defaults."""
+    values = {
+        "db": getattr(args, "db", None),
+        "roots": getattr(args, "root", None) or None,
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "grpc_port": getattr(args, "grpc_port", None),
+        "ws_host": getattr(args, "ws_host", None),
+        "ws_port": getattr(args, "ws_port", None),
+        "store_addr": getattr(args, "store_addr", None),
+        "analysis_addr": getattr(args, "analysis_addr", None),
+        "ready_file": getattr(args, "ready_file", None),
+        "follow": False if getattr(args, "no_follow", False) else None,
+    }
+    values.update(extra)
+    return config.resolve(values)
+
+
+# --- serve -----------------------------------------------------------------------------------
+
+async def _serve(name: str, settings: config.Settings) -> None:
+    import importlib
+
+    from threadline import bootstrap
+
+    module = importlib.import_module(f"services.{name}.server")
+
+    async def start():
+        running = await module.start(settings)
+        ready = {"port": running.port}
+        if hasattr(running, "ws_port"):
+            ready["ws_port"] = running.ws_port
+        print(f"threadline {name}: serving gRPC on {settings.host}:{running.port}"
+              + (f", WebSocket on ws://{settings.ws_host}:{running.ws_port}/ws"
+                 if "ws_port" in ready else ""), file=sys.stderr, flush=True)
+        if settings.ready_file is not None:
+            tmp = settings.ready_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(ready))
+            tmp.replace(settings.ready_file)
+        return running.stop
+
+    await bootstrap.run_until_stopped(start)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from threadline import telemetry
+
+    telemetry.setup_logging()
+    telemetry.setup_tracing(f"threadline-{args.service}")
+    asyncio.run(_serve(args.service, _settings(args)))
+    return 0
+
+
+# --- up --------------------------------------------------------------------------------------
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from threadline.supervisor import Supervisor
+
+    settings = _settings(args)
+    settings.db.parent.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor(settings)
+    supervisor.start()
+    roots = ", ".join(str(r) for r in settings.roots)
+    print(f"""threadline is running (Ctrl-C to stop)
+  database:    {settings.db}
+  watching:    {roots}
+  WebSocket:   ws://{settings.ws_host}:{supervisor.ports['ws']}/ws
+  gRPC store:  {supervisor.address('store')}   (queries, Changes)
+  gRPC stream: {supervisor.address('stream')}   (Subscribe)
+  gRPC ingest: {supervisor.address('ingest')}   analysis: {supervisor.address('analysis')}""",
+          flush=True)
+    supervisor.run_forever()
+    return 0
+
+
+# --- import ----------------------------------------------------------------------------------
+
+def _ingest_status(address: str):
+    import grpc
+
+    from threadline.v1 import ingest_pb2, ingest_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        return ingest_pb2_grpc.IngestServiceStub(channel).GetStatus(
+            ingest_pb2.GetIngestStatusRequest(), timeout=10)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from threadline.supervisor import Supervisor
+
+    paths = [Path(p).expanduser().resolve() for p in args.paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(f"threadline import: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    settings = _settings(args, roots=paths, grpc_port=0, follow=False)
+    settings.db.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    supervisor = Supervisor(settings, services=("store", "analysis", "ingest"), follow=False,
+                            quiet=not args.verbose)
+    supervisor.start()
+    progress = None
+    try:
+        if sys.stderr.isatty() and not args.json:
+            from tqdm import tqdm
+
+            progress = tqdm(total=0, unit="B", unit_scale=True, desc="importing", leave=False)
+        while True:
+            supervisor.check()
+            status = _ingest_status(supervisor.address("ingest"))
+            if progress is not None:
+                progress.total = sum(f.size for f in status.files)
+                progress.n = sum(f.durable_offset for f in status.files)
+                progress.refresh()
+            if status.idle:
+                break
+            time.sleep(0.1)
+    finally:
+        if progress is not None:
+            progress.close()
+        supervisor.stop()
+    summary = import_summary(settings.db, status, time.monotonic() - started)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print("imported " + ", ".join(f"{k}: {v}" for k, v in summary.items()))
+    return 0
+
+
+def import_summary(db: Path, status, seconds: float) -> dict:
+    from services.store import queries
+
+    files = [f.source.path for f in status.files]
+    with queries.open_readonly(db).connect() as conn:
+        counts = queries.source_summary(conn, files)
+    return {"files": len(files), **counts, "seconds": round(seconds, 3)}
+
+
+# --- read commands ---------------------------------------------------------------------------
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from services.store import queries
+
+    with queries.open_readonly(_settings(args).db).connect() as conn:
+        sessions = queries.list_sessions(conn, args.project or "")
+    if args.json:
+        print(json.dumps(sessions, default=str))
+    else:
+        for s in sessions:
+            print(f"{s['session_id']}  {s['project_key']}  {s['message_count']:>6} messages  "
+                  f"{s['first_timestamp']} .. {s['last_timestamp']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import orjson
+
+    from services.store import queries
+
+    out = sys.stdout.buffer
+    with queries.open_readonly(_settings(args).db).connect() as conn:
+        for record in queries.iter_export(conn):
+            out.write(orjson.dumps(record, default=str) + b"\n")
+    out.flush()
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(args.address) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
+    except grpc.RpcError as exc:
+        print(f"{args.address}: {exc.code().name}", file=sys.stderr)
+        return 1
+    name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{args.address}: {name}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def cmd_config(args: argparse.Namespace) -> int:  # noqa: ARG001 - uniform signature
+    for env, default, help_text in config.describe():
+        print(f"{env:32} {default:40} {help_text}")
+    return 0
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="threadline", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def db_flag(p):
+        p.add_argument("--db", type=Path, help="SQLite database (default: THREADLINE_DB or "
+                                                "the user data folder)")
+
+    up = sub.add_parser("up", help="run all four services on this machine")
+    up.add_argument("--root", action="append", type=Path,
+                    help="transcript folder to watch (repeatable; default ~/.claude/projects)")
+    db_flag(up)
+    up.add_argument("--ws-port", type=int, help="WebSocket gateway port (default 8765)")
+    up.add_argument("--grpc-port", type=int,
+                    help="first gRPC port: store, analysis, ingest, stream (default 50051)")
+    up.add_argument("--host", help="address the gRPC servers bind to")
+    up.set_defaults(func=cmd_up)
+
+    serve = sub.add_parser("serve", help="run one service (what docker compose runs)")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    db_flag(serve)
+    serve.add_argument("--root", action="append", type=Path)
+    serve.add_argument("--store-addr")
+    serve.add_argument("--analysis-addr")
+    serve.add_argument("--ws-host")
+    serve.add_argument("--ws-port", type=int)
+    serve.add_argument("--no-follow", action="store_true",
+                       help="ingest: read what exists, then stop following")
+    serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
+    serve.set_defaults(func=cmd_serve)
+
+    imp = sub.add_parser("import", help="import files or folders, then exit with a summary")
+    db_flag(imp)
+    imp.add_argument("--json", action="store_true", help="one JSON object on the last line")
+    imp.add_argument("--verbose", action="store_true", help="show the services' logs")
+    imp.add_argument("paths", nargs="+")
+    imp.set_defaults(func=cmd_import)
+
+    sessions = sub.add_parser("sessions", help="list stored sessions")
+    db_flag(sessions)
+    sessions.add_argument("--project", help="only this project key")
+    sessions.add_argument("--json", action="store_true")
+    sessions.set_defaults(func=cmd_sessions)
+
+    export = sub.add_parser("export", help="write every stored record, one JSON object a line")
+    db_flag(export)
+    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.set_defaults(func=cmd_export)
+
+    health = sub.add_parser("health", help="check a service's gRPC health (exit 0 if serving)")
+    health.add_argument("address", help="host:port")
+    health.add_argument("--service", default="", help="service name (default: the server)")
+    health.add_argument("--timeout", type=float, default=3.0)
+    health.set_defaults(func=cmd_health)
+
+    cfg = sub.add_parser("config", help="list every setting with its variable and default")
+    cfg.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

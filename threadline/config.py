@@ -1,0 +1,150 @@
+"""Every setting of threadline, in one table.
+
+Each setting resolves in one place, in this order: an explicit argument (command-line flag),
+then its environment variable, then its default. Service code receives a `Settings` object and
+never reads `os.environ` itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import platformdirs
+
+
+def default_roots() -> tuple[Path, ...]:
+    """Claude Code's transcript folders: ~/.claude/projects, plus $CLAUDE_CONFIG_DIR/projects."""
+    roots = [Path.home() / ".claude" / "projects"]
+    config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
+    if config_dir:
+        for part in config_dir.split(","):
+            if part.strip():
+                roots.append(Path(part.strip()).expanduser() / "projects")
+    return tuple(dict.fromkeys(roots))
+
+
+def default_db() -> Path:
+    return Path(platformdirs.user_data_dir("threadline")) / "threadline.db"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    env: str
+    default: object
+    help: str
+
+
+# name, environment variable, default, help
+SETTINGS: tuple[Setting, ...] = (
+    Setting("db", "THREADLINE_DB", default_db, "SQLite database file"),
+    Setting("roots", "THREADLINE_ROOTS", default_roots,
+            "transcript folders to watch (os.pathsep-separated in the environment)"),
+    Setting("host", "THREADLINE_HOST", "127.0.0.1", "address the gRPC servers bind to"),
+    Setting("grpc_port", "THREADLINE_GRPC_PORT", 50051,
+            "first gRPC port: store, analysis, ingest and stream use it and the next three"),
+    Setting("port", "THREADLINE_PORT", 0, "gRPC port of a single service run by `serve` (0: any)"),
+    Setting("ws_host", "THREADLINE_WS_HOST", "127.0.0.1", "address of the WebSocket gateway"),
+    Setting("ws_port", "THREADLINE_WS_PORT", 8765, "port of the WebSocket gateway"),
+    Setting("store_addr", "THREADLINE_STORE_ADDR", "127.0.0.1:50051", "store service address"),
+    Setting("analysis_addr", "THREADLINE_ANALYSIS_ADDR", "127.0.0.1:50052",
+            "analysis service address"),
+    Setting("watch_debounce_ms", "THREADLINE_WATCH_DEBOUNCE_MS", 10,
+            "longest time watchfiles groups file changes before reporting them"),
+    Setting("watch_step_ms", "THREADLINE_WATCH_STEP_MS", 1,
+            "quiet time after which watchfiles reports a group of changes"),
+    Setting("rescan_seconds", "THREADLINE_RESCAN_SECONDS", 30.0,
+            "interval of the safety rescan that catches changes the watcher missed"),
+    Setting("batch_lines", "THREADLINE_BATCH_LINES", 500, "most lines in one pipeline batch"),
+    Setting("max_in_flight", "THREADLINE_MAX_IN_FLIGHT", 8,
+            "batches ingest may send before the store acknowledges them"),
+    Setting("subscriber_queue", "THREADLINE_SUBSCRIBER_QUEUE", 10000,
+            "changes queued for one client before it is disconnected as too slow"),
+    Setting("read_pool", "THREADLINE_READ_POOL", 3, "read-only SQLite connections of the store"),
+    Setting("follow", "THREADLINE_FOLLOW", True,
+            "keep following appends (false: read what exists, then stop)"),
+    Setting("ready_file", "THREADLINE_READY_FILE", None,
+            "write the bound port here once serving (used by the supervisor)"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: Path
+    roots: tuple[Path, ...]
+    host: str
+    grpc_port: int
+    port: int
+    ws_host: str
+    ws_port: int
+    store_addr: str
+    analysis_addr: str
+    watch_debounce_ms: int
+    watch_step_ms: int
+    rescan_seconds: float
+    batch_lines: int
+    max_in_flight: int
+    subscriber_queue: int
+    read_pool: int
+    follow: bool
+    ready_file: Path | None
+
+    def replace(self, **changes: object) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)  # type: ignore[arg-type]
+
+
+def _convert(name: str, value: object, kind: type | str) -> object:
+    kind = str(kind)
+    if value is None:
+        return None
+    if name == "roots":
+        if isinstance(value, str):
+            value = [p for p in value.split(os.pathsep) if p]
+        return tuple(Path(p).expanduser() for p in value)  # type: ignore[union-attr]
+    if "Path" in kind:
+        return Path(value).expanduser()  # type: ignore[arg-type]
+    if "bool" in kind:
+        if isinstance(value, str):
+            return value.strip().lower() in {"1", "true", "yes", "on"}
+        return bool(value)
+    if "int" in kind:
+        return int(value)  # type: ignore[call-overload]
+    if "float" in kind:
+        return float(value)  # type: ignore[arg-type]
+    return value
+
+
+def resolve(args: Mapping[str, object] | None = None,
+            environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every setting: argument (when not None) > environment variable > default."""
+    args = args or {}
+    environ = os.environ if environ is None else environ
+    types = {f.name: f.type for f in fields(Settings)}
+    values: dict[str, object] = {}
+    for setting in SETTINGS:
+        if args.get(setting.name) is not None:
+            raw = args[setting.name]
+        elif setting.env in environ:
+            raw = environ[setting.env]
+        else:
+            raw = setting.default() if callable(setting.default) else setting.default
+        values[setting.name] = _convert(setting.name, raw, types[setting.name])
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(environment variable, default, help) for every setting, for `threadline config`."""
+    rows = []
+    for s in SETTINGS:
+        default = s.default() if callable(s.default) else s.default
+        if isinstance(default, tuple):
+            default = os.pathsep.join(str(p) for p in default)
+        rows.append((s.env, str(default), s.help))
+    return rows

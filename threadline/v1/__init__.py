@@ -1,0 +1,1 @@
+"""Generated from protos/threadline/v1: do not edit."""

@@ -1,0 +1,152 @@
+from threadline.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ChangesRequest(_message.Message):
+    __slots__ = ("since_sequence", "follow", "project_key", "session_id")
+    SINCE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    since_sequence: int
+    follow: bool
+    project_key: str
+    session_id: str
+    def __init__(self, since_sequence: _Optional[int] = ..., follow: _Optional[bool] = ..., project_key: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class Project(_message.Message):
+    __slots__ = ("key", "cwd", "session_count", "message_count", "first_timestamp", "last_timestamp")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    CWD_FIELD_NUMBER: _ClassVar[int]
+    SESSION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    LAST_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    cwd: str
+    session_count: int
+    message_count: int
+    first_timestamp: str
+    last_timestamp: str
+    def __init__(self, key: _Optional[str] = ..., cwd: _Optional[str] = ..., session_count: _Optional[int] = ..., message_count: _Optional[int] = ..., first_timestamp: _Optional[str] = ..., last_timestamp: _Optional[str] = ...) -> None: ...
+
+class ListProjectsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListProjectsResponse(_message.Message):
+    __slots__ = ("projects",)
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    projects: _containers.RepeatedCompositeFieldContainer[Project]
+    def __init__(self, projects: _Optional[_Iterable[_Union[Project, _Mapping]]] = ...) -> None: ...
+
+class Session(_message.Message):
+    __slots__ = ("session_id", "project_key", "cwd", "git_branch", "version", "message_count", "first_timestamp", "last_timestamp", "format")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    CWD_FIELD_NUMBER: _ClassVar[int]
+    GIT_BRANCH_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    LAST_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    project_key: str
+    cwd: str
+    git_branch: str
+    version: str
+    message_count: int
+    first_timestamp: str
+    last_timestamp: str
+    format: _common_pb2.SourceFormat
+    def __init__(self, session_id: _Optional[str] = ..., project_key: _Optional[str] = ..., cwd: _Optional[str] = ..., git_branch: _Optional[str] = ..., version: _Optional[str] = ..., message_count: _Optional[int] = ..., first_timestamp: _Optional[str] = ..., last_timestamp: _Optional[str] = ..., format: _Optional[_Union[_common_pb2.SourceFormat, str]] = ...) -> None: ...
+
+class ListSessionsRequest(_message.Message):
+    __slots__ = ("project_key",)
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    project_key: str
+    def __init__(self, project_key: _Optional[str] = ...) -> None: ...
+
+class ListSessionsResponse(_message.Message):
+    __slots__ = ("sessions",)
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    sessions: _containers.RepeatedCompositeFieldContainer[Session]
+    def __init__(self, sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ...) -> None: ...
+
+class GetSessionMessagesRequest(_message.Message):
+    __slots__ = ("session_id", "after_sequence", "limit", "include_raw")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_RAW_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    after_sequence: int
+    limit: int
+    include_raw: bool
+    def __init__(self, session_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., limit: _Optional[int] = ..., include_raw: _Optional[bool] = ...) -> None: ...
+
+class StoredMessage(_message.Message):
+    __slots__ = ("sequence", "message")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    message: _common_pb2.Message
+    def __init__(self, sequence: _Optional[int] = ..., message: _Optional[_Union[_common_pb2.Message, _Mapping]] = ...) -> None: ...
+
+class GetSessionMessagesResponse(_message.Message):
+    __slots__ = ("messages", "next_after_sequence")
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[StoredMessage]
+    next_after_sequence: int
+    def __init__(self, messages: _Optional[_Iterable[_Union[StoredMessage, _Mapping]]] = ..., next_after_sequence: _Optional[int] = ...) -> None: ...
+
+class GetOffsetsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetOffsetsResponse(_message.Message):
+    __slots__ = ("offsets",)
+    OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    offsets: _containers.RepeatedCompositeFieldContainer[_common_pb2.SourceOffset]
+    def __init__(self, offsets: _Optional[_Iterable[_Union[_common_pb2.SourceOffset, _Mapping]]] = ...) -> None: ...
+
+class ListParseErrorsRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class ListParseErrorsResponse(_message.Message):
+    __slots__ = ("errors",)
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    errors: _containers.RepeatedCompositeFieldContainer[_common_pb2.ParseError]
+    def __init__(self, errors: _Optional[_Iterable[_Union[_common_pb2.ParseError, _Mapping]]] = ...) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StoreStats(_message.Message):
+    __slots__ = ("projects", "sessions", "messages", "tool_calls", "parse_errors", "sources", "last_sequence")
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    PARSE_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    projects: int
+    sessions: int
+    messages: int
+    tool_calls: int
+    parse_errors: int
+    sources: int
+    last_sequence: int
+    def __init__(self, projects: _Optional[int] = ..., sessions: _Optional[int] = ..., messages: _Optional[int] = ..., tool_calls: _Optional[int] = ..., parse_errors: _Optional[int] = ..., sources: _Optional[int] = ..., last_sequence: _Optional[int] = ...) -> None: ...
