@@ -14,7 +14,6 @@ import hashlib
 import orjson
 
 from threadline.records import (
-    CLAUDE_CODE,
     CODEX,
     GENERIC,
     Block,
@@ -233,7 +232,7 @@ def parse_line(raw: bytes, position: Position) -> Record | LineError:
     kind = obj.get("type")
     rec = Record(type=_str(kind), source=position, raw=raw)
     try:
-        if kind in CODEX_TYPES and "payload" in obj:
+        if isinstance(kind, str) and kind in CODEX_TYPES and "payload" in obj:
             _codex(obj, rec)
         elif isinstance(kind, str) and kind:
             _claude(obj, rec)

@@ -1,0 +1,161 @@
+"""`make bench`: the pipeline's figures from one run on a generated corpus.
+
+1. Bulk import throughput, messages/s end to end (file -> ingest -> analysis -> store commit),
+   beside a bare `orjson.loads` pass over the same lines measured in the same run.
+2. Live latency: a line appended to a watched file until its frame arrives at a WebSocket
+   client, p50/p99 over many single-line appends.
+3. Peak resident memory of all service processes together during the import (sum of RSS,
+   sampled every 20 ms with psutil).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import orjson
+import psutil
+import websockets
+
+from bench.corpus import generate, live_line
+from threadline import config
+from threadline.supervisor import Supervisor
+from threadline.v1 import store_pb2, store_pb2_grpc
+
+TARGETS = {"throughput": 8000.0, "p50_ms": 10.0, "p99_ms": 25.0, "rss_mb": 250.0}
+
+
+def bare_parse_seconds(files: list[Path]) -> tuple[int, float]:
+    lines = [line for f in files for line in f.read_bytes().split(b"\n") if line]
+    started = time.perf_counter()
+    for line in lines:
+        orjson.loads(line)
+    return len(lines), time.perf_counter() - started
+
+
+class MemorySampler(threading.Thread):
+    """Peak of the summed RSS of a set of processes."""
+
+    def __init__(self, pids_of):
+        super().__init__(daemon=True)
+        self.pids_of = pids_of
+        self.peak = 0
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            total = 0
+            for pid in self.pids_of():
+                try:
+                    total += psutil.Process(pid).memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+            self.peak = max(self.peak, total)
+            self.stop_event.wait(0.02)
+
+
+def store_stats(address: str) -> store_pb2.StoreStats:
+    with grpc.insecure_channel(address) as channel:
+        return store_pb2_grpc.StoreServiceStub(channel).GetStats(store_pb2.GetStatsRequest(),
+                                                                 timeout=10)
+
+
+async def live_latency(ws_url: str, path: Path, appends: int, gap: float) -> list[float]:
+    rng = random.Random(11)
+    latencies: list[float] = []
+    async with websockets.connect(ws_url, max_size=None) as ws:
+        await ws.send(orjson.dumps({"type": "subscribe"}).decode())
+        while orjson.loads(await ws.recv())["type"] != "subscribed":
+            pass
+        session_id = "bench-live-session"
+        with path.open("ab") as out:
+            for _ in range(appends):
+                uid, line = live_line(rng, session_id, "/home/dev/live")
+                out.write(line)
+                out.flush()
+                sent = time.perf_counter()
+                while True:
+                    frame = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if frame.get("message", {}).get("uuid") == uid:
+                        latencies.append((time.perf_counter() - sent) * 1000)
+                        break
+                await asyncio.sleep(gap)
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--appends", type=int, default=600)
+    parser.add_argument("--gap-ms", type=float, default=15.0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
+        root = Path(tmp) / "projects"
+        print(f"generating {args.records:,} records ...", flush=True)
+        files = generate(root, args.records)
+        lines, bare = bare_parse_seconds(files)
+        size_mb = sum(f.stat().st_size for f in files) / 1e6
+        print(f"corpus: {len(files)} files, {lines:,} lines, {size_mb:.0f} MB", flush=True)
+
+        settings = config.resolve({"db": Path(tmp) / "bench.db", "roots": [root],
+                                   "grpc_port": 0, "ws_port": 0}, environ={})
+        supervisor = Supervisor(settings, quiet=True)
+        sampler = MemorySampler(supervisor.pids)
+        sampler.start()
+        started = time.perf_counter()
+        supervisor.start()
+        try:
+            store = supervisor.address("store")
+            while (stats := store_stats(store)).messages < lines:
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - started
+            sampler.stop_event.set()
+            sampler.join()
+            throughput = stats.messages / elapsed
+
+            live_file = root / "-home-dev-live" / "bench-live-session.jsonl"
+            live_file.parent.mkdir(parents=True, exist_ok=True)
+            live_file.touch()
+            time.sleep(1.0)  # let the watcher pick up the new folder
+            ws_url = f"ws://{settings.ws_host}:{supervisor.ports['ws']}/ws"
+            latencies = asyncio.run(live_latency(ws_url, live_file, args.appends,
+                                                 args.gap_ms / 1000))
+        finally:
+            supervisor.stop()
+
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    rss_mb = sampler.peak / 2**20
+    bare_rate = lines / bare
+    print()
+    print("threadline bench (one run, same machine)")
+    print(f"  bulk import      {throughput:10,.0f} messages/s end to end "
+          f"({stats.messages:,} messages in {elapsed:.2f} s, services' start-up included)"
+          f"   target >= {TARGETS['throughput']:,.0f}  {verdict(throughput >= 8000)}")
+    print(f"  bare orjson      {bare_rate:10,.0f} lines/s   (pipeline/bare ratio "
+          f"{throughput / bare_rate:.3f})")
+    print(f"  live latency     p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  over {len(latencies)} appends"
+          f"   targets < {TARGETS['p50_ms']:.0f} / < {TARGETS['p99_ms']:.0f} ms  "
+          f"{verdict(p50 < TARGETS['p50_ms'] and p99 < TARGETS['p99_ms'])}")
+    print(f"  peak memory      {rss_mb:10.1f} MB RSS, all service processes together"
+          f"   target < {TARGETS['rss_mb']:.0f}  {verdict(rss_mb < TARGETS['rss_mb'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""Starting and stopping the ingest service.
+
+Order matters for correctness: the store's durable offsets are loaded (retrying until the
+store answers) before any file is read, so a restart resumes where the store left off; the
+watcher starts before the first scan, so a file created during the scan is not missed.
+With `follow` off (`threadline import`) there is no watcher and no rescan: everything that
+exists is read once (unterminated last lines included), and the service reports idle once
+all of it is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from services.ingest import discovery
+from services.ingest.ingestor import Ingestor, Status
+from services.ingest.sender import Sender, load_durable_offsets
+from services.ingest.servicer import SERVICE_NAME, IngestServicer, registrar
+from services.ingest.watcher import Watcher
+from threadline import bootstrap
+from threadline.config import Settings
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 0.05
+
+
+class Running:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.roots = tuple(Path(os.path.abspath(r)) for r in settings.roots)
+        self.ingestor = Ingestor(settings.batch_lines, final=not settings.follow)
+        self.sender = Sender(settings.analysis_addr, self.ingestor, settings.max_in_flight,
+                             on_progress=self._progress)
+        self.watcher: Watcher | None = None
+        self.service: bootstrap.Service | None = None
+        self.port = 0
+        # Set once durable offsets are loaded and the first scan is done.
+        self.ready = False
+        self._changed = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- public ------------------------------------------------------------------------------
+
+    async def status(self) -> Status:
+        return await asyncio.to_thread(self.ingestor.status, [str(r) for r in self.roots],
+                                       self.ready)
+
+    async def wait_idle(self) -> None:
+        """Return once every file is fully read and every byte acknowledged by the store."""
+        while not (self.ready and self.ingestor.idle()):
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), IDLE_POLL_SECONDS)
+
+    async def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.service is not None:
+            await self.service.stop()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- background work ---------------------------------------------------------------------
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
+        return task
+
+    def _progress(self) -> None:
+        self._changed.set()
+
+    async def _run(self) -> None:
+        durable = await load_durable_offsets(self.settings.store_addr)
+        self.ingestor.resume_from(durable)
+        log.info("resuming from %d durable offsets", len(durable))
+        if self.settings.follow:
+            self.watcher = Watcher(self.roots, self.settings.watch_debounce_ms,
+                                   self.settings.watch_step_ms, self._on_files, self._on_folder)
+            self._spawn(self.watcher.run())
+        self._spawn(self.sender.run())
+        missing = [r for r in self.roots if not r.is_dir()]
+        if missing and not self.settings.follow:
+            log.warning("transcript roots not found: %s", ", ".join(map(str, missing)))
+        await self._scan(None)
+        self.ready = True
+        self._progress()
+        if self.settings.follow:
+            self._spawn(self._rescan_forever())
+
+    async def _scan(self, under: Path | None, urgent: bool = False) -> None:
+        found = await asyncio.to_thread(discovery.discover, self.roots, under)
+        added = self.ingestor.track(found, urgent=urgent)
+        if added:
+            log.info("tracking %d new transcript files under %s", added, under or "the roots")
+        self.sender.notify()
+
+    async def _rescan_forever(self) -> None:
+        # Safety net for events the watcher missed (overflowed queues, network filesystems).
+        while True:
+            await asyncio.sleep(self.settings.rescan_seconds)
+            await self._scan(None)
+            self.ingestor.touch_all()
+            self.sender.notify()
+
+    def _on_files(self, paths: list[str]) -> None:
+        for path in paths:
+            if not self.ingestor.touch(path):
+                found = discovery.transcript_at(self.roots, path)
+                if found is not None and os.path.isfile(path):
+                    self.ingestor.track([found], urgent=True)
+        self.sender.notify()
+
+    def _on_folder(self, folder: Path) -> None:
+        self._spawn(self._scan(folder, urgent=True))
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("ingest task failed", exc_info=task.exception())
+
+
+async def start(settings: Settings) -> Running:
+    running = Running(settings)
+    servicer = IngestServicer(running.status)
+    running.service = await bootstrap.create_server(
+        [registrar(servicer)], [SERVICE_NAME], host=settings.host, port=settings.port)
+    running.port = running.service.port
+    running._spawn(running._run())
+    return running

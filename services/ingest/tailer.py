@@ -1,0 +1,262 @@
+"""Reading one transcript file line by line, from where it was left, complete lines only.
+
+A `FileTail` remembers how far a file has been read (`offset`, `line_count`) and how far the
+store has committed it (`durable_offset`), and recognises when the file it reads is no longer
+the file it read before:
+
+- truncated: the file is shorter than what was read;
+- replaced: another inode at the same path, or its first bytes (`head_sha256` over
+  `head_length` <= 1024 bytes) changed.
+
+Either way reading starts again from byte 0 and the next chunk says `reset`, which is safe
+because the store dedupes messages by key.
+
+A line is parsed only once its newline has arrived: the bytes of a half-written last line stay
+unconsumed (kept in memory so a long line is not read again on every append), unless the
+caller says the file is `final` (import mode), in which case the unterminated tail is parsed
+if it is valid JSON and reported as `truncated_tail` otherwise.
+
+Blocking file I/O: call from a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass, field
+
+from services.ingest.parser import parse_line, truncated_tail
+from threadline.records import LineError, Position, Record
+
+HEAD_BYTES = 1024
+BLOCK_BYTES = 1024 * 1024
+# Reasons for which an unterminated last line is judged "cut off" rather than bad content.
+_NOT_JSON = frozenset({"invalid_json", "invalid_utf8"})
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A transcript file as it was read: enough to recognise it again."""
+
+    path: str
+    identity: str
+    project_key: str
+    format: str
+    head_sha256: str
+    head_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Durable:
+    """How far the store has committed a source."""
+
+    source: Source
+    offset: int
+    line_count: int
+
+
+@dataclass(slots=True)
+class Chunk:
+    """The lines read from one file by one `FileTail.read`."""
+
+    tail: FileTail
+    source: Source
+    generation: int
+    # Just past the last consumed line, and the number of lines before it.
+    offset: int
+    line_count: int
+    records: list[Record] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)
+    reset: bool = False
+    bytes_read: int = 0
+
+    @property
+    def lines(self) -> int:
+        return len(self.records) + len(self.errors)
+
+
+class FileTail:
+    """Read position and identity of one transcript file."""
+
+    def __init__(self, path: str, project_key: str, format: str,
+                 lock: threading.Lock | None = None):
+        # Acknowledgements arrive on the event loop while a worker thread may be resetting
+        # this file: both touch the durable fields under this lock.
+        self.lock = lock or threading.Lock()
+        self.path = path
+        self.project_key = project_key
+        self.format = format
+        self.identity = ""
+        self.head_sha256 = ""
+        self.head_length = 0
+        self.offset = 0
+        self.line_count = 0
+        self.durable_offset = 0
+        self.durable_line_count = 0
+        # Bumped by every reset, so acknowledgements of the old content are recognised.
+        self.generation = 0
+        # A reset must reach the store: pending until a chunk saying so is acknowledged.
+        self.reset_to_send = False
+        self.reset_unacked = False
+        self.size = 0
+        self.at_eof = False
+        self.missing = False
+        # Bytes from `offset` on already read but not consumed (a half-written line, or lines
+        # left over when a batch filled up).
+        self._pending = b""
+
+    def source(self) -> Source:
+        return Source(self.path, self.identity, self.project_key, self.format, self.head_sha256,
+                      self.head_length)
+
+    def resume(self, durable: Durable) -> None:
+        """Continue from what the store committed; the next read checks it is the same file."""
+        src = durable.source
+        self.identity = src.identity
+        self.head_sha256 = src.head_sha256
+        self.head_length = src.head_length
+        self.offset = self.durable_offset = durable.offset
+        self.line_count = self.durable_line_count = durable.line_count
+        self._pending = b""
+
+    def acknowledge(self, generation: int, offset: int, line_count: int, reset: bool) -> None:
+        """The store committed everything before `offset` (of content `generation`)."""
+        with self.lock:
+            if generation != self.generation:
+                return  # the file was reset since: this was about its old content
+            self.durable_offset = offset
+            self.durable_line_count = line_count
+            if reset:
+                self.reset_unacked = False
+
+    def rewind(self) -> None:
+        """Forget what was read but not committed (the stream to the store broke)."""
+        self.offset = self.durable_offset
+        self.line_count = self.durable_line_count
+        self.reset_to_send = self.reset_unacked
+        self._pending = b""
+        self.at_eof = False
+
+    def fully_read(self, size: int | None = None) -> bool:
+        if self.missing:
+            return True
+        return self.at_eof and (size is None or size == self.size)
+
+    def durable(self) -> bool:
+        return self.durable_offset == self.offset and not self.reset_unacked
+
+    def read(self, max_lines: int, max_bytes: int, final: bool = False) -> Chunk | None:
+        """Read and parse complete lines from the read offset on.
+
+        Stops after `max_lines` lines or `max_bytes` bytes (always taking at least one line).
+        Returns None when there was nothing new to report. Raises nothing for a vanished file:
+        it is marked `missing`.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            self.missing = True
+            self.at_eof = True
+            return None
+        try:
+            self.missing = False
+            return self._read(fd, max_lines, max_bytes, final)
+        finally:
+            os.close(fd)
+
+    def _read(self, fd: int, max_lines: int, max_bytes: int, final: bool) -> Chunk | None:
+        st = os.fstat(fd)
+        self._check_same_file(fd, f"{st.st_dev}:{st.st_ino}", st.st_size)
+        path, project_key = self.path, self.project_key
+        records: list[Record] = []
+        errors: list[LineError] = []
+        data = self._pending
+        base = self.offset  # file offset of data[0]
+        pos = 0
+        line_number = self.line_count
+        taken = 0
+        eof = False
+        start = self.offset
+        while taken < max_lines:
+            newline = data.find(b"\n", pos)
+            if newline < 0:
+                end = base + len(data)
+                rest = len(data) - pos
+                # Inside a long line, read at least as much again: linear, not quadratic.
+                block = os.pread(fd, max(BLOCK_BYTES, rest), end)
+                if not block:
+                    eof = True
+                    break
+                data = data[pos:] + block
+                base += pos
+                pos = 0
+                continue
+            line = data[pos:newline]
+            line_number += 1
+            # Empty lines are skipped but still counted in line numbers.
+            if line and (len(line) > 4 or line.strip()):
+                _keep(parse_line(line, Position(path, base + pos, line_number, len(line))),
+                      project_key, records, errors)
+                taken += 1
+            pos = newline + 1
+            if base + pos - start >= max_bytes:
+                break
+        if eof and final and pos < len(data):
+            line = data[pos:]
+            line_number += 1
+            if line.strip():
+                position = Position(path, base + pos, line_number, len(line))
+                result = parse_line(line, position)
+                if isinstance(result, LineError) and result.reason in _NOT_JSON:
+                    result = truncated_tail(line, position)
+                _keep(result, project_key, records, errors)
+            pos = len(data)
+        consumed = base + pos - start
+        self._pending = data[pos:]
+        self.at_eof = eof
+        self.size = max(st.st_size, base + len(data))
+        if consumed == 0 and not self.reset_to_send:
+            return None
+        self.offset = base + pos
+        self.line_count = line_number
+        chunk = Chunk(self, self.source(), self.generation, self.offset, self.line_count,
+                      records, errors, self.reset_to_send, consumed)
+        self.reset_to_send = False
+        return chunk
+
+    def _check_same_file(self, fd: int, identity: str, size: int) -> None:
+        replaced = bool(self.identity) and identity != self.identity
+        if not replaced and size < self.offset:
+            replaced = True
+        if not replaced and self.head_length:
+            head = os.pread(fd, self.head_length, 0)
+            replaced = (len(head) < self.head_length
+                        or hashlib.sha256(head).hexdigest() != self.head_sha256)
+        if replaced:
+            self._restart()
+        self.identity = identity
+        if self.head_length < HEAD_BYTES and size > self.head_length:
+            head = os.pread(fd, HEAD_BYTES, 0)
+            self.head_sha256 = hashlib.sha256(head).hexdigest()
+            self.head_length = len(head)
+
+    def _restart(self) -> None:
+        with self.lock:
+            self.generation += 1
+            self.durable_offset = self.durable_line_count = 0
+            self.reset_unacked = True
+        self.offset = self.line_count = 0
+        self.head_sha256 = ""
+        self.head_length = 0
+        self.reset_to_send = True
+        self._pending = b""
+
+
+def _keep(result: Record | LineError, project_key: str, records: list[Record],
+          errors: list[LineError]) -> None:
+    result.project_key = project_key
+    if isinstance(result, Record):
+        records.append(result)
+    else:
+        errors.append(result)

@@ -1,0 +1,48 @@
+"""Mapping between ingest's domain objects and the protobuf contract (the only place that does)."""
+
+from __future__ import annotations
+
+from services.ingest.ingestor import Batch, Status
+from services.ingest.tailer import Durable, Source
+from threadline import convert
+from threadline.records import CLAUDE_CODE
+from threadline.v1 import common_pb2, ingest_pb2
+
+
+def source_to_pb(s: Source) -> common_pb2.Source:
+    return common_pb2.Source(
+        path=s.path, identity=s.identity, project_key=s.project_key,
+        format=convert.FORMAT_TO_PB.get(s.format, common_pb2.SOURCE_FORMAT_UNSPECIFIED),
+        head_sha256=s.head_sha256, head_length=s.head_length)
+
+
+def durable_from_pb(o: common_pb2.SourceOffset) -> Durable:
+    s = o.source
+    source = Source(s.path, s.identity, s.project_key,
+                    convert.FORMAT_FROM_PB.get(s.format, CLAUDE_CODE), s.head_sha256,
+                    s.head_length)
+    return Durable(source, o.offset, o.line_count)
+
+
+def batch_to_pb(b: Batch) -> common_pb2.Batch:
+    # Filled in place: protobuf copies a message each time it is put into another one.
+    out = common_pb2.Batch(batch_id=b.batch_id)
+    for c in b.chunks:
+        chunk = out.chunks.add()
+        chunk.reset = c.reset
+        position = chunk.position
+        position.source.CopyFrom(source_to_pb(c.source))
+        position.offset = c.offset
+        position.line_count = c.line_count
+        chunk.messages.extend([convert.message_to_pb(r) for r in c.records])
+        chunk.errors.extend([convert.error_to_pb(e) for e in c.errors])
+    return out
+
+
+def status_to_pb(s: Status) -> ingest_pb2.IngestStatus:
+    return ingest_pb2.IngestStatus(
+        roots=s.roots,
+        files=[ingest_pb2.TrackedFile(source=source_to_pb(f.source), size=f.size,
+                                      read_offset=f.read_offset, durable_offset=f.durable_offset)
+               for f in s.files],
+        lines_read=s.lines_read, batches_in_flight=s.batches_in_flight, idle=s.idle)

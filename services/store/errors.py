@@ -1,0 +1,44 @@
+"""Exceptions of the store service.
+
+    StoreError                  root: anything the store refuses or fails to do
+    ├── InvalidArgument         a request the store cannot act on (bad limit, negative sequence)
+    ├── NotFound                a session (or other named thing) that is not stored
+    ├── StoreClosed             the store is shutting down or stopped; retry against a new one
+    ├── SubscriberTooSlow       a change subscriber whose queue overflowed; it resumes without
+    │                           loss by subscribing again from the last sequence it received
+    └── DatabaseMissing         `open_readonly` on a file that does not exist
+
+These carry no gRPC: `servicer.py` maps them to status codes, in one table.
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Root of every error the store raises on purpose."""
+
+
+class InvalidArgument(StoreError):
+    pass
+
+
+class NotFound(StoreError):
+    pass
+
+
+class StoreClosed(StoreError):
+    pass
+
+
+class SubscriberTooSlow(StoreError):
+    def __init__(self, queued: int, limit: int):
+        super().__init__(f"change subscriber fell {queued} changes behind (limit {limit}); "
+                         "subscribe again from the last sequence received")
+        self.queued = queued
+        self.limit = limit
+
+
+class DatabaseMissing(StoreError):
+    def __init__(self, path: object):
+        super().__init__(f"no threadline database at {path}")
+        self.path = path

@@ -1,0 +1,247 @@
+"""Reading the store: plain functions over a SQLAlchemy Connection, returning plain dicts.
+
+Used by the servicer (on read-only pooled connections, from a thread pool) and directly by
+the CLI, which opens the database with `open_readonly` and needs no server:
+
+    engine = open_readonly(path)
+    with engine.connect() as conn:
+        for record in iter_export(conn):
+            ...
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import orjson
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy.pool import QueuePool
+
+from services.store import schema
+from services.store.errors import DatabaseMissing, InvalidArgument, NotFound
+
+DEFAULT_MESSAGE_LIMIT = 1000
+MAX_MESSAGE_LIMIT = 10000
+DEFAULT_ERROR_LIMIT = 1000
+CHANGES_PAGE = 500
+
+_m = schema.messages
+# Every message column except the raw line, which is only read when asked for.
+_MESSAGE_COLUMNS = [c for c in _m.c if c.name != "raw"]
+_USAGE = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+          "cache_creation_5m_tokens", "cache_creation_1h_tokens", "cache_read_input_tokens",
+          "service_tier")
+
+
+def open_readonly(db_path: Path | str, pool_size: int = 3) -> Engine:
+    """An engine of read-only connections (`file:...?mode=ro`) over an existing database."""
+    path = Path(db_path)
+    if not path.is_file():
+        raise DatabaseMissing(path)
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    engine = create_engine(
+        "sqlite://",
+        creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
+        poolclass=QueuePool, pool_size=pool_size, max_overflow=0,
+    )
+    event.listen(engine, "connect", lambda c, _record: schema.configure_reader(c))
+    return engine
+
+
+def _message_columns(include_raw: bool) -> list:
+    return list(_m.c) if include_raw else _MESSAGE_COLUMNS
+
+
+def list_projects(conn: Connection) -> list[dict]:
+    p, s = schema.projects, schema.sessions
+    query = (
+        select(p, func.count(s.c.session_id).label("session_count"),
+               func.coalesce(func.sum(s.c.message_count), 0).label("message_count"))
+        .select_from(p.outerjoin(s, s.c.project_key == p.c.key))
+        .group_by(p.c.key)
+        .order_by(p.c.last_timestamp.desc(), p.c.key)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def list_sessions(conn: Connection, project_key: str = "") -> list[dict]:
+    """Sessions of one project (every session when `project_key` is empty), latest first."""
+    s = schema.sessions
+    query = select(s).order_by(s.c.last_timestamp.desc(), s.c.session_id)
+    if project_key:
+        query = query.where(s.c.project_key == project_key)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def session_messages(conn: Connection, session_id: str, after_seq: int = 0,
+                     limit: int = DEFAULT_MESSAGE_LIMIT,
+                     include_raw: bool = False) -> tuple[list[dict], int]:
+    """Messages of a session stored after `after_seq`, in sequence order, and the sequence to
+    continue from (0 when there is nothing more)."""
+    if not session_id:
+        raise InvalidArgument("session_id is required")
+    if after_seq < 0:
+        raise InvalidArgument(f"after_sequence must be >= 0, not {after_seq}")
+    if limit < 0:
+        raise InvalidArgument(f"limit must be >= 0, not {limit}")
+    limit = min(limit or DEFAULT_MESSAGE_LIMIT, MAX_MESSAGE_LIMIT)
+    s = schema.sessions
+    if conn.scalar(select(s.c.session_id).where(s.c.session_id == session_id)) is None:
+        raise NotFound(f"no session {session_id!r}")
+    query = (select(*_message_columns(include_raw))
+             .where(_m.c.session_id == session_id, _m.c.seq > after_seq)
+             .order_by(_m.c.seq).limit(limit + 1))
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1]["seq"] if more else 0
+
+
+def offsets(conn: Connection) -> list[dict]:
+    return [dict(r) for r in conn.execute(
+        select(schema.sources).order_by(schema.sources.c.path)).mappings()]
+
+
+def parse_errors(conn: Connection, limit: int = DEFAULT_ERROR_LIMIT) -> list[dict]:
+    """The first `limit` parse errors, in the order they were stored."""
+    if limit < 0:
+        raise InvalidArgument(f"limit must be >= 0, not {limit}")
+    pe = schema.parse_errors
+    query = select(pe).order_by(pe.c.seq).limit(limit or DEFAULT_ERROR_LIMIT)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def tool_calls(conn: Connection, session_id: str = "") -> list[dict]:
+    """Tool calls (every one when `session_id` is empty), ordered by start time."""
+    t = schema.tool_calls
+    query = select(t).order_by(t.c.started_at, t.c.tool_use_id)
+    if session_id:
+        query = query.where(t.c.session_id == session_id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def stats(conn: Connection) -> dict:
+    def count(table) -> int:
+        return conn.scalar(select(func.count()).select_from(table)) or 0
+
+    return {
+        "projects": count(schema.projects),
+        "sessions": count(schema.sessions),
+        "messages": count(schema.messages),
+        "tool_calls": count(schema.tool_calls),
+        "parse_errors": count(schema.parse_errors),
+        "sources": count(schema.sources),
+        "last_sequence": last_sequence(conn),
+    }
+
+
+def source_summary(conn: Connection, paths: list[str]) -> dict:
+    """What is stored from the given files: lines read, messages, sessions, parse errors."""
+    src, m, pe = schema.sources, schema.messages, schema.parse_errors
+    lines = conn.scalar(select(func.coalesce(func.sum(src.c.line_count), 0))
+                        .where(src.c.path.in_(paths)))
+    messages, sessions = conn.execute(
+        select(func.count(), func.count(func.distinct(m.c.session_id)))
+        .where(m.c.source_path.in_(paths))).one()
+    errors = conn.scalar(select(func.count()).select_from(pe).where(pe.c.path.in_(paths)))
+    return {"lines": lines or 0, "messages": messages, "sessions": sessions,
+            "parse_errors": errors or 0}
+
+
+def last_sequence(conn: Connection) -> int:
+    return conn.scalar(select(func.max(schema.changes.c.seq))) or 0
+
+
+def changes_since(conn: Connection, seq: int, project_key: str = "", session_id: str = "",
+                  limit: int = CHANGES_PAGE) -> list[dict]:
+    """Changes with a sequence above `seq`, in order, at most `limit`.
+
+    Each is {seq, kind ("message" | "parse_error"), project_key, session_id, message, error},
+    `message` (without raw bytes) or `error` holding the stored row. A session filter matches
+    messages only (parse errors belong to no session).
+    """
+    if seq < 0:
+        raise InvalidArgument(f"since_sequence must be >= 0, not {seq}")
+    if session_id:
+        # The (session_id, seq) index serves this directly.
+        query = (select(*_MESSAGE_COLUMNS).where(_m.c.session_id == session_id, _m.c.seq > seq)
+                 .order_by(_m.c.seq).limit(limit))
+        if project_key:
+            query = query.where(_m.c.project_key == project_key)
+        return [_message_change(dict(r)) for r in conn.execute(query).mappings()]
+    ch = schema.changes
+    query = select(ch).where(ch.c.seq > seq).order_by(ch.c.seq).limit(limit)
+    if project_key:
+        query = query.where(ch.c.project_key == project_key)
+    page = [dict(r) for r in conn.execute(query).mappings()]
+    by_kind: dict[str, list[int]] = {}
+    for c in page:
+        by_kind.setdefault(c["kind"], []).append(c["seq"])
+    found: dict[int, dict] = {}
+    if schema.MESSAGE in by_kind:
+        found.update((r["seq"], dict(r)) for r in conn.execute(
+            select(*_MESSAGE_COLUMNS).where(_m.c.seq.in_(by_kind[schema.MESSAGE]))).mappings())
+    if schema.PARSE_ERROR in by_kind:
+        pe = schema.parse_errors
+        found.update((r["seq"], dict(r)) for r in conn.execute(
+            select(pe).where(pe.c.seq.in_(by_kind[schema.PARSE_ERROR]))).mappings())
+    out = []
+    for c in page:
+        row = found.get(c["seq"])
+        if row is None:  # cannot happen: rows and changes are written together
+            continue
+        is_message = c["kind"] == schema.MESSAGE
+        out.append({"seq": c["seq"], "kind": c["kind"], "project_key": c["project_key"],
+                    "session_id": c["session_id"], "message": row if is_message else None,
+                    "error": None if is_message else row})
+    return out
+
+
+def _message_change(row: dict) -> dict:
+    return {"seq": row["seq"], "kind": schema.MESSAGE, "project_key": row["project_key"],
+            "session_id": row["session_id"], "message": row, "error": None}
+
+
+def export_record(row: dict) -> dict:
+    """A stored message row as a self-describing dict (content parsed, source nested)."""
+    out = {
+        "sequence": row["seq"], "key": row["key"], "uuid": row["uuid"],
+        "parent_uuid": row["parent_uuid"], "logical_parent_uuid": row["logical_parent_uuid"],
+        "session_id": row["session_id"], "project_key": row["project_key"],
+        "agent_id": row["agent_id"], "is_sidechain": bool(row["is_sidechain"]),
+        "type": row["type"], "subtype": row["subtype"], "role": row["role"],
+        "timestamp": row["timestamp"], "model": row["model"], "format": row["format"],
+        "cwd": row["cwd"], "git_branch": row["git_branch"], "version": row["version"],
+        "request_id": row["request_id"], "api_message_id": row["api_message_id"],
+        "stop_reason": row["stop_reason"], "is_meta": bool(row["is_meta"]),
+        "text": row["text"], "content": orjson.loads(row["content_json"]),
+        "usage": ({k: row[k] for k in _USAGE} if row["input_tokens"] is not None else None),
+        "source": {"path": row["source_path"], "byte_offset": row["source_byte_offset"],
+                   "line_number": row["source_line_number"],
+                   "byte_length": row["source_byte_length"]},
+    }
+    if "raw" in row:
+        out["raw"] = row["raw"]
+    return out
+
+
+def iter_export(conn: Connection, include_raw: bool = False,
+                page: int = 1000) -> Iterator[dict]:
+    """Every stored message, one dict each (see `export_record`), in sequence order.
+
+    Reads page by page (keyset on seq) so a large database streams in bounded memory; with
+    `include_raw` each dict also has "raw" (the exact line, bytes).
+    """
+    after = 0
+    columns = _message_columns(include_raw)
+    while True:
+        rows = conn.execute(select(*columns).where(_m.c.seq > after)
+                            .order_by(_m.c.seq).limit(page)).mappings().all()
+        for r in rows:
+            yield export_record(dict(r))
+        if len(rows) < page:
+            return
+        after = rows[-1]["seq"]

@@ -1,0 +1,239 @@
+"""Protobuf <-> the plain row dicts the store's domain code reads and writes.
+
+The only module of the store that knows both sides (the servicer calls it). Rows use the
+column names of `schema.py`; enumerations travel as their names ("user", "claude_code").
+Building a row touches each field once and encodes the content blocks with orjson: this runs
+for every message written, so it does nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+from services.store.changefeed import LiveChange
+from services.store.writer import WriteBatch, WriteResult
+from threadline.convert import (
+    BLOCK_FROM_PB,
+    BLOCK_TO_PB,
+    FORMAT_FROM_PB,
+    FORMAT_TO_PB,
+    ROLE_FROM_PB,
+    ROLE_TO_PB,
+)
+from threadline.v1 import common_pb2 as pb
+from threadline.v1 import store_pb2
+
+_BLOCK_NAMES = {**BLOCK_FROM_PB, pb.BLOCK_KIND_UNSPECIFIED: "unspecified"}
+_BLOCK_KINDS = {**BLOCK_TO_PB, "unspecified": pb.BLOCK_KIND_UNSPECIFIED}
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                 "cache_creation_5m_tokens", "cache_creation_1h_tokens",
+                 "cache_read_input_tokens")
+
+
+def _block_dict(b: pb.ContentBlock) -> dict:
+    """A content block as a plain dict holding only its non-default fields."""
+    d: dict = {"kind": _BLOCK_NAMES.get(b.kind, "other")}
+    if b.text:
+        d["text"] = b.text
+    if b.tool_use_id:
+        d["tool_use_id"] = b.tool_use_id
+    if b.tool_name:
+        d["tool_name"] = b.tool_name
+    if b.tool_input_json:
+        # Kept as text, not parsed: it is only ever handed back as bytes.
+        d["tool_input_json"] = b.tool_input_json.decode("utf-8", "replace")
+    if b.is_error:
+        d["is_error"] = True
+    if b.HasField("image"):
+        i = b.image
+        d["image"] = {"media_type": i.media_type, "source_type": i.source_type,
+                      "size_bytes": i.size_bytes, "sha256": i.sha256}
+    if b.raw_type:
+        d["raw_type"] = b.raw_type
+    return d
+
+
+def message_row(m: pb.Message) -> dict:
+    src = m.source
+    row = {
+        "seq": 0,  # assigned by the writer
+        "key": m.key or f"{src.path}:{src.byte_offset}",
+        "uuid": m.uuid, "parent_uuid": m.parent_uuid,
+        "logical_parent_uuid": m.logical_parent_uuid, "session_id": m.session_id,
+        "project_key": m.project_key, "agent_id": m.agent_id, "is_sidechain": m.is_sidechain,
+        "type": m.type, "subtype": m.subtype, "role": ROLE_FROM_PB.get(m.role, ""),
+        "timestamp": m.timestamp, "format": FORMAT_FROM_PB.get(m.format, ""), "model": m.model,
+        "cwd": m.cwd, "git_branch": m.git_branch, "version": m.version,
+        "request_id": m.request_id, "api_message_id": m.api_message_id,
+        "stop_reason": m.stop_reason, "is_meta": m.is_meta, "text": m.text,
+        "content_json": orjson.dumps([_block_dict(b) for b in m.content]),
+        "source_path": src.path, "source_byte_offset": src.byte_offset,
+        "source_line_number": src.line_number, "source_byte_length": src.byte_length,
+        "raw": m.raw,
+    }
+    if m.HasField("usage"):
+        u = m.usage
+        row.update(input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+                   cache_creation_input_tokens=u.cache_creation_input_tokens,
+                   cache_creation_5m_tokens=u.cache_creation_5m_tokens,
+                   cache_creation_1h_tokens=u.cache_creation_1h_tokens,
+                   cache_read_input_tokens=u.cache_read_input_tokens,
+                   service_tier=u.service_tier)
+    else:
+        row.update(input_tokens=None, output_tokens=None, cache_creation_input_tokens=None,
+                   cache_creation_5m_tokens=None, cache_creation_1h_tokens=None,
+                   cache_read_input_tokens=None, service_tier=None)
+    return row
+
+
+def error_row(e: pb.ParseError) -> dict:
+    s = e.source
+    return {"seq": 0, "path": s.path, "byte_offset": s.byte_offset,
+            "line_number": s.line_number, "byte_length": s.byte_length, "reason": e.reason,
+            "detail": e.detail, "excerpt": e.excerpt, "project_key": e.project_key}
+
+
+def tool_call_row(t: pb.ToolCall) -> dict:
+    return {"tool_use_id": t.tool_use_id, "session_id": t.session_id, "name": t.name,
+            "use_message_key": t.use_message_key, "result_message_key": t.result_message_key,
+            "input_json": t.input_json, "is_error": t.is_error, "started_at": t.started_at,
+            "finished_at": t.finished_at, "has_use": t.has_use, "has_result": t.has_result}
+
+
+def offset_row(o: pb.SourceOffset, reset: bool = False) -> dict:
+    s = o.source
+    return {"path": s.path, "identity": s.identity, "project_key": s.project_key,
+            "format": FORMAT_FROM_PB.get(s.format, ""), "head_sha256": s.head_sha256,
+            "head_length": s.head_length, "offset": o.offset, "line_count": o.line_count,
+            "reset": reset}
+
+
+# --- rows back to protobuf -------------------------------------------------------------------
+
+def _block_pb(d: Mapping) -> pb.ContentBlock:
+    b = pb.ContentBlock(kind=_BLOCK_KINDS.get(d.get("kind", ""), pb.BLOCK_KIND_OTHER),
+                        text=d.get("text", ""), tool_use_id=d.get("tool_use_id", ""),
+                        tool_name=d.get("tool_name", ""),
+                        tool_input_json=d.get("tool_input_json", "").encode(),
+                        is_error=d.get("is_error", False), raw_type=d.get("raw_type", ""))
+    image = d.get("image")
+    if image is not None:
+        b.image.CopyFrom(pb.ImageRef(**image))
+    return b
+
+
+def message_pb(row: Mapping) -> pb.Message:
+    """A stored message row as a Message; `raw` only when the row has it."""
+    m = pb.Message(
+        uuid=row["uuid"], parent_uuid=row["parent_uuid"], session_id=row["session_id"],
+        type=row["type"], role=ROLE_TO_PB.get(row["role"], pb.ROLE_UNSPECIFIED),
+        timestamp=row["timestamp"],
+        content=[_block_pb(d) for d in orjson.loads(row["content_json"])],
+        source=pb.SourcePosition(path=row["source_path"], byte_offset=row["source_byte_offset"],
+                                 line_number=row["source_line_number"],
+                                 byte_length=row["source_byte_length"]),
+        key=row["key"], project_key=row["project_key"],
+        format=FORMAT_TO_PB.get(row["format"], pb.SOURCE_FORMAT_UNSPECIFIED),
+        subtype=row["subtype"], agent_id=row["agent_id"], is_sidechain=bool(row["is_sidechain"]),
+        model=row["model"], logical_parent_uuid=row["logical_parent_uuid"], cwd=row["cwd"],
+        git_branch=row["git_branch"], version=row["version"], request_id=row["request_id"],
+        api_message_id=row["api_message_id"], stop_reason=row["stop_reason"],
+        is_meta=bool(row["is_meta"]), text=row["text"], raw=row.get("raw") or b"",
+    )
+    if row["input_tokens"] is not None:
+        m.usage.CopyFrom(pb.TokenUsage(service_tier=row["service_tier"] or "",
+                                       **{f: row[f] for f in _USAGE_FIELDS}))
+    return m
+
+
+def error_pb(row: Mapping) -> pb.ParseError:
+    return pb.ParseError(
+        source=pb.SourcePosition(path=row["path"], byte_offset=row["byte_offset"],
+                                 line_number=row["line_number"], byte_length=row["byte_length"]),
+        reason=row["reason"], detail=row["detail"], excerpt=row["excerpt"],
+        project_key=row["project_key"])
+
+
+def offset_pb(row: Mapping) -> pb.SourceOffset:
+    return pb.SourceOffset(
+        source=pb.Source(path=row["path"], identity=row["identity"],
+                         project_key=row["project_key"],
+                         format=FORMAT_TO_PB.get(row["format"], pb.SOURCE_FORMAT_UNSPECIFIED),
+                         head_sha256=row["head_sha256"], head_length=row["head_length"]),
+        offset=row["offset"], line_count=row["line_count"])
+
+
+def project_pb(row: Mapping) -> store_pb2.Project:
+    return store_pb2.Project(key=row["key"], cwd=row["cwd"], session_count=row["session_count"],
+                             message_count=row["message_count"],
+                             first_timestamp=row["first_timestamp"] or "",
+                             last_timestamp=row["last_timestamp"] or "")
+
+
+def session_pb(row: Mapping) -> store_pb2.Session:
+    return store_pb2.Session(
+        session_id=row["session_id"], project_key=row["project_key"], cwd=row["cwd"],
+        git_branch=row["git_branch"], version=row["version"],
+        message_count=row["message_count"], first_timestamp=row["first_timestamp"] or "",
+        last_timestamp=row["last_timestamp"] or "",
+        format=FORMAT_TO_PB.get(row["format"], pb.SOURCE_FORMAT_UNSPECIFIED))
+
+
+def change_pb(c: Mapping) -> pb.Change:
+    """A change read back from the database (messages without their raw bytes)."""
+    if c["message"] is not None:
+        return pb.Change(sequence=c["seq"], kind=pb.CHANGE_KIND_MESSAGE,
+                         project_key=c["project_key"], session_id=c["session_id"],
+                         message=message_pb(c["message"]))
+    return pb.Change(sequence=c["seq"], kind=pb.CHANGE_KIND_PARSE_ERROR,
+                     project_key=c["project_key"], session_id=c["session_id"],
+                     parse_error=error_pb(c["error"]))
+
+
+# --- a Batch on its way in, and the live changes it produces ---------------------------------
+
+def write_batch(batch: pb.Batch, trace_context: dict[str, str]) -> WriteBatch:
+    """The rows of a Batch; the protobuf messages ride along to build live changes."""
+    out = WriteBatch(batch.batch_id)
+    message_pbs: list[pb.Message] = []
+    error_pbs: list[pb.ParseError] = []
+    for chunk in batch.chunks:
+        for m in chunk.messages:
+            out.messages.append(message_row(m))
+            message_pbs.append(m)
+        for e in chunk.errors:
+            out.errors.append(error_row(e))
+            error_pbs.append(e)
+        if chunk.HasField("position"):
+            out.offsets.append(offset_row(chunk.position, chunk.reset))
+    out.tool_calls = [tool_call_row(t) for t in batch.tool_calls]
+    out.context = (message_pbs, error_pbs, trace_context)
+    return out
+
+
+def live_changes(batch: WriteBatch, result: WriteResult) -> list[LiveChange]:
+    """Change events for what a committed batch stored, raw bytes left out."""
+    message_pbs, error_pbs, trace_context = batch.context
+    out = []
+    for i, seq in result.new_messages:
+        m = message_pbs[i]
+        m.ClearField("raw")  # the row already holds the bytes; don't copy them into the event
+        out.append(LiveChange(seq, m.project_key, m.session_id, pb.Change(
+            sequence=seq, kind=pb.CHANGE_KIND_MESSAGE, project_key=m.project_key,
+            session_id=m.session_id, message=m, trace_context=trace_context)))
+    if result.new_errors:
+        for i, seq in result.new_errors:
+            e = error_pbs[i]
+            out.append(LiveChange(seq, e.project_key, "", pb.Change(
+                sequence=seq, kind=pb.CHANGE_KIND_PARSE_ERROR, project_key=e.project_key,
+                parse_error=e, trace_context=trace_context)))
+        out.sort(key=lambda c: c.seq)
+    return out
+
+
+def ack_pb(result: WriteResult) -> pb.BatchAck:
+    return pb.BatchAck(batch_id=result.batch_id, offsets=[offset_pb(o) for o in result.offsets],
+                       last_sequence=result.last_sequence,
+                       new_messages=len(result.new_messages))

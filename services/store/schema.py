@@ -1,0 +1,174 @@
+"""The store's tables, indexes and connection settings (SQLAlchemy Core).
+
+Layout choices, each for insert throughput (every index costs ~15% of it):
+ - `messages.seq` is the INTEGER PRIMARY KEY (the rowid), so rows are appended in sequence order
+   and looking a change up by sequence costs nothing; `messages.key` (the Message.key analysis
+   computed) is a UNIQUE column, which is what makes writes idempotent.
+ - the only secondary index on messages is (session_id, seq), for paging through one session.
+ - `changes` is a narrow append-only log of every sequence number, so the change feed replays
+   with one ordered range scan whatever the kind of change.
+Enumerations (role, format, block kind) are stored as their names ("user", "claude_code"), so
+the database reads well without the protobuf contract.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+projects = Table(
+    "projects", metadata,
+    Column("key", Text, primary_key=True),
+    Column("cwd", Text, nullable=False, default=""),
+    # NULL while unknown, so SQLite's min()/max() can merge them with coalesce().
+    Column("first_timestamp", Text),
+    Column("last_timestamp", Text),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("session_id", Text, primary_key=True),
+    Column("project_key", Text, nullable=False, default=""),
+    Column("cwd", Text, nullable=False, default=""),
+    Column("git_branch", Text, nullable=False, default=""),
+    Column("version", Text, nullable=False, default=""),
+    Column("format", Text, nullable=False, default=""),
+    Column("first_timestamp", Text),
+    Column("last_timestamp", Text),
+    Column("message_count", Integer, nullable=False, default=0),
+)
+
+messages = Table(
+    "messages", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("key", Text, nullable=False, unique=True),
+    Column("uuid", Text, nullable=False),
+    Column("parent_uuid", Text, nullable=False),
+    Column("logical_parent_uuid", Text, nullable=False),
+    Column("session_id", Text, nullable=False),
+    Column("project_key", Text, nullable=False),
+    Column("agent_id", Text, nullable=False),
+    Column("is_sidechain", Boolean, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("subtype", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("timestamp", Text, nullable=False),
+    Column("format", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("cwd", Text, nullable=False),
+    Column("git_branch", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("request_id", Text, nullable=False),
+    Column("api_message_id", Text, nullable=False),
+    Column("stop_reason", Text, nullable=False),
+    Column("is_meta", Boolean, nullable=False),
+    Column("text", Text, nullable=False),
+    # JSON array of plain block dicts (see rows.py); only non-default fields are written.
+    Column("content_json", LargeBinary, nullable=False),
+    # Usage columns are NULL when the record carried no usage.
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cache_creation_input_tokens", Integer),
+    Column("cache_creation_5m_tokens", Integer),
+    Column("cache_creation_1h_tokens", Integer),
+    Column("cache_read_input_tokens", Integer),
+    Column("service_tier", Text),
+    Column("source_path", Text, nullable=False),
+    Column("source_byte_offset", Integer, nullable=False),
+    Column("source_line_number", Integer, nullable=False),
+    Column("source_byte_length", Integer, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+)
+Index("messages_session_seq", messages.c.session_id, messages.c.seq)
+
+tool_calls = Table(
+    "tool_calls", metadata,
+    Column("tool_use_id", Text, primary_key=True),
+    Column("session_id", Text, nullable=False, default=""),
+    Column("name", Text, nullable=False, default=""),
+    Column("use_message_key", Text, nullable=False, default=""),
+    Column("result_message_key", Text, nullable=False, default=""),
+    Column("input_json", LargeBinary, nullable=False, default=b""),
+    Column("is_error", Boolean, nullable=False, default=False),
+    Column("started_at", Text, nullable=False, default=""),
+    Column("finished_at", Text, nullable=False, default=""),
+)
+
+sources = Table(
+    "sources", metadata,
+    Column("path", Text, primary_key=True),
+    Column("identity", Text, nullable=False),
+    Column("project_key", Text, nullable=False),
+    Column("format", Text, nullable=False),
+    Column("head_sha256", Text, nullable=False),
+    Column("head_length", Integer, nullable=False),
+    Column("offset", Integer, nullable=False),
+    Column("line_count", Integer, nullable=False),
+)
+
+parse_errors = Table(
+    "parse_errors", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("path", Text, nullable=False),
+    Column("byte_offset", Integer, nullable=False),
+    Column("line_number", Integer, nullable=False),
+    Column("byte_length", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("excerpt", LargeBinary, nullable=False),
+    Column("project_key", Text, nullable=False),
+    UniqueConstraint("path", "byte_offset"),
+)
+
+# Change kinds as stored in `changes.kind`.
+MESSAGE = "message"
+PARSE_ERROR = "parse_error"
+
+changes = Table(
+    "changes", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("kind", Text, nullable=False),
+    # messages.key for a message; "path:byte_offset" for a parse error.
+    Column("ref", Text, nullable=False),
+    Column("project_key", Text, nullable=False),
+    Column("session_id", Text, nullable=False),
+)
+
+
+def configure_writer(dbapi_connection: sqlite3.Connection) -> None:
+    """Pragmas of the one read-write connection; must run before any transaction starts.
+
+    WAL can only be switched on outside a transaction, so this runs on the raw DB-API connection
+    as soon as it is opened. The automatic checkpoint is switched off because it runs inside
+    the commit that crosses the threshold and can stall it for 100+ ms; the store's checkpoint
+    thread runs passive checkpoints instead (see writer.Checkpointer).
+    """
+    # Transactions are begun explicitly (BEGIN IMMEDIATE), never implicitly by the sqlite3 module.
+    dbapi_connection.isolation_level = None
+    mode = dbapi_connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise sqlite3.OperationalError(f"cannot switch the database to WAL (got {mode!r})")
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+    dbapi_connection.execute("PRAGMA busy_timeout=5000")
+    dbapi_connection.execute("PRAGMA cache_size=-32768")  # 32 MiB: keeps index pages hot
+    dbapi_connection.execute("PRAGMA temp_store=MEMORY")
+
+
+def configure_reader(dbapi_connection: sqlite3.Connection) -> None:
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute("PRAGMA busy_timeout=5000")
+    dbapi_connection.execute("PRAGMA query_only=1")

@@ -1,0 +1,65 @@
+"""Starting and stopping the store service: `start(settings)` -> Running."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from services.store.changefeed import ChangeFeed
+from services.store.reader import ReadPool
+from services.store.servicer import StoreServicer
+from services.store.writer import Checkpointer, Writer
+from threadline import bootstrap
+from threadline.config import Settings
+from threadline.v1 import store_pb2, store_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = store_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name
+# Write streams end on their own at stop (end_writes), and follow streams are closed with the
+# feed, so little is left for the grace period.
+STOP_GRACE_SECONDS = 2.0
+
+
+@dataclass
+class Running:
+    port: int
+    service: bootstrap.Service
+    servicer: StoreServicer
+    writer: Writer
+    checkpointer: Checkpointer
+    reads: ReadPool
+    feed: ChangeFeed
+
+    async def stop(self) -> None:
+        """Stop serving: end follow streams and Write streams (after acking what they took),
+        stop the server, then commit what is queued and close the database."""
+        self.feed.close()
+        self.servicer.end_writes()
+        await self.service.stop(STOP_GRACE_SECONDS)
+        await asyncio.to_thread(self.writer.stop)
+        await asyncio.to_thread(self.checkpointer.stop)
+        await asyncio.to_thread(self.reads.close)
+
+
+async def start(settings: Settings) -> Running:
+    writer = Writer(settings.db)
+    await asyncio.to_thread(writer.start)  # creates the file and schema before readers open it
+    checkpointer = Checkpointer(settings.db)
+    checkpointer.start()
+    reads = ReadPool(settings.db, settings.read_pool)
+    feed = ChangeFeed(settings.subscriber_queue)
+    servicer = StoreServicer(writer, feed, reads)
+    writer.on_commit = servicer.on_commit
+    try:
+        service = await bootstrap.create_server(
+            [lambda server: store_pb2_grpc.add_StoreServiceServicer_to_server(servicer, server)],
+            [SERVICE_NAME], host=settings.host, port=settings.port)
+    except BaseException:
+        await asyncio.to_thread(writer.stop)
+        await asyncio.to_thread(checkpointer.stop)
+        reads.close()
+        raise
+    log.info("store serving on %s:%d, database %s", settings.host, service.port, settings.db)
+    return Running(service.port, service, servicer, writer, checkpointer, reads, feed)

@@ -1,0 +1,201 @@
+"""StoreService over gRPC: maps protobuf to the store's plain rows and back, nothing else.
+
+Errors: every `StoreError` becomes a gRPC status through `STATUS_CODES`, the one place where
+the store's exceptions meet status codes; anything unexpected is INTERNAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+
+from services.store import queries, rows
+from services.store.changefeed import ChangeFeed, replay_then_follow
+from services.store.errors import (
+    DatabaseMissing,
+    InvalidArgument,
+    NotFound,
+    StoreClosed,
+    StoreError,
+    SubscriberTooSlow,
+)
+from services.store.reader import ReadPool
+from services.store.writer import WriteBatch, Writer, WriteResult
+from threadline import telemetry
+from threadline.v1 import common_pb2, store_pb2, store_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+STATUS_CODES: dict[type[StoreError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    StoreClosed: grpc.StatusCode.UNAVAILABLE,
+    SubscriberTooSlow: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    DatabaseMissing: grpc.StatusCode.FAILED_PRECONDITION,
+}
+# Batches of one Write stream being committed at once (ingest bounds it further).
+WRITE_WINDOW = 64
+CHANGES_PAGE = queries.CHANGES_PAGE
+
+
+def status_code(exc: BaseException) -> grpc.StatusCode:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    code = status_code(exc)
+    if code is grpc.StatusCode.INTERNAL:
+        log.exception("store request failed", exc_info=exc)
+    await context.abort(code, str(exc) or type(exc).__name__)
+
+
+def _mapped(method: Callable) -> Callable:
+    """Unary handlers: turn exceptions into statuses."""
+    @functools.wraps(method)
+    async def wrapper(self, request, context):
+        try:
+            return await method(self, request, context)
+        except Exception as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await _abort(context, exc)
+    return wrapper
+
+
+class StoreServicer(store_pb2_grpc.StoreServiceServicer):
+    def __init__(self, writer: Writer, feed: ChangeFeed, reads: ReadPool):
+        self._writer = writer
+        self._feed = feed
+        self._reads = reads
+        self._tracer = telemetry.tracer("store")
+        self._write_readers: set[asyncio.Task] = set()
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def on_commit(self, batch: WriteBatch, result: WriteResult) -> None:
+        """Writer hook, on the event loop in commit order: publish live changes."""
+        if self._feed.has_subscribers and (result.new_messages or result.new_errors):
+            self._feed.publish(rows.live_changes(batch, result))
+
+    async def _commit(self, batch: common_pb2.Batch) -> WriteResult:
+        with telemetry.span_from(self._tracer, "store.write", batch.trace_context,
+                                 **{"threadline.batch_id": batch.batch_id}) as span:
+            # Changes name this span as their parent (or carry the batch's own context when
+            # tracing is off), so the trace continues to the stream service.
+            carrier: dict[str, str] = {}
+            telemetry.inject(carrier)
+            result = await self._writer.submit(
+                rows.write_batch(batch, carrier or dict(batch.trace_context)))
+            span.set_attribute("threadline.new_messages", len(result.new_messages))
+            return result
+
+    async def Write(self, request_iterator, context) -> AsyncIterator[common_pb2.BatchAck]:
+        # Batches are read (and queued to the writer) while earlier ones commit, so the writer
+        # can group them; acks go back in order, each only after its commit.
+        pending: asyncio.Queue[asyncio.Task | None] = asyncio.Queue()
+        window = asyncio.Semaphore(WRITE_WINDOW)
+
+        async def read() -> None:
+            try:
+                async for batch in request_iterator:
+                    await window.acquire()
+                    pending.put_nowait(asyncio.ensure_future(self._commit(batch)))
+            finally:
+                pending.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        self._write_readers.add(reader)
+        try:
+            while (task := await pending.get()) is not None:
+                result = await task
+                window.release()
+                yield rows.ack_pb(result)
+            # The request stream ended: normally, cancelled by end_writes(), or broken.
+            (outcome,) = await asyncio.gather(reader, return_exceptions=True)
+            if isinstance(outcome, Exception):
+                raise outcome
+        except Exception as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await _abort(context, exc)
+        finally:
+            self._write_readers.discard(reader)
+            reader.cancel()
+
+    def end_writes(self) -> None:
+        """Stop reading Write streams: they ack what they already took, then end."""
+        for reader in list(self._write_readers):
+            reader.cancel()
+
+    # --- change feed -------------------------------------------------------------------------
+
+    async def Changes(self, request, context) -> AsyncIterator[common_pb2.Change]:
+        project, session = request.project_key, request.session_id
+
+        def page(conn, after: int) -> list[tuple[int, common_pb2.Change]]:
+            return [(c["seq"], rows.change_pb(c)) for c in
+                    queries.changes_since(conn, after, project, session, CHANGES_PAGE)]
+
+        async def read_page(after: int) -> list[tuple[int, common_pb2.Change]]:
+            return await self._reads.call(page, after)
+
+        try:
+            if request.since_sequence < 0:
+                raise InvalidArgument("since_sequence must be >= 0")
+            # aclosing: a cancelled call must drop its subscription now, not at GC time.
+            async with contextlib.aclosing(replay_then_follow(
+                    self._feed, read_page, request.since_sequence, request.follow,
+                    project, session, CHANGES_PAGE)) as changes:
+                async for change in changes:
+                    yield change
+        except Exception as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await _abort(context, exc)
+
+    # --- queries -----------------------------------------------------------------------------
+
+    @_mapped
+    async def ListProjects(self, request, context):
+        found = await self._reads.call(queries.list_projects)
+        return store_pb2.ListProjectsResponse(projects=[rows.project_pb(p) for p in found])
+
+    @_mapped
+    async def ListSessions(self, request, context):
+        found = await self._reads.call(queries.list_sessions, request.project_key)
+        return store_pb2.ListSessionsResponse(sessions=[rows.session_pb(s) for s in found])
+
+    @_mapped
+    async def GetSessionMessages(self, request, context):
+        def run(conn) -> store_pb2.GetSessionMessagesResponse:
+            found, next_after = queries.session_messages(
+                conn, request.session_id, request.after_sequence, request.limit,
+                request.include_raw)
+            return store_pb2.GetSessionMessagesResponse(
+                messages=[store_pb2.StoredMessage(sequence=m["seq"], message=rows.message_pb(m))
+                          for m in found],
+                next_after_sequence=next_after)
+
+        return await self._reads.call(run)
+
+    @_mapped
+    async def GetOffsets(self, request, context):
+        found = await self._reads.call(queries.offsets)
+        return store_pb2.GetOffsetsResponse(offsets=[rows.offset_pb(o) for o in found])
+
+    @_mapped
+    async def ListParseErrors(self, request, context):
+        found = await self._reads.call(queries.parse_errors, request.limit)
+        return store_pb2.ListParseErrorsResponse(errors=[rows.error_pb(e) for e in found])
+
+    @_mapped
+    async def GetStats(self, request, context):
+        return store_pb2.StoreStats(**await self._reads.call(queries.stats))

@@ -1,0 +1,276 @@
+"""The WebSocket gateway: `ws://host:port/ws`, speaking the JSON protocol of `protocol.py`.
+
+Backpressure policy: each connection has one bounded send queue (`subscriber_queue` frames)
+drained by its own sender task, so a client that reads slowly only ever delays itself. Live
+changes are appended to that queue without waiting; when it is full the client is closed with
+code 1013 (`SLOW_CONSUMER_CLOSE_CODE`, "Try Again Later") and a reason such as
+"slow consumer: send queue full (10000 changes); reconnect with since=4242", naming the last
+sequence actually sent to it so it can resume without loss. A replay (a subscription with
+"since") instead waits for room in the queue, since it is paced by the client anyway, and keeps
+half the queue free for live traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from dataclasses import dataclass
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from services.stream import protocol, resume
+from services.stream.errors import InvalidRequest, SlowConsumer
+from services.stream.hub import Filter, Hub, Subscription
+
+log = logging.getLogger(__name__)
+
+WS_PATH = "/ws"
+# RFC 6455 "Try Again Later": sent to a client whose send queue overflowed.
+SLOW_CONSUMER_CLOSE_CODE = 1013
+# How long a slow client gets to read up to our close frame before the socket is aborted.
+CLOSE_TIMEOUT = 5.0
+# Client requests are small; refuse anything larger than this.
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+@dataclass(slots=True)
+class ClientSubscription:
+    id: int
+    sub: Subscription
+    since: int | None
+    task: asyncio.Task[None] | None = None
+
+
+class Connection:
+    """One WebSocket client: its subscriptions, its bounded send queue and its sender task."""
+
+    def __init__(self, gateway: Gateway, ws: ServerConnection):
+        self.gateway = gateway
+        self.ws = ws
+        self.limit = gateway.queue_limit
+        self.subscriptions: dict[int, ClientSubscription] = {}
+        # Highest sequence sent to the client, per subscription: where it should resume.
+        self.last_sent: dict[int, int] = {}
+        self.closing = False
+        self._ids = itertools.count(1)
+        self._queue: deque[tuple[bytes, int, int]] = deque()  # (frame, sequence, subscription)
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def offer(self, frame: bytes, sequence: int = 0, subscription: int = 0) -> bool:
+        """Queue a frame without waiting; False when the queue is full."""
+        if self.closing:
+            return True  # going away: nothing more is sent, and it is no longer "slow"
+        if len(self._queue) >= self.limit:
+            return False
+        self._queue.append((frame, sequence, subscription))
+        self._ready.set()
+        return True
+
+    async def put(self, frame: bytes, sequence: int, subscription: int) -> None:
+        """Queue a replayed frame, waiting while the queue is half full."""
+        while len(self._queue) >= max(1, self.limit // 2) and not self.closing:
+            self._room.clear()
+            await self._room.wait()
+        self.offer(frame, sequence, subscription)
+
+    def send_reply(self, frame: bytes) -> None:
+        if not self.offer(frame):
+            self._slow(None)
+
+    def _sink(self, subscription: int):
+        offer = self.offer
+
+        def sink(sequence: int, event: object) -> bool:
+            return offer(event.frame(subscription), sequence, subscription)  # type: ignore[attr-defined]
+
+        return sink
+
+    async def _send_loop(self) -> None:
+        ws, queue, last_sent = self.ws, self._queue, self.last_sent
+        try:
+            while True:
+                if not queue:
+                    self._ready.clear()
+                    await self._ready.wait()
+                    continue
+                frame, sequence, subscription = queue.popleft()
+                self._room.set()
+                # send() writes the frame to the socket buffer before it waits for room, so
+                # the frame counts as sent even if this task is cancelled during that wait.
+                if sequence:
+                    last_sent[subscription] = sequence
+                await ws.send(frame, text=True)
+        except ConnectionClosed:
+            pass
+
+    # -- slow clients ------------------------------------------------------------------------
+
+    def _on_drop(self, subscription: int):
+        return lambda _sub, _error: self._slow(subscription)
+
+    def _slow(self, subscription: int | None) -> None:
+        if self.closing:
+            return
+        if subscription is None:
+            resume_from = min(self.last_sent.values(), default=self.gateway.hub.head)
+        else:
+            resume_from = self.last_sent.get(subscription, 0)
+        reason = (f"slow consumer: send queue full ({self.limit} changes); "
+                  f"reconnect with since={resume_from}")
+        log.info("closing WebSocket client %s: %s", self.ws.remote_address, reason)
+        self.gateway.slow_disconnects += 1
+        self._release()
+        self._closer = asyncio.create_task(self._close(SLOW_CONSUMER_CLOSE_CODE, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await asyncio.wait_for(self.ws.close(code, reason), CLOSE_TIMEOUT)
+        except TimeoutError:
+            self.ws.transport.abort()
+
+    def _release(self) -> None:
+        """Leave the hub and stop sending; queued frames are discarded."""
+        self.closing = True
+        for cs in self.subscriptions.values():
+            if cs.task is not None:
+                cs.task.cancel()
+            cs.sub.close()
+        self._room.set()
+        if self._sender is not None:
+            self._sender.cancel()
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._sender = asyncio.create_task(self._send_loop())
+        try:
+            async for frame in self.ws:
+                try:
+                    request = protocol.parse(frame)
+                except protocol.ProtocolError as e:
+                    self.send_reply(protocol.error_reply(e))
+                    continue
+                self._handle(request)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._release()
+            if self._closer is not None:
+                await self._closer
+
+    def _handle(self, request: protocol.Request) -> None:
+        if isinstance(request, protocol.Subscribe):
+            self._subscribe(request)
+        elif isinstance(request, protocol.Unsubscribe):
+            cs = self.subscriptions.pop(request.subscription, None)
+            if cs is None:
+                self.send_reply(protocol.error_reply(protocol.ProtocolError(
+                    "unknown_subscription", f"no subscription {request.subscription}",
+                    request.id)))
+                return
+            if cs.task is not None:
+                cs.task.cancel()
+            cs.sub.close()
+            self.send_reply(protocol.reply("unsubscribed", request.id, subscription=cs.id))
+        elif isinstance(request, protocol.Ping):
+            self.send_reply(protocol.reply("pong", request.id))
+        elif isinstance(request, protocol.Status):
+            self.send_reply(protocol.reply(
+                "status", request.id, head=self.gateway.hub.head,
+                subscriptions=[
+                    {"subscription": cs.id, "project": cs.sub.filter.project,
+                     "session": cs.sub.filter.session, "since": cs.since,
+                     "last_sequence": self.last_sent.get(cs.id, 0)}
+                    for cs in self.subscriptions.values()
+                ],
+                clients=len(self.gateway.connections)))
+
+    def _subscribe(self, request: protocol.Subscribe) -> None:
+        hub = self.gateway.hub
+        sid = next(self._ids)
+        # Registered before anything is replayed, so no live change falls between the two.
+        sub = hub.subscribe(Filter(request.project, request.session), self.limit,
+                            self._on_drop(sid))
+        cs = ClientSubscription(sid, sub, request.since)
+        self.subscriptions[sid] = cs
+        self.last_sent[sid] = request.since if request.since is not None else hub.head
+        self.send_reply(protocol.reply(
+            "subscribed", request.id, subscription=sid, project=request.project,
+            session=request.session, since=request.since, head=hub.head))
+        if request.since is None:
+            sub.attach(self._sink(sid))
+        else:
+            cs.task = asyncio.create_task(self._catch_up(cs, request.since, request.id))
+
+    async def _catch_up(self, cs: ClientSubscription, since: int, request_id: object) -> None:
+        try:
+            async for batch in resume.catch_up(cs.sub, self.gateway.replay, since):
+                for sequence, event in batch:
+                    if self.closing:
+                        return
+                    await self.put(event.frame(cs.id), sequence, cs.id)  # type: ignore[attr-defined]
+            cs.sub.attach(self._sink(cs.id))
+        except SlowConsumer:
+            pass  # the drop callback is closing the connection
+        except InvalidRequest as e:
+            self._end_subscription(cs, "invalid_request", str(e), request_id)
+        except Exception:
+            log.exception("replay for a WebSocket subscription failed")
+            self._end_subscription(cs, "internal", "replay failed; subscribe again", request_id)
+
+    def _end_subscription(self, cs: ClientSubscription, code: str, message: str,
+                          request_id: object) -> None:
+        cs.sub.close()
+        if self.subscriptions.pop(cs.id, None) is not None:
+            self.send_reply(protocol.error_reply(
+                protocol.ProtocolError(code, message, request_id)))
+
+
+class Gateway:
+    """The WebSocket server and its connections."""
+
+    def __init__(self, hub: Hub, replay: resume.Replay, queue_limit: int):
+        self.hub = hub
+        self.replay = replay
+        self.queue_limit = queue_limit
+        self.connections: set[Connection] = set()
+        self.slow_disconnects = 0
+        self._server: Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await serve(
+            self._handle, host, port, process_request=_only_ws_path, compression=None,
+            max_size=MAX_REQUEST_BYTES,
+        )
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        conn = Connection(self, ws)
+        self.connections.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self.connections.discard(conn)
+
+
+def _only_ws_path(connection: ServerConnection, request: Request) -> Response | None:
+    if urlsplit(request.path).path != WS_PATH:
+        return connection.respond(HTTPStatus.NOT_FOUND, f"not found: use {WS_PATH}\n")
+    return None
+

@@ -1,0 +1,82 @@
+"""Shared test helpers: the whole pipeline in one event loop, on port 0, in tmp folders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from threadline import config
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip("../shared/corpus is not present")
+    return CORPUS
+
+
+@dataclass
+class Pipeline:
+    settings: config.Settings
+    store: object
+    analysis: object
+    stream: object
+    ingest: object
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.stream.ws_port}/ws"
+
+    @property
+    def store_addr(self) -> str:
+        return f"127.0.0.1:{self.store.port}"
+
+    @property
+    def stream_addr(self) -> str:
+        return f"127.0.0.1:{self.stream.port}"
+
+
+@asynccontextmanager
+async def running_pipeline(tmp_path: Path, roots: list[Path], **overrides):
+    """Start store, analysis, stream and ingest in this event loop; stop them afterwards."""
+    from services.analysis import server as analysis_server
+    from services.ingest import server as ingest_server
+    from services.store import server as store_server
+    from services.stream import server as stream_server
+
+    settings = config.resolve({"db": tmp_path / "threadline.db", "roots": roots, "port": 0,
+                               "ws_port": 0, **overrides}, environ={})
+    store = await store_server.start(settings)
+    settings = settings.replace(store_addr=f"127.0.0.1:{store.port}")
+    analysis = await analysis_server.start(settings)
+    settings = settings.replace(analysis_addr=f"127.0.0.1:{analysis.port}")
+    stream = await stream_server.start(settings)
+    ingest = await ingest_server.start(settings)
+    try:
+        yield Pipeline(settings, store, analysis, stream, ingest)
+    finally:
+        for service in (ingest, stream, analysis, store):
+            await service.stop()
+
+
+async def eventually(check: Callable[[], object], timeout: float = 20.0,
+                     interval: float = 0.02):
+    """Wait until `check()` returns something truthy (awaiting it if needed); return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
