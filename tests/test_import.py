@@ -96,7 +96,8 @@ def test_import_of_the_real_corpus(tmp_path, corpus):
 def test_sessions_and_export_commands(tmp_path):
     root = tmp_path / "projects"
     (root / "p").mkdir(parents=True)
-    (root / "p" / "s.jsonl").write_bytes(user_line("x1", session="s") + user_line("x2", session="s"))
+    lines = user_line("x1", session="s") + user_line("x2", session="s")
+    (root / "p" / "s.jsonl").write_bytes(lines)
     db = str(tmp_path / "t.db")
     threadline("import", "--db", db, str(root))
     sessions = json.loads(threadline("sessions", "--db", db, "--json").stdout)
