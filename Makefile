@@ -17,7 +17,7 @@ RUN := $(UV) run --frozen
 	.tools/bin/pip install --quiet uv
 
 sync: $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 
 run: sync
 	$(RUN) threadline up $(ARGS)

@@ -27,13 +27,13 @@ def test_replay_returns_exactly_the_later_changes(tmp_path):
         async with running_store(tmp_path / "t.db") as (run, stub):
             await write(stub, _batches(1, 0, 3, 400))  # more than one replay page
             await write(stub, [batch(9, errors=[parse_error(5)])])
-            seen = [c async for c in stub.Changes(spb.ChangesRequest(since_sequence=150))]
+            seen = [c async for c in flat(stub.Changes(spb.ChangesRequest(since_sequence=150)))]
             assert [c.sequence for c in seen] == list(range(151, 1202))
             assert seen[0].message.key == "m150" and seen[0].message.raw == b""
             assert seen[0].kind == pb.CHANGE_KIND_MESSAGE and seen[0].session_id == "s1"
             assert seen[-1].kind == pb.CHANGE_KIND_PARSE_ERROR
             assert seen[-1].parse_error.source.byte_offset == 5
-            only = [c async for c in stub.Changes(spb.ChangesRequest(project_key="nope"))]
+            only = [c async for c in flat(stub.Changes(spb.ChangesRequest(project_key="nope")))]
             assert only == []
 
     asyncio.run(main())
@@ -47,7 +47,7 @@ def test_follow_hands_over_from_replay_to_live_without_gap_or_duplicate(tmp_path
             # Writes keep landing while the replay pages through the first 2000.
             writer = asyncio.create_task(write(stub, _batches(100, 2000, 40, 25)))
             seqs = []
-            async for change in call:
+            async for change in flat(call):
                 seqs.append(change.sequence)
                 if change.sequence >= 3000:
                     break
@@ -67,7 +67,7 @@ def test_live_changes_carry_the_batch_trace_context_and_honour_filters(tmp_path)
             traced.trace_context["traceparent"] = (
                 "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
             await write(stub, [batch(1, messages(0, 3)), traced])
-            got = [await call.read(), await call.read()]
+            got = [c async for c in flat(call, limit=2)]
             call.cancel()
             assert [c.message.key for c in got] == ["m10", "m11"]
             assert all(c.message.raw == b"" for c in got)
@@ -91,20 +91,20 @@ def test_slow_subscriber_is_ended_without_blocking_a_fast_one(tmp_path):
             for round_ in range(20):  # 2000 changes of ~8 KB, 100 at a time
                 await write(stub, _batches(round_ * 10, round_ * 100, 10, 10, text="x" * 4000))
                 while len(seqs) < (round_ + 1) * 100:
-                    seqs.append((await fast.read()).sequence)
+                    seqs.extend(c.sequence for c in (await fast.read()).changes)
             total = len(seqs)
             assert seqs == list(range(1, total + 1))
             assert run.feed.slow_disconnects == 1
             received = []
             with pytest.raises(grpc.aio.AioRpcError) as info:
-                async for change in slow:
+                async for change in flat(slow):
                     received.append(change.sequence)
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert received == list(range(1, len(received) + 1))
             # It resumes from the last sequence it got, losing nothing.
             last = received[-1] if received else 0
-            rest = [c.sequence async for c in stub.Changes(spb.ChangesRequest(
-                since_sequence=last))]
+            rest = [c.sequence async for c in flat(stub.Changes(spb.ChangesRequest(
+                since_sequence=last)))]
             assert received + rest == list(range(1, total + 1))
             fast.cancel()
             await slow_channel.close()
@@ -123,6 +123,17 @@ def test_follow_ends_when_the_store_stops(tmp_path):
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
     asyncio.run(main())
+
+
+async def flat(call, limit: int | None = None):
+    """The changes of a Changes stream, one by one (the store sends them in batches)."""
+    count = 0
+    async for changes in call:
+        for change in changes.changes:
+            yield change
+            count += 1
+            if count == limit:
+                return
 
 
 def _live(seqs) -> list[LiveChange]:
@@ -146,11 +157,11 @@ def test_handoff_skips_what_the_replay_already_sent():
         out = []
         async with contextlib.aclosing(
                 replay_then_follow(feed, read_page, 0, True, page_size=3)) as changes:
-            async for item in changes:
-                out.append(item)
-                if item == 9:
+            async for items in changes:
+                out.extend(items)
+                if 9 in items:
                     feed.publish(_live([10]))
-                if item == 10:
+                if 10 in items:
                     break
         assert out == list(range(1, 11))
         assert feed.subscriber_count == 0
@@ -172,11 +183,13 @@ def test_overflow_during_replay_keeps_replaying():
             return [(s, s) for s in stored if s > after][:10]
 
         gen = replay_then_follow(feed, read_page, 0, True, page_size=10)
-        out = [await gen.__anext__() for _ in range(7)]
+        out = []
+        while len(out) < 7:
+            out.extend(await gen.__anext__())
         assert out == list(range(1, 8))
         stored.append(8)  # committed, then published, as the writer does
         feed.publish(_live([8]))
-        assert await gen.__anext__() == 8
+        assert await gen.__anext__() == [8]
         await gen.aclose()
 
     asyncio.run(main())

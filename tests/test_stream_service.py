@@ -86,7 +86,7 @@ class StandInStore(store_pb2_grpc.StoreServiceServicer):
             sent = 0
             for change in list(self.changes[position:]):
                 if wanted(change):
-                    yield change
+                    yield common_pb2.ChangeBatch(changes=[change])
                     sent += 1
                     if sent == 1 and self.hold_after_first is not None:
                         await self.hold_after_first.wait()
@@ -98,7 +98,7 @@ class StandInStore(store_pb2_grpc.StoreServiceServicer):
                 change = self.changes[position]
                 position += 1
                 if wanted(change):
-                    yield change
+                    yield common_pb2.ChangeBatch(changes=[change])
             waiter = asyncio.ensure_future(appended.wait())
             kicked = asyncio.ensure_future(kick.wait())
             await asyncio.wait([waiter, kicked], return_when=asyncio.FIRST_COMPLETED)

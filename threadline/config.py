@@ -59,7 +59,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rescan_seconds", "THREADLINE_RESCAN_SECONDS", 30.0,
             "interval of the safety rescan that catches changes the watcher missed"),
     Setting("batch_lines", "THREADLINE_BATCH_LINES", 500, "most lines in one pipeline batch"),
-    Setting("max_in_flight", "THREADLINE_MAX_IN_FLIGHT", 8,
+    Setting("max_in_flight", "THREADLINE_MAX_IN_FLIGHT", 4,
             "batches ingest may send before the store acknowledges them"),
     Setting("subscriber_queue", "THREADLINE_SUBSCRIBER_QUEUE", 10000,
             "changes queued for one client before it is disconnected as too slow"),

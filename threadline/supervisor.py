@@ -54,6 +54,7 @@ class Child:
     ready_file: Path
     process: subprocess.Popen | None = None
     restarts: int = 0
+    started_at: float = 0.0
     ready: dict = field(default_factory=dict)
 
 
@@ -102,6 +103,7 @@ class Supervisor:
 
     def _spawn(self, child: Child) -> None:
         child.ready_file.unlink(missing_ok=True)
+        child.started_at = time.monotonic()
         out = subprocess.DEVNULL if self.quiet else None
         child.process = subprocess.Popen(child.args, stdout=out, stderr=out,
                                          start_new_session=True)
@@ -118,11 +120,20 @@ class Supervisor:
         child.ready = json.loads(child.ready_file.read_text())
 
     def start(self) -> None:
+        """Start the services: everything but ingest at once, then ingest.
+
+        Peers reconnect by themselves, so the order only matters for ingest, which starts
+        reading at once and would otherwise wait out a reconnect backoff.
+        """
         try:
-            for name in self.services:
-                child = self.children[name]
+            first = [self.children[n] for n in self.services if n != "ingest"]
+            for child in first:
                 self._spawn(child)
+            for child in first:
                 self._wait_ready(child)
+            if "ingest" in self.children:
+                self._spawn(self.children["ingest"])
+                self._wait_ready(self.children["ingest"])
         except BaseException:
             self.stop()
             raise

@@ -30,7 +30,7 @@ from services.ingest.tailer import Chunk, Durable, FileTail, Source
 
 # A batch stays well under gRPC's limits and the store's transaction sizes; one huge line is
 # still sent on its own.
-BATCH_BYTES = 4 * 1024 * 1024
+BATCH_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(slots=True)

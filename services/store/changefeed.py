@@ -130,8 +130,10 @@ ReadPage = Callable[[int], Awaitable[Sequence[tuple[int, Any]]]]
 
 async def replay_then_follow(feed: ChangeFeed, read_page: ReadPage, since: int, follow: bool,
                              project_key: str = "", session_id: str = "",
-                             page_size: int = 500) -> AsyncIterator[Any]:
+                             page_size: int = 500) -> AsyncIterator[list[Any]]:
     """Every change after `since`: first from the database, then (with `follow`) live.
+
+    Yields lists of payloads in sequence order: one per page read, one per live wake-up.
 
     The handoff is gap-free: the subscription is registered BEFORE the replay reads its last
     page, so a change committed during the replay is either read by it or queued live (or
@@ -144,9 +146,9 @@ async def replay_then_follow(feed: ChangeFeed, read_page: ReadPage, since: int, 
     try:
         while True:
             page = await read_page(last)
-            for seq, payload in page:
-                yield payload
-                last = seq
+            if page:
+                yield [payload for _, payload in page]
+                last = page[-1][0]
             if len(page) >= page_size:
                 continue
             if sub is not None and sub.overflowed:
@@ -156,10 +158,10 @@ async def replay_then_follow(feed: ChangeFeed, read_page: ReadPage, since: int, 
         if sub is None:
             return
         while True:
-            for change in await sub.get():
-                if change.seq > last:
-                    yield change.payload
-                    last = change.seq
+            fresh = [change for change in await sub.get() if change.seq > last]
+            if fresh:
+                yield [change.payload for change in fresh]
+                last = fresh[-1].seq
     finally:
         if sub is not None:
             sub.close()

@@ -164,7 +164,7 @@ def configure_writer(dbapi_connection: sqlite3.Connection) -> None:
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
     dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
     dbapi_connection.execute("PRAGMA busy_timeout=5000")
-    dbapi_connection.execute("PRAGMA cache_size=-32768")  # 32 MiB: keeps index pages hot
+    dbapi_connection.execute("PRAGMA cache_size=-8192")  # 8 MiB: keeps index pages hot
     dbapi_connection.execute("PRAGMA temp_store=MEMORY")
 
 

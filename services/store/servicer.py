@@ -137,7 +137,7 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
 
     # --- change feed -------------------------------------------------------------------------
 
-    async def Changes(self, request, context) -> AsyncIterator[common_pb2.Change]:
+    async def Changes(self, request, context) -> AsyncIterator[common_pb2.ChangeBatch]:
         project, session = request.project_key, request.session_id
 
         def page(conn, after: int) -> list[tuple[int, common_pb2.Change]]:
@@ -154,8 +154,8 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
             async with contextlib.aclosing(replay_then_follow(
                     self._feed, read_page, request.since_sequence, request.follow,
                     project, session, CHANGES_PAGE)) as changes:
-                async for change in changes:
-                    yield change
+                async for batch in changes:
+                    yield common_pb2.ChangeBatch(changes=batch)
         except Exception as exc:
             if isinstance(exc, grpc.aio.AbortError):
                 raise

@@ -89,12 +89,13 @@ class StoreFeed:
         call = self._stub.Changes(store_pb2.ChangesRequest(since_sequence=hub.head, follow=True))
         self.connected = True
         try:
-            async for change in call:
+            async for batch in call:
                 backoff.reset()
-                with telemetry.span_from(self.tracer, "stream.deliver", change.trace_context,
-                                         sequence=change.sequence):
-                    hub.publish(change.sequence, change.project_key, change.session_id,
-                                Event(change))
+                for change in batch.changes:
+                    with telemetry.span_from(self.tracer, "stream.deliver",
+                                             change.trace_context, sequence=change.sequence):
+                        hub.publish(change.sequence, change.project_key, change.session_id,
+                                    Event(change))
         finally:
             call.cancel()
 
@@ -107,10 +108,11 @@ class StoreFeed:
                 since_sequence=last, follow=False, project_key=filter.project or "",
                 session_id=filter.session or ""))
             try:
-                async for change in call:
+                async for batch in call:
                     backoff.reset()
-                    last = change.sequence
-                    yield [(last, Event(change))]
+                    if batch.changes:
+                        last = batch.changes[-1].sequence
+                        yield [(c.sequence, Event(c)) for c in batch.changes]
                 return
             except grpc.aio.AioRpcError as e:
                 if e.code() == grpc.StatusCode.INVALID_ARGUMENT:

@@ -312,3 +312,9 @@ class Change(_message.Message):
     parse_error: ParseError
     trace_context: _containers.ScalarMap[str, str]
     def __init__(self, sequence: _Optional[int] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., project_key: _Optional[str] = ..., session_id: _Optional[str] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., parse_error: _Optional[_Union[ParseError, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ChangeBatch(_message.Message):
+    __slots__ = ("changes",)
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[Change]
+    def __init__(self, changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ...) -> None: ...

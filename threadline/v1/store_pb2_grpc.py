@@ -44,7 +44,7 @@ class StoreServiceStub:
         self.Changes = channel.unary_stream(
                 '/threadline.v1.StoreService/Changes',
                 request_serializer=threadline_dot_v1_dot_store__pb2.ChangesRequest.SerializeToString,
-                response_deserializer=threadline_dot_v1_dot_common__pb2.Change.FromString,
+                response_deserializer=threadline_dot_v1_dot_common__pb2.ChangeBatch.FromString,
                 _registered_method=True)
         self.ListProjects = channel.unary_unary(
                 '/threadline.v1.StoreService/ListProjects',
@@ -91,7 +91,8 @@ class StoreServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Changes(self, request, context):
-        """Replays every change after `since_sequence`, then (with `follow`) streams new ones live.
+        """Replays every change after `since_sequence`, then (with `follow`) streams new ones live,
+        in batches (a replayed page, or what one commit stored).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -144,7 +145,7 @@ def add_StoreServiceServicer_to_server(servicer, server):
             'Changes': grpc.unary_stream_rpc_method_handler(
                     servicer.Changes,
                     request_deserializer=threadline_dot_v1_dot_store__pb2.ChangesRequest.FromString,
-                    response_serializer=threadline_dot_v1_dot_common__pb2.Change.SerializeToString,
+                    response_serializer=threadline_dot_v1_dot_common__pb2.ChangeBatch.SerializeToString,
             ),
             'ListProjects': grpc.unary_unary_rpc_method_handler(
                     servicer.ListProjects,
@@ -231,7 +232,7 @@ class StoreService:
             target,
             '/threadline.v1.StoreService/Changes',
             threadline_dot_v1_dot_store__pb2.ChangesRequest.SerializeToString,
-            threadline_dot_v1_dot_common__pb2.Change.FromString,
+            threadline_dot_v1_dot_common__pb2.ChangeBatch.FromString,
             options,
             channel_credentials,
             insecure,
