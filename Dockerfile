@@ -32,9 +32,12 @@ RUN uv sync --frozen --no-dev --no-editable
 
 FROM python:3.11-slim
 
+# MALLOC_MMAP_THRESHOLD_: large batch buffers go back to the OS when freed (see
+# threadline/supervisor.py, which sets the same for `threadline up`).
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    MALLOC_MMAP_THRESHOLD_=131072
 
 # /data belongs to the service user so that a named volume mounted there (created empty, then
 # seeded from the image) is writable by the store.

@@ -24,7 +24,6 @@ def _settings(args: argparse.Namespace, **extra: object) -> config.Settings:
         "db": getattr(args, "db", None),
         "roots": getattr(args, "root", None) or None,
         "host": getattr(args, "host", None),
-        "port": getattr(args, "port", None),
         "grpc_port": getattr(args, "grpc_port", None),
         "ws_host": getattr(args, "ws_host", None),
         "ws_port": getattr(args, "ws_port", None),
@@ -37,28 +36,58 @@ def _settings(args: argparse.Namespace, **extra: object) -> config.Settings:
     return config.resolve(values)
 
 
-# --- serve -----------------------------------------------------------------------------------
+# --- serve ---------------------------------------------------------------------------------
 
-async def _serve(name: str, settings: config.Settings) -> None:
+def _ports(values: list[str] | None, services: list[str]) -> dict[str, int | None]:
+    """`--port N` (one service) or `--port NAME=N` (repeatable, several services)."""
+    ports: dict[str, int | None] = dict.fromkeys(services)
+    for value in values or []:
+        name, _, number = value.rpartition("=")
+        if not name:
+            if len(services) != 1:
+                raise SystemExit("threadline serve: give --port NAME=N for each service")
+            name = services[0]
+        if name not in ports:
+            raise SystemExit(f"threadline serve: --port names {name!r}, which is not served")
+        ports[name] = int(number)
+    return ports
+
+
+async def _serve(services: list[str], settings: config.Settings,
+                 ports: dict[str, int | None]) -> None:
     import importlib
 
     from threadline import bootstrap
 
-    module = importlib.import_module(f"services.{name}.server")
-
     async def start():
-        running = await module.start(settings)
-        ready = {"port": running.port}
-        if hasattr(running, "ws_port"):
-            ready["ws_port"] = running.ws_port
-        print(f"threadline {name}: serving gRPC on {settings.host}:{running.port}"
-              + (f", WebSocket on ws://{settings.ws_host}:{running.ws_port}/ws"
-                 if "ws_port" in ready else ""), file=sys.stderr, flush=True)
+        running = []
+        ready: dict = {"ports": {}}
+        try:
+            for name in services:
+                module = importlib.import_module(f"services.{name}.server")
+                port = ports[name]
+                service = await module.start(settings if port is None
+                                             else settings.replace(port=port))
+                running.append(service)
+                ready["ports"][name] = service.port
+                where = f"gRPC on {settings.host}:{service.port}"
+                if hasattr(service, "ws_port"):
+                    ready["ws_port"] = service.ws_port
+                    where += f", WebSocket on ws://{settings.ws_host}:{service.ws_port}/ws"
+                print(f"threadline {name}: serving {where}", file=sys.stderr, flush=True)
+        except BaseException:
+            for service in reversed(running):
+                await service.stop()
+            raise
         if settings.ready_file is not None:
             tmp = settings.ready_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(ready))
             tmp.replace(settings.ready_file)
-        return running.stop
+
+        async def stop():
+            for service in reversed(running):
+                await service.stop()
+        return stop
 
     await bootstrap.run_until_stopped(start)
 
@@ -66,9 +95,11 @@ async def _serve(name: str, settings: config.Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from threadline import telemetry
 
+    services = list(dict.fromkeys(args.services))
+    ports = _ports(args.port, services)
     telemetry.setup_logging()
-    telemetry.setup_tracing(f"threadline-{args.service}")
-    asyncio.run(_serve(args.service, _settings(args)))
+    telemetry.setup_tracing("threadline-" + "-".join(services))
+    asyncio.run(_serve(services, _settings(args), ports))
     return 0
 
 
@@ -82,13 +113,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     supervisor = Supervisor(settings)
     supervisor.start()
     roots = ", ".join(str(r) for r in settings.roots)
+    processes = ", ".join(f"{c.name} (pid {c.process.pid})" for c in supervisor.children.values())
     print(f"""threadline is running (Ctrl-C to stop)
   database:    {settings.db}
   watching:    {roots}
   WebSocket:   ws://{settings.ws_host}:{supervisor.ports['ws']}/ws
   gRPC store:  {supervisor.address('store')}   (queries, Changes)
   gRPC stream: {supervisor.address('stream')}   (Subscribe)
-  gRPC ingest: {supervisor.address('ingest')}   analysis: {supervisor.address('analysis')}""",
+  gRPC ingest: {supervisor.address('ingest')}   analysis: {supervisor.address('analysis')}
+  processes:   {processes}""",
           flush=True)
     supervisor.run_forever()
     return 0
@@ -228,10 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="address the gRPC servers bind to")
     up.set_defaults(func=cmd_up)
 
-    serve = sub.add_parser("serve", help="run one service (what docker compose runs)")
-    serve.add_argument("service", choices=SERVICES)
+    serve = sub.add_parser("serve", help="run one service (what docker compose runs), or "
+                                          "several in one process")
+    serve.add_argument("services", nargs="+", choices=SERVICES, metavar="SERVICE",
+                       help=f"one or more of: {', '.join(SERVICES)}")
     serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--port", action="append",
+                       help="gRPC port (default THREADLINE_PORT); with several services, "
+                            "NAME=PORT for each")
     db_flag(serve)
     serve.add_argument("--root", action="append", type=Path)
     serve.add_argument("--store-addr")
