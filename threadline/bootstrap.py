@@ -1,7 +1,8 @@
 """Building, running and stopping a gRPC server the same way in every service.
 
-`create_server` is kept apart from `run_service` so tests can build a server on port 0 in
-their own event loop; `run_service` adds signal handling and graceful shutdown for a process.
+`create_server` is kept apart from `run_until_stopped` so tests can build a server on port 0
+in their own event loop; `run_until_stopped` adds signal handling and graceful shutdown for a
+process. `Backoff` is the one reconnect policy of every client stream.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -36,8 +36,8 @@ Registrar = Callable[[grpc.aio.Server], None]
 class Service:
     """A started gRPC server with its health servicer."""
 
-    def __init__(self, server: grpc.aio.Server, port: int, health_servicer: health.HealthServicer,
-                 names: list[str]):
+    def __init__(self, server: grpc.aio.Server, port: int,
+                 health_servicer: health.aio.HealthServicer, names: list[str]):
         self.server = server
         self.port = port
         self.health = health_servicer
@@ -45,14 +45,8 @@ class Service:
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         for name in [*self.names, ""]:
-            await _set_health(self.health, name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(grace)
-
-
-async def _set_health(servicer: health.HealthServicer, name: str, status: int) -> None:
-    result = servicer.set(name, status)
-    if asyncio.iscoroutine(result):
-        await result
 
 
 async def create_server(registrars: Iterable[Registrar], service_names: Iterable[str],
@@ -61,8 +55,7 @@ async def create_server(registrars: Iterable[Registrar], service_names: Iterable
     server = grpc.aio.server(interceptors=telemetry.server_interceptors(), options=CHANNEL_OPTIONS)
     for register in registrars:
         register(server)
-    health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else \
-        health.HealthServicer()
+    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
@@ -70,7 +63,7 @@ async def create_server(registrars: Iterable[Registrar], service_names: Iterable
     await server.start()
     names = list(service_names)
     for name in [*names, ""]:
-        await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return Service(server, bound, health_servicer, names)
 
 
@@ -81,13 +74,23 @@ def channel(address: str) -> grpc.aio.Channel:
     )
 
 
-def write_ready_file(path: Path | None, port: int) -> None:
-    """Tell a supervisor which port we bound, atomically."""
-    if path is None:
-        return
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(str(port))
-    tmp.replace(path)
+class Backoff:
+    """How every client stream waits before reconnecting to a peer that went away: 100 ms,
+    doubling up to 1 s, back to 100 ms once a connection did useful work. Peers are local
+    processes that restart in well under a second, so waiting longer only adds latency."""
+
+    START = 0.1
+    MAX = 1.0
+
+    def __init__(self) -> None:
+        self.delay = self.START
+
+    def reset(self) -> None:
+        self.delay = self.START
+
+    async def wait(self) -> None:
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, self.MAX)
 
 
 async def run_until_stopped(start: Callable[[], Awaitable[Callable[[], Awaitable[None]]]]) -> None:

@@ -25,8 +25,6 @@ from threadline.v1 import analysis_pb2_grpc, common_pb2, store_pb2, store_pb2_gr
 
 log = logging.getLogger(__name__)
 
-BACKOFF_START = 0.1
-BACKOFF_MAX = 1.0
 _tracer = telemetry.tracer("ingest")
 
 
@@ -36,7 +34,7 @@ class StreamEnded(Exception):
 
 async def load_durable_offsets(address: str) -> list[Durable]:
     """Ask the store what it has committed; retry until it answers (it may start after us)."""
-    backoff = BACKOFF_START
+    backoff = bootstrap.Backoff()
     attempts = 0
     async with bootstrap.channel(address) as channel:
         stub = store_pb2_grpc.StoreServiceStub(channel)
@@ -49,8 +47,7 @@ async def load_durable_offsets(address: str) -> list[Durable]:
                 if attempts == 1 or attempts % 20 == 0:
                     log.warning("store at %s not answering GetOffsets (%s); retrying",
                                 address, exc.code().name)
-            await asyncio.sleep(backoff)
-            backoff = min(BACKOFF_MAX, backoff * 2)
+            await backoff.wait()
 
 
 class Sender:
@@ -69,7 +66,7 @@ class Sender:
         self._wake.set()
 
     async def run(self) -> None:
-        backoff = BACKOFF_START
+        backoff = bootstrap.Backoff()
         async with bootstrap.channel(self.address) as channel:
             stub = analysis_pb2_grpc.AnalysisServiceStub(channel)
             failures = 0
@@ -89,9 +86,8 @@ class Sender:
                 self.on_progress()
                 failures = 0 if self._acked else failures + 1
                 if self._acked:
-                    backoff = BACKOFF_START
-                await asyncio.sleep(backoff)
-                backoff = min(BACKOFF_MAX, backoff * 2)
+                    backoff.reset()
+                await backoff.wait()
 
     async def _session(self, stub: analysis_pb2_grpc.AnalysisServiceStub) -> None:
         call = stub.Process()

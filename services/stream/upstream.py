@@ -8,7 +8,6 @@ so nothing is lost or repeated.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -20,27 +19,14 @@ from services.stream.events import Event
 from services.stream.hub import Filter, Hub
 from services.stream.resume import Batch
 from threadline import bootstrap, telemetry
+from threadline.bootstrap import Backoff
 from threadline.v1 import store_pb2, store_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-BACKOFF_START = 0.1
-BACKOFF_MAX = 1.0
 # A stream that stayed up this long was healthy: the next failure starts the backoff afresh.
 HEALTHY_SECONDS = 1.0
 STATS_TIMEOUT = 5.0
-
-
-class Backoff:
-    def __init__(self) -> None:
-        self.delay = BACKOFF_START
-
-    def reset(self) -> None:
-        self.delay = BACKOFF_START
-
-    async def wait(self) -> None:
-        await asyncio.sleep(self.delay)
-        self.delay = min(self.delay * 2, BACKOFF_MAX)
 
 
 class StoreFeed:
