@@ -17,14 +17,9 @@ def test_key_without_uuid_is_stable_and_distinguishes_lines():
     assert key != normalize.message_key("", "q", "/a/s.jsonl", 10, b'{"type":"mode"}')
 
 
-def test_records_without_session_take_their_files_session():
-    resolver = normalize.SessionResolver(max_files=2)
-    assert resolver.resolve("/p/abc.jsonl", "") == "abc"  # nothing seen yet: the file stem
-    assert resolver.resolve("/p/abc.jsonl", "s-1") == "s-1"
-    assert resolver.resolve("/p/abc.jsonl", "") == "s-1"
-    resolver.resolve("/p/x.jsonl", "s-2")
-    resolver.resolve("/p/y.jsonl", "s-3")  # evicts the least recently used file
-    assert resolver.resolve("/p/abc.jsonl", "") == "abc"
+def test_records_naming_no_session_belong_to_the_file_named_after_one():
+    assert normalize.session_of("/p/abc.jsonl", "s-1") == "s-1"
+    assert normalize.session_of("/p/abc.jsonl", "") == "abc"
 
 
 def test_tool_call_halves():

@@ -24,10 +24,11 @@ def test_types_are_converted():
     assert s.db == Path("/tmp/x.db")
 
 
-def test_default_roots_include_claude_config_dir(monkeypatch, tmp_path):
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path))
-    assert tmp_path / "projects" in config.default_roots()
-    assert Path.home() / ".claude" / "projects" in config.default_roots()
+def test_default_roots_include_claude_config_dir(tmp_path):
+    roots = config.resolve(environ={"CLAUDE_CONFIG_DIR": f"{tmp_path}/a,{tmp_path}/b"}).roots
+    assert roots == (Path.home() / ".claude" / "projects", tmp_path / "a" / "projects",
+                     tmp_path / "b" / "projects")
+    assert config.resolve(environ={}).roots == (Path.home() / ".claude" / "projects",)
 
 
 def test_every_setting_is_described():

@@ -9,7 +9,7 @@ import orjson
 
 from services.ingest.discovery import discover, project_key, transcript_at
 from services.ingest.ingestor import Ingestor
-from services.ingest.tailer import FileTail
+from services.ingest.tailer import Durable, FileTail
 
 
 def line(i: int, text: str = "") -> bytes:
@@ -206,7 +206,13 @@ def test_final_read_reports_an_unterminated_tail(tmp_path: Path) -> None:
     tail = FileTail(str(whole), "p", "claude_code")
     records, errors, _ = read_all(tail, final=True)
     assert [r.uuid for r in records] == ["u1", "u2"] and not errors
-    assert tail.offset == whole.stat().st_size and tail.line_count == 2
+    # Reported, not consumed: should the file grow after all, the line is read again whole.
+    assert tail.offset == len(line(1)) and tail.line_count == 1
+    assert read_all(tail, final=True)[:2] == ([], []), "reported once"
+    with whole.open("ab") as out:
+        out.write(b"\n" + line(3))
+    records, errors, _ = read_all(tail)
+    assert [r.uuid for r in records] == ["u2", "u3"] and not errors
 
 
 def test_acknowledgements_apply_in_order_and_rewind_resends(tmp_path: Path) -> None:
@@ -234,3 +240,40 @@ def test_acknowledgements_apply_in_order_and_rewind_resends(tmp_path: Path) -> N
     ingestor.acknowledge(again.batch_id)
     assert ingestor.next_batch() is None
     assert ingestor.idle()
+
+
+def test_file_cut_back_inside_a_read_ahead_line_is_a_reset(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    head = b"".join(line(i, "x" * 100) for i in range(20))  # > 1024 bytes: head hash fixed
+    path.write_bytes(head + line(98)[:40])  # a half-written line, read ahead and kept
+    tail = FileTail(str(path), "p", "claude_code")
+    read_all(tail)
+    os.truncate(path, len(head))  # rolled back to the start of that line...
+    with path.open("ab") as out:
+        out.write(line(99))  # ...and another line written in its place
+    records, errors, chunks = read_all(tail)
+    assert chunks[0].reset
+    assert "u99" in [r.uuid for r in records] and not errors
+    assert all(r.uuid != "u98" for r in records)
+
+
+def snapshot() -> bytes:
+    return b'{"type":"file-history-snapshot","messageId":"m","snapshot":{}}\n'
+
+
+def test_records_naming_no_session_take_the_one_in_effect_even_after_resuming(
+        tmp_path: Path) -> None:
+    path = tmp_path / "resumed.jsonl"
+    other = orjson.dumps({"type": "user", "uuid": "n1", "sessionId": "s2"}) + b"\n"
+    path.write_bytes(snapshot() + line(1) + snapshot() + other + snapshot())
+    whole, _, _ = read_all(FileTail(str(path), "p", "claude_code"))
+    assert [r.session_id for r in whole] == ["", "s1", "s1", "s2", "s2"]
+
+    # Resume after two lines, as a restarted ingest does from the store's offsets.
+    first = FileTail(str(path), "p", "claude_code")
+    chunk = first.read(2, 1 << 30)
+    durable = Durable(chunk.source, chunk.offset, chunk.line_count, chunk.session_id)
+    resumed = FileTail(str(path), "p", "claude_code")
+    resumed.resume(durable)
+    rest, _, _ = read_all(resumed)
+    assert [r.session_id for r in rest] == [r.session_id for r in whole[2:]] == ["s1", "s2", "s2"]

@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.ingest.parser import parse_line
+from threadline import convert
 from threadline.records import LineError, Position, Record
 
 POS = Position("/p/s.jsonl", 0, 1, 0)
@@ -32,6 +33,7 @@ def test_every_json_object_becomes_a_record(obj):
     result = parse_line(raw, POS)
     assert isinstance(result, Record)
     assert result.raw == raw
+    assert convert.message_from_pb(convert.message_to_pb(result)).raw == raw
 
 
 def test_a_claude_assistant_line():
@@ -50,6 +52,16 @@ def test_a_claude_assistant_line():
     assert (rec.api_message_id, rec.request_id, rec.model) == ("msg_1", "req_1", "claude-opus-4-6")
     assert rec.content[0].kind == "tool_use" and rec.content[0].tool_name == "Bash"
     assert rec.usage.cache_creation_1h_tokens == 10 and rec.usage.cache_read_input_tokens == 100
+
+
+def test_numbers_beyond_64_bits_do_not_escape_the_parser():
+    line = (b'{"type": "assistant", "uuid": "u", "message": {"role": "assistant", "usage": '
+            b'{"input_tokens": 18446744073709551616, "output_tokens": 1e19, '
+            b'"cache_read_input_tokens": 7.0}}}')
+    rec = parse_line(line, POS)
+    assert (rec.usage.input_tokens, rec.usage.output_tokens) == (0, 0)
+    assert rec.usage.cache_read_input_tokens == 7
+    convert.message_to_pb(rec)  # fits the contract
 
 
 def test_bad_lines_say_why():

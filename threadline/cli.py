@@ -97,9 +97,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     services = list(dict.fromkeys(args.services))
     ports = _ports(args.port, services)
-    telemetry.setup_logging()
+    settings = _settings(args)
+    telemetry.setup_logging(settings.log_level)
     telemetry.setup_tracing("threadline-" + "-".join(services))
-    asyncio.run(_serve(services, _settings(args), ports))
+    asyncio.run(_serve(services, settings, ports))
     return 0
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import platformdirs
 
 
-def default_roots() -> tuple[Path, ...]:
-    """Claude Code's transcript folders: ~/.claude/projects, plus $CLAUDE_CONFIG_DIR/projects."""
+def default_roots(environ: Mapping[str, str]) -> tuple[Path, ...]:
+    """Claude Code's transcript folders: ~/.claude/projects, plus $CLAUDE_CONFIG_DIR/projects
+    (Claude Code's own variable; it may list several folders separated by commas)."""
     roots = [Path.home() / ".claude" / "projects"]
-    config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
+    config_dir = environ.get("CLAUDE_CONFIG_DIR")
     if config_dir:
         for part in config_dir.split(","):
             if part.strip():
@@ -26,7 +27,7 @@ def default_roots() -> tuple[Path, ...]:
     return tuple(dict.fromkeys(roots))
 
 
-def default_db() -> Path:
+def default_db(environ: Mapping[str, str]) -> Path:
     return Path(platformdirs.user_data_dir("threadline")) / "threadline.db"
 
 
@@ -68,6 +69,7 @@ SETTINGS: tuple[Setting, ...] = (
             "keep following appends (false: read what exists, then stop)"),
     Setting("ready_file", "THREADLINE_READY_FILE", None,
             "write the bound port here once serving (used by the supervisor)"),
+    Setting("log_level", "THREADLINE_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -93,6 +95,7 @@ class Settings:
     read_pool: int
     follow: bool
     ready_file: Path | None
+    log_level: str
 
     def replace(self, **changes: object) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -134,7 +137,7 @@ def resolve(args: Mapping[str, object] | None = None,
         elif setting.env in environ:
             raw = environ[setting.env]
         else:
-            raw = setting.default() if callable(setting.default) else setting.default
+            raw = setting.default(environ) if callable(setting.default) else setting.default
         values[setting.name] = _convert(setting.name, raw, types[setting.name])
     return Settings(**values)  # type: ignore[arg-type]
 
@@ -143,7 +146,7 @@ def describe() -> list[tuple[str, str, str]]:
     """(environment variable, default, help) for every setting, for `threadline config`."""
     rows = []
     for s in SETTINGS:
-        default = s.default() if callable(s.default) else s.default
+        default = s.default(os.environ) if callable(s.default) else s.default
         if isinstance(default, tuple):
             default = os.pathsep.join(str(p) for p in default)
         rows.append((s.env, str(default), s.help))

@@ -26,9 +26,9 @@ from opentelemetry.instrumentation.grpc import (
 _configured = False
 
 
-def setup_logging(level: str | None = None) -> None:
+def setup_logging(level: str) -> None:
     logging.basicConfig(
-        level=(level or os.environ.get("THREADLINE_LOG_LEVEL", "INFO")).upper(),
+        level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 

@@ -1,13 +1,13 @@
 """The thin normalisation pass: storage keys, session ids and tool calls.
 
-Plain functions and one small stateful resolver; nothing here knows about gRPC. The threading,
+Plain functions of each record alone (so a batch resent after a restart normalises exactly
+as the first time); nothing here knows about gRPC. The threading,
 context and tool-pattern analyses build on this module's output in later stages.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from pathlib import PurePath
 
 from threadline.records import ToolCall
@@ -28,32 +28,15 @@ def message_key(uuid: str, project_key: str, path: str, byte_offset: int, raw: b
     return "line:" + digest.hexdigest()
 
 
-class SessionResolver:
-    """Gives every record a session id.
+def session_of(path: str, session_id: str) -> str:
+    """The record's session; for a record that names none, the file's.
 
-    Records without one (file-history-snapshot, summary, some metadata lines) belong to the
-    session of the file they are in: the last session id seen in that file, or else the file's
-    stem (Claude Code names session files `<sessionId>.jsonl`). Bounded: the least recently
-    used files are forgotten and fall back to the stem until a record names the session again.
+    Ingest already gives such records the session of the last record before them in the same
+    file (kept with the durable offsets, so the answer never depends on where reading
+    resumed). What is left, the records before any session is named, belong to the session
+    the file is named after: Claude Code writes `<sessionId>.jsonl`.
     """
-
-    def __init__(self, max_files: int = 4096):
-        self._last: OrderedDict[str, str] = OrderedDict()
-        self._max = max_files
-
-    def resolve(self, path: str, session_id: str) -> str:
-        if session_id:
-            if self._last.get(path) != session_id:
-                self._last[path] = session_id
-                if len(self._last) > self._max:
-                    self._last.popitem(last=False)
-            self._last.move_to_end(path)
-            return session_id
-        known = self._last.get(path)
-        return known if known is not None else PurePath(path).stem
-
-    def forget(self, path: str) -> None:
-        self._last.pop(path, None)
+    return session_id or PurePath(path).stem
 
 
 def tool_use(tool_use_id: str, session_id: str, name: str, input_json: bytes, message_key: str,

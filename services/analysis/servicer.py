@@ -26,20 +26,16 @@ TOOL_RESULT = common_pb2.BLOCK_KIND_TOOL_RESULT
 class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
     def __init__(self, store: store_pb2_grpc.StoreServiceStub):
         self._store = store
-        self._sessions = normalize.SessionResolver()
 
     def normalise(self, batch: common_pb2.Batch) -> common_pb2.Batch:
         """Fill in keys and session ids and collect tool calls, in place."""
-        resolve = self._sessions.resolve
         calls = []
         for chunk in batch.chunks:
-            if chunk.reset:
-                self._sessions.forget(chunk.position.source.path)
             for m in chunk.messages:
                 source = m.source
                 m.key = normalize.message_key(m.uuid, m.project_key, source.path,
                                               source.byte_offset, m.raw)
-                m.session_id = resolve(source.path, m.session_id)
+                m.session_id = normalize.session_of(source.path, m.session_id)
                 for b in m.content:
                     if b.kind == TOOL_USE and b.tool_use_id:
                         calls.append(normalize.tool_use(b.tool_use_id, m.session_id, b.tool_name,

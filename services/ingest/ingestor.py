@@ -52,6 +52,7 @@ class _Sent:
     offset: int
     line_count: int
     reset: bool
+    session_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +189,8 @@ class Ingestor:
         if not chunks:
             return None
         self.lines_read += lines
-        sent = [_Sent(c.tail, c.generation, c.offset, c.line_count, c.reset) for c in chunks]
+        sent = [_Sent(c.tail, c.generation, c.offset, c.line_count, c.reset, c.session_id)
+                for c in chunks]
         with self._lock:
             batch_id = next(self._ids)
             self._in_flight[batch_id] = _InFlight(sent)
@@ -217,7 +219,7 @@ class Ingestor:
                 ready.append(first)
         for done in ready:
             for s in done.sent:
-                s.tail.acknowledge(s.generation, s.offset, s.line_count, s.reset)
+                s.tail.acknowledge(s.generation, s.offset, s.line_count, s.reset, s.session_id)
         return True
 
     def rewind(self) -> None:

@@ -42,13 +42,17 @@ def _str(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 def _int(value: object) -> int:
+    """A count as a 64-bit integer; anything else (or out of range) counts as 0."""
     if isinstance(value, bool):
         return int(value)
-    if isinstance(value, int):
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and _INT64[0] <= value <= _INT64[1]:
         return value
-    if isinstance(value, float):
-        return int(value)
     return 0
 
 

@@ -80,6 +80,9 @@ class Sender:
                     level = logging.WARNING if failures == 0 else logging.DEBUG
                     log.log(level, "Process stream to %s ended (%s); reconnecting and resending "
                             "what is not acknowledged", self.address, detail)
+                except Exception:  # a defect here must not stop ingest for good
+                    log.exception("sending to %s failed; resending what is not acknowledged",
+                                  self.address)
                 finally:
                     self.connected = False
                 self.ingestor.rewind()
@@ -93,6 +96,8 @@ class Sender:
         call = stub.Process()
         reader = asyncio.create_task(self._read_acks(call))
         reader.add_done_callback(lambda _: self._wake.set())
+        # Its failure is the stream's, reported by the write side: mark it retrieved.
+        reader.add_done_callback(lambda t: t.cancelled() or t.exception())
         self.connected = True
         try:
             while True:

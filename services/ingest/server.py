@@ -62,12 +62,13 @@ class Running:
             self.watcher.stop()
         if self.service is not None:
             await self.service.stop()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # A task may spawn another (the watcher a folder scan) while these end: until none left.
+        while tasks := [t for t in self._tasks if not t.done()]:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     # -- background work ---------------------------------------------------------------------
 

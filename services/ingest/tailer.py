@@ -11,10 +11,16 @@ the file it read before:
 Either way reading starts again from byte 0 and the next chunk says `reset`, which is safe
 because the store dedupes messages by key.
 
+Records that name no session (file-history-snapshot, summary, ...) get the session of the
+last record before them in the same file that named one (`session_id`, kept with the offsets
+and committed with them), so a reader that resumes mid-file decides exactly as one that read
+the file from the start.
+
 A line is parsed only once its newline has arrived: the bytes of a half-written last line stay
 unconsumed (kept in memory so a long line is not read again on every append), unless the
 caller says the file is `final` (import mode), in which case the unterminated tail is parsed
-if it is valid JSON and reported as `truncated_tail` otherwise.
+if it is valid JSON and reported as `truncated_tail` otherwise. Either way the offset stays
+at the start of that line: if the file does grow after all, the completed line is read then.
 
 Blocking file I/O: call from a worker thread.
 """
@@ -22,12 +28,15 @@ Blocking file I/O: call from a worker thread.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
 
 from services.ingest.parser import parse_line, truncated_tail
 from threadline.records import LineError, Position, Record
+
+log = logging.getLogger(__name__)
 
 HEAD_BYTES = 1024
 BLOCK_BYTES = 1024 * 1024
@@ -54,6 +63,7 @@ class Durable:
     source: Source
     offset: int
     line_count: int
+    session_id: str = ""
 
 
 @dataclass(slots=True)
@@ -70,6 +80,8 @@ class Chunk:
     errors: list[LineError] = field(default_factory=list)
     reset: bool = False
     bytes_read: int = 0
+    # The session in effect at `offset` (see the module docstring).
+    session_id: str = ""
 
     @property
     def lines(self) -> int:
@@ -94,6 +106,9 @@ class FileTail:
         self.line_count = 0
         self.durable_offset = 0
         self.durable_line_count = 0
+        # Session of the last record before `offset` (and `durable_offset`) that named one.
+        self.session_id = ""
+        self.durable_session_id = ""
         # Bumped by every reset, so acknowledgements of the old content are recognised.
         self.generation = 0
         # A reset must reach the store: pending until a chunk saying so is acknowledged.
@@ -105,6 +120,8 @@ class FileTail:
         # Bytes from `offset` on already read but not consumed (a half-written line, or lines
         # left over when a batch filled up).
         self._pending = b""
+        # Import mode reports an unterminated last line once, without consuming it.
+        self.tail_reported = False
 
     def source(self) -> Source:
         return Source(self.path, self.identity, self.project_key, self.format, self.head_sha256,
@@ -118,15 +135,18 @@ class FileTail:
         self.head_length = src.head_length
         self.offset = self.durable_offset = durable.offset
         self.line_count = self.durable_line_count = durable.line_count
+        self.session_id = self.durable_session_id = durable.session_id
         self._pending = b""
 
-    def acknowledge(self, generation: int, offset: int, line_count: int, reset: bool) -> None:
+    def acknowledge(self, generation: int, offset: int, line_count: int, reset: bool,
+                    session_id: str) -> None:
         """The store committed everything before `offset` (of content `generation`)."""
         with self.lock:
             if generation != self.generation:
                 return  # the file was reset since: this was about its old content
             self.durable_offset = offset
             self.durable_line_count = line_count
+            self.durable_session_id = session_id
             if reset:
                 self.reset_unacked = False
 
@@ -134,6 +154,8 @@ class FileTail:
         """Forget what was read but not committed (the stream to the store broke)."""
         self.offset = self.durable_offset
         self.line_count = self.durable_line_count
+        self.session_id = self.durable_session_id
+        self.tail_reported = False
         self.reset_to_send = self.reset_unacked
         self._pending = b""
         self.at_eof = False
@@ -155,22 +177,31 @@ class FileTail:
         """
         try:
             fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
+        except OSError as exc:
+            # Gone, unreadable, or no longer a file: nothing to read now. A rescan or the
+            # watcher brings it back when that changes.
+            if not isinstance(exc, FileNotFoundError):
+                log.warning("cannot read %s: %s", self.path, exc.strerror or exc)
             self.missing = True
             self.at_eof = True
             return None
         try:
             self.missing = False
             return self._read(fd, max_lines, max_bytes, final)
+        except OSError as exc:  # an I/O error mid-read: try again on the next change
+            log.warning("reading %s failed: %s", self.path, exc.strerror or exc)
+            self._pending = b""
+            self.at_eof = True
+            return None
         finally:
             os.close(fd)
 
     def _read(self, fd: int, max_lines: int, max_bytes: int, final: bool) -> Chunk | None:
         st = os.fstat(fd)
         self._check_same_file(fd, f"{st.st_dev}:{st.st_ino}", st.st_size)
-        path, project_key = self.path, self.project_key
-        records: list[Record] = []
-        errors: list[LineError] = []
+        path = self.path
+        keep = _Keeper(self.project_key, self.session_id)
+        records, errors = keep.records, keep.errors
         data = self._pending
         base = self.offset  # file offset of data[0]
         pos = 0
@@ -196,37 +227,42 @@ class FileTail:
             line_number += 1
             # Empty lines are skipped but still counted in line numbers.
             if line and (len(line) > 4 or line.strip()):
-                _keep(parse_line(line, Position(path, base + pos, line_number, len(line))),
-                      project_key, records, errors)
+                keep(parse_line(line, Position(path, base + pos, line_number, len(line))))
                 taken += 1
             pos = newline + 1
             if base + pos - start >= max_bytes:
                 break
-        if eof and final and pos < len(data):
+        session_id = keep.session_id  # in effect at the new offset, before any tail
+        if eof and final and pos < len(data) and not self.tail_reported:
+            # Reported once, but not consumed (see the module docstring).
             line = data[pos:]
-            line_number += 1
             if line.strip():
-                position = Position(path, base + pos, line_number, len(line))
+                position = Position(path, base + pos, line_number + 1, len(line))
                 result = parse_line(line, position)
                 if isinstance(result, LineError) and result.reason in _NOT_JSON:
                     result = truncated_tail(line, position)
-                _keep(result, project_key, records, errors)
-            pos = len(data)
+                keep(result)
+                self.tail_reported = True
         consumed = base + pos - start
         self._pending = data[pos:]
         self.at_eof = eof
         self.size = max(st.st_size, base + len(data))
-        if consumed == 0 and not self.reset_to_send:
+        if consumed == 0 and not self.reset_to_send and not records and not errors:
             return None
         self.offset = base + pos
         self.line_count = line_number
+        self.session_id = session_id
         chunk = Chunk(self, self.source(), self.generation, self.offset, self.line_count,
-                      records, errors, self.reset_to_send, consumed)
+                      records, errors, self.reset_to_send, consumed, self.session_id)
         self.reset_to_send = False
         return chunk
 
     def _check_same_file(self, fd: int, identity: str, size: int) -> None:
         replaced = bool(self.identity) and identity != self.identity
+        # Bytes already read ahead (`_pending`) must still be in the file: one cut back inside
+        # them and written again would otherwise glue old bytes to new ones into a forged line.
+        if not replaced and self._pending:
+            replaced = os.pread(fd, len(self._pending), self.offset) != self._pending
         if not replaced and size < self.offset:
             replaced = True
         if not replaced and self.head_length:
@@ -247,16 +283,31 @@ class FileTail:
             self.durable_offset = self.durable_line_count = 0
             self.reset_unacked = True
         self.offset = self.line_count = 0
+        self.session_id = ""
+        self.tail_reported = False
         self.head_sha256 = ""
         self.head_length = 0
         self.reset_to_send = True
         self._pending = b""
 
 
-def _keep(result: Record | LineError, project_key: str, records: list[Record],
-          errors: list[LineError]) -> None:
-    result.project_key = project_key
-    if isinstance(result, Record):
-        records.append(result)
-    else:
-        errors.append(result)
+class _Keeper:
+    """Sorts parse results into records and errors, giving records without a session id the
+    session in effect (see the module docstring)."""
+
+    def __init__(self, project_key: str, session_id: str):
+        self.project_key = project_key
+        self.session_id = session_id
+        self.records: list[Record] = []
+        self.errors: list[LineError] = []
+
+    def __call__(self, result: Record | LineError) -> None:
+        result.project_key = self.project_key
+        if isinstance(result, Record):
+            if result.session_id:
+                self.session_id = result.session_id
+            else:
+                result.session_id = self.session_id
+            self.records.append(result)
+        else:
+            self.errors.append(result)

@@ -54,7 +54,8 @@ class Watcher:
         first = True
         while not self._stopping:
             self._restart = asyncio.Event()
-            present = [r for r in self.roots if r.is_dir()]
+            # A root may be a folder or a single transcript file; both can be watched.
+            present = [r for r in self.roots if r.exists()]
             missing = [r for r in self.roots if r not in present]
             for root in missing:
                 if root not in self._announced:
@@ -98,6 +99,6 @@ class Watcher:
     async def _wait_for_roots(self, missing: list[Path]) -> None:
         while True:
             await asyncio.sleep(ROOT_POLL_SECONDS)
-            if any(r.is_dir() for r in missing):
+            if any(r.exists() for r in missing):
                 self._restart.set()
                 return

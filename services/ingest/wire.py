@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from services.ingest.ingestor import Batch, Status
+from services.ingest.parser import EXCERPT_BYTES
 from services.ingest.tailer import Durable, Source
 from threadline import convert
-from threadline.records import CLAUDE_CODE
+from threadline.records import CLAUDE_CODE, LineError
 from threadline.v1 import common_pb2, ingest_pb2
 
 
@@ -21,7 +22,7 @@ def durable_from_pb(o: common_pb2.SourceOffset) -> Durable:
     source = Source(s.path, s.identity, s.project_key,
                     convert.FORMAT_FROM_PB.get(s.format, CLAUDE_CODE), s.head_sha256,
                     s.head_length)
-    return Durable(source, o.offset, o.line_count)
+    return Durable(source, o.offset, o.line_count, o.session_id)
 
 
 def batch_to_pb(b: Batch) -> common_pb2.Batch:
@@ -34,7 +35,16 @@ def batch_to_pb(b: Batch) -> common_pb2.Batch:
         position.source.CopyFrom(source_to_pb(c.source))
         position.offset = c.offset
         position.line_count = c.line_count
-        chunk.messages.extend([convert.message_to_pb(r) for r in c.records])
+        position.session_id = c.session_id
+        for record in c.records:
+            try:
+                chunk.messages.append(convert.message_to_pb(record))
+            except (ValueError, TypeError) as exc:
+                # The parser keeps values within the contract's types; should one slip
+                # through, that line becomes a parse error instead of stopping ingest.
+                chunk.errors.append(convert.error_to_pb(LineError(
+                    record.source, "unrepresentable", repr(exc)[:500],
+                    record.raw[:EXCERPT_BYTES], record.project_key)))
         chunk.errors.extend([convert.error_to_pb(e) for e in c.errors])
     return out
 

@@ -117,6 +117,8 @@ sources = Table(
     Column("head_length", Integer, nullable=False),
     Column("offset", Integer, nullable=False),
     Column("line_count", Integer, nullable=False),
+    # The session in effect at `offset` (SourceOffset.session_id), committed with it.
+    Column("session_id", Text, nullable=False, default=""),
 )
 
 parse_errors = Table(
