@@ -141,6 +141,8 @@ def _ingest_status(address: str):
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    import grpc
+
     from threadline.supervisor import Supervisor
 
     paths = [Path(p).expanduser().resolve() for p in args.paths]
@@ -160,15 +162,28 @@ def cmd_import(args: argparse.Namespace) -> int:
             from tqdm import tqdm
 
             progress = tqdm(total=0, unit="B", unit_scale=True, desc="importing", leave=False)
+        last_progress, moved_at = -1, time.monotonic()
         while True:
-            supervisor.check()
-            status = _ingest_status(supervisor.address("ingest"))
-            if progress is not None:
-                progress.total = sum(f.size for f in status.files)
-                progress.n = sum(f.durable_offset for f in status.files)
-                progress.refresh()
-            if status.idle:
-                break
+            supervisor.check()  # a service that died is restarted and resumes
+            try:
+                status = _ingest_status(supervisor.address("ingest"))
+            except grpc.RpcError:
+                status = None  # ingest is restarting
+            if status is not None:
+                if status.idle:
+                    break
+                durable = sum(f.durable_offset for f in status.files)
+                if progress is not None:
+                    progress.total = sum(f.size for f in status.files)
+                    progress.n = durable
+                    progress.refresh()
+                if durable != last_progress:
+                    last_progress, moved_at = durable, time.monotonic()
+            if time.monotonic() - moved_at > args.stall_seconds:
+                print(f"threadline import: nothing committed for {args.stall_seconds:.0f} s; "
+                      "giving up (rerun with --verbose to see the services' logs)",
+                      file=sys.stderr)
+                return 1
             time.sleep(0.1)
     finally:
         if progress is not None:
@@ -285,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     db_flag(imp)
     imp.add_argument("--json", action="store_true", help="one JSON object on the last line")
     imp.add_argument("--verbose", action="store_true", help="show the services' logs")
+    imp.add_argument("--stall-seconds", type=float, default=300.0,
+                     help="give up when nothing is committed for this long (default 300)")
     imp.add_argument("paths", nargs="+")
     imp.set_defaults(func=cmd_import)
 
