@@ -205,3 +205,19 @@ def test_overflowing_live_subscriber_raises():
         assert feed.slow_disconnects == 1 and feed.subscriber_count == 0
 
     asyncio.run(main())
+
+
+def test_live_changes_carry_the_key_the_store_gave_a_keyless_message(tmp_path):
+    async def main():
+        async with running_store(tmp_path / "t.db") as (run, stub):
+            call = stub.Changes(spb.ChangesRequest(follow=True))
+            await wait_for(lambda: run.feed.subscriber_count == 1)
+            keyless = messages(0, 1)
+            keyless[0].key = ""
+            await write(stub, [batch(1, keyless, offset=100)])
+            (live,) = [c async for c in flat(call, limit=1)]
+            call.cancel()
+            (replayed,) = [c async for c in flat(stub.Changes(spb.ChangesRequest()))]
+            assert live.message.key == replayed.message.key == f"{keyless[0].source.path}:0"
+
+    asyncio.run(main())

@@ -217,3 +217,43 @@ def test_export_reads_the_database_without_a_server(tmp_path):
                                "line_number": 1, "byte_length": len(b'{"uuid":"m0"}')}
     assert first["content"] == [{"kind": "text", "text": "hello"}]
     assert sessions[0]["message_count"] == 5
+
+
+def test_after_a_failed_batch_the_rest_of_its_stream_fails_and_no_offset_skips_it(tmp_path):
+    import sqlite3
+
+    from services.store import rows
+    from services.store.errors import EarlierBatchFailed
+    from services.store.writer import Writer, WriteStream
+
+    db = tmp_path / "t.db"
+
+    async def main():
+        writer = Writer(db)
+        await asyncio.to_thread(writer.start)
+        try:
+            # A real SQLite failure for one batch: a trigger refuses one message key.
+            with sqlite3.connect(db) as conn:
+                conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON messages "
+                             "WHEN NEW.key = 'poison' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+            stream = WriteStream()
+            batches = [rows.write_batch(batch(1, [message("poison")], offset=100), {}),
+                       rows.write_batch(batch(2, messages(1, 3), offset=400), {})]
+            for b in batches:
+                b.stream = stream
+            # Both are queued before either is written (no await in between).
+            futures = [writer.submit(b) for b in batches]
+            first, second = await asyncio.gather(*futures, return_exceptions=True)
+            assert isinstance(first, Exception) and "refused" in str(first)
+            assert isinstance(second, EarlierBatchFailed)
+            # Another stream is unaffected.
+            ok = await writer.submit(rows.write_batch(batch(3, messages(1, 3), offset=400,
+                                                            path="/other.jsonl"), {}))
+            assert len(ok.new_messages) == 3 and ok.last_sequence == 3
+        finally:
+            await asyncio.to_thread(writer.stop)
+        with sqlite3.connect(db) as conn:
+            offsets = dict(conn.execute('SELECT path, "offset" FROM sources'))
+        assert offsets == {"/other.jsonl": 400}
+
+    asyncio.run(main())

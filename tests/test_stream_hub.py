@@ -117,3 +117,22 @@ def test_follow_with_since_has_no_gap_and_no_duplicate():
         assert len(hub) == 0  # closing the feed left the hub
 
     asyncio.run(main())
+
+
+def test_a_subscriber_whose_outlet_raises_is_dropped_and_the_rest_still_get_the_change():
+    async def main():
+        hub = Hub(10)
+        broken = hub.subscribe(Filter())
+
+        def sink(sequence: int, payload: object) -> bool:
+            raise RuntimeError("a bug in one outlet")
+
+        broken.attach(sink)
+        other = hub.subscribe(Filter())
+        hub.publish(1, "p1", "s1", "x")  # must not raise
+        assert await other.next_batch() == [(1, "x")]
+        with pytest.raises(SlowConsumer):
+            broken.raise_if_dropped()
+        assert len(hub) == 1 and hub.head == 1
+
+    asyncio.run(main())

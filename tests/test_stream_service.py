@@ -490,3 +490,156 @@ def test_each_change_is_delivered_in_a_span_of_its_ingest_trace():
     assert format(span.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
     assert format(span.parent.span_id, "016x") == "b7ad6b7169203331"
     assert span.attributes["sequence"] == 1
+
+
+def test_a_change_too_deep_to_reencode_is_sent_as_text_and_delivery_goes_on():
+    async def main():
+        async with running_stack() as (store, running, _):
+            async with connect(ws_url(running)) as ws:
+                await subscribe(ws)
+                deep = b"[" * 300 + b"]" * 300  # orjson reads 1024 levels but writes only 254
+                change = store.append(text="deep")
+                change.message.content[0].tool_input_json = deep
+                store.append(text="after")
+                first, second = await recv_changes(ws, 2)
+                assert first["message"]["content"][0]["input"] == deep.decode()
+                assert second["sequence"] == 2 and second["message"]["text"] == "after"
+
+    asyncio.run(main())
+
+
+def test_an_unexpected_upstream_failure_is_retried_without_loss():
+    async def main():
+        async with running_stack() as (store, running, _):
+            publish, failed = running.hub.publish, []
+
+            def fail_once(*args):
+                if not failed:
+                    failed.append(args[0])
+                    raise RuntimeError("injected bug")
+                publish(*args)
+
+            running.hub.publish = fail_once
+            async with connect(ws_url(running)) as ws:
+                await subscribe(ws)
+                store.append()
+                store.append()
+                assert [f["sequence"] for f in await recv_changes(ws, 2)] == [1, 2]
+            assert failed == [1] and not running.upstream_task.done()
+
+    asyncio.run(main())
+
+
+def test_slow_close_names_the_lowest_resume_point_of_all_subscriptions():
+    async def main():
+        async with running_stack(queue=4) as (store, running, _):
+            for _ in range(5):
+                store.append(project="p2", session="s2")
+            await wait_for(lambda: running.hub.head == 5, "head 5")
+            store.hold_after_first = asyncio.Event()  # the replay sends 1, then stalls
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", running.ws_port))
+            sock.setblocking(False)
+            async with connect(ws_url(running), sock=sock, max_queue=1,
+                               max_size=2**21) as ws:
+                live = (await subscribe(ws, project="p1"))["subscription"]
+                replaying = (await subscribe(ws, project="p2", since=0))["subscription"]
+                first = await recv(ws)
+                assert (first["subscription"], first["sequence"]) == (replaying, 1)
+                big = "x" * 200_000
+                while running.gateway.slow_disconnects == 0:
+                    assert running.hub.head < 2000, "the client was never disconnected"
+                    sequence = store.append(project="p1", text=big).sequence
+                    await wait_for(lambda s=sequence: running.hub.head == s, "the change")
+                got = {live: [], replaying: [1]}
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        frame = await recv(ws)
+                        got[frame["subscription"]].append(frame["sequence"])
+                assert closed.value.rcvd.code == SLOW_CONSUMER_CLOSE_CODE
+                resume_from = int(closed.value.rcvd.reason.rsplit("since=", 1)[1])
+                # Resubscribing both from there must not skip anything either one missed.
+                assert resume_from == 1 == got[replaying][-1]
+            store.hold_after_first.set()
+
+    asyncio.run(main())
+
+
+def test_a_client_over_the_byte_budget_is_closed_even_with_few_frames_queued():
+    async def main():
+        async with running_stack(queue=1000) as (store, running, _):
+            running.gateway.byte_limit = 1_000_000
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", running.ws_port))
+            sock.setblocking(False)
+            async with connect(ws_url(running), sock=sock, max_queue=1,
+                               max_size=2**21) as ws:
+                await subscribe(ws)
+                big = "x" * 200_000
+                while running.gateway.slow_disconnects == 0:
+                    # Far fewer than the 1000 frames the count allows.
+                    assert running.hub.head < 300, "the byte budget was never enforced"
+                    sequence = store.append(text=big).sequence
+                    await wait_for(lambda s=sequence: running.hub.head == s, "the change")
+                received = []
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        received.append((await recv(ws))["sequence"])
+                frame = closed.value.rcvd
+                assert frame.code == SLOW_CONSUMER_CLOSE_CODE and "1000000 bytes" in frame.reason
+                resume_from = int(frame.reason.rsplit("since=", 1)[1])
+                assert received == list(range(1, resume_from + 1))
+
+    asyncio.run(main())
+
+
+def test_since_beyond_the_head_is_refused_with_the_head():
+    async def main():
+        async with running_stack() as (store, running, _):
+            store.append()
+            store.append()
+            await wait_for(lambda: running.hub.head == 2, "head 2")
+            async with connect(ws_url(running)) as ws:
+                await ws.send('{"type": "subscribe", "since": 7, "id": 1}')
+                reply = await recv(ws)
+                assert (reply["type"], reply["error"], reply["head"], reply["id"]) == (
+                    "error", "since_beyond_head", 2, 1)
+                assert "2" in reply["message"]
+                await ws.send(orjson.dumps({"type": "subscribe", "since": 2**63}).decode())
+                assert (await recv(ws))["error"] == "invalid_since"
+                await subscribe(ws, since=2)  # at the head is fine
+                store.append()
+                assert (await recv(ws))["sequence"] == 3
+            channel, stub = stream_stub(running)
+            call = stub.Subscribe(stream_pb2.SubscribeRequest(since_sequence=9))
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await asyncio.wait_for(call.read(), DEADLINE)
+            assert failed.value.code() == grpc.StatusCode.OUT_OF_RANGE
+            assert "3" in failed.value.details()
+            await channel.close()
+
+    asyncio.run(main())
+
+
+def test_subscriptions_per_connection_are_capped_and_unsubscribe_forgets_them():
+    from services.stream.gateway import MAX_SUBSCRIPTIONS
+
+    async def main():
+        async with running_stack() as (_, running, _holder):
+            async with connect(ws_url(running)) as ws:
+                ids = [(await subscribe(ws))["subscription"] for _ in range(MAX_SUBSCRIPTIONS)]
+                await ws.send('{"type": "subscribe", "id": "over"}')
+                reply = await recv(ws)
+                assert (reply["type"], reply["error"], reply["id"]) == (
+                    "error", "too_many_subscriptions", "over")
+                (conn,) = running.gateway.connections
+                await ws.send(orjson.dumps({"type": "unsubscribe",
+                                            "subscription": ids[0]}).decode())
+                assert (await recv(ws))["type"] == "unsubscribed"
+                assert ids[0] not in conn.last_sent
+                await subscribe(ws)  # the slot is free again
+                assert len(running.hub) == MAX_SUBSCRIPTIONS
+
+    asyncio.run(main())

@@ -4,6 +4,8 @@
     ├── InvalidArgument         a request the store cannot act on (bad limit, negative sequence)
     ├── NotFound                a session (or other named thing) that is not stored
     ├── StoreClosed             the store is shutting down or stopped; retry against a new one
+    ├── EarlierBatchFailed      a Write batch refused because an earlier batch of the same
+    │                           stream failed; resend from the acknowledged offsets
     ├── SubscriberTooSlow       a change subscriber whose queue overflowed; it resumes without
     │                           loss by subscribing again from the last sequence it received
     └── DatabaseMissing         `open_readonly` on a file that does not exist
@@ -28,6 +30,13 @@ class NotFound(StoreError):
 
 class StoreClosed(StoreError):
     pass
+
+
+class EarlierBatchFailed(StoreError):
+    def __init__(self, batch_id: int):
+        super().__init__(f"batch {batch_id} not written: an earlier batch of this Write stream "
+                         "failed; resend from the acknowledged offsets")
+        self.batch_id = batch_id
 
 
 class SubscriberTooSlow(StoreError):

@@ -221,6 +221,7 @@ def live_changes(batch: WriteBatch, result: WriteResult) -> list[LiveChange]:
     for i, seq in result.new_messages:
         m = message_pbs[i]
         m.ClearField("raw")  # the row already holds the bytes; don't copy them into the event
+        m.key = batch.messages[i]["key"]  # as stored (and replayed), even when sent empty
         out.append(LiveChange(seq, m.project_key, m.session_id, pb.Change(
             sequence=seq, kind=pb.CHANGE_KIND_MESSAGE, project_key=m.project_key,
             session_id=m.session_id, message=m, trace_context=trace_context)))

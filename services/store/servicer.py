@@ -18,6 +18,7 @@ from services.store import queries, rows
 from services.store.changefeed import ChangeFeed, replay_then_follow
 from services.store.errors import (
     DatabaseMissing,
+    EarlierBatchFailed,
     InvalidArgument,
     NotFound,
     StoreClosed,
@@ -25,7 +26,7 @@ from services.store.errors import (
     SubscriberTooSlow,
 )
 from services.store.reader import ReadPool
-from services.store.writer import WriteBatch, Writer, WriteResult
+from services.store.writer import WriteBatch, Writer, WriteResult, WriteStream
 from threadline import telemetry
 from threadline.v1 import common_pb2, store_pb2, store_pb2_grpc
 
@@ -35,6 +36,7 @@ STATUS_CODES: dict[type[StoreError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
     StoreClosed: grpc.StatusCode.UNAVAILABLE,
+    EarlierBatchFailed: grpc.StatusCode.ABORTED,
     SubscriberTooSlow: grpc.StatusCode.RESOURCE_EXHAUSTED,
     DatabaseMissing: grpc.StatusCode.FAILED_PRECONDITION,
 }
@@ -55,6 +57,11 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
     if code is grpc.StatusCode.INTERNAL:
         log.exception("store request failed", exc_info=exc)
     await context.abort(code, str(exc) or type(exc).__name__)
+
+
+def _ignore_outcome(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _mapped(method: Callable) -> Callable:
@@ -85,29 +92,32 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         if self._feed.has_subscribers and (result.new_messages or result.new_errors):
             self._feed.publish(rows.live_changes(batch, result))
 
-    async def _commit(self, batch: common_pb2.Batch) -> WriteResult:
+    async def _commit(self, batch: common_pb2.Batch, stream: WriteStream) -> WriteResult:
         with telemetry.span_from(self._tracer, "store.write", batch.trace_context,
                                  **{"threadline.batch_id": batch.batch_id}) as span:
             # Changes name this span as their parent (or carry the batch's own context when
             # tracing is off), so the trace continues to the stream service.
             carrier: dict[str, str] = {}
             telemetry.inject(carrier)
-            result = await self._writer.submit(
-                rows.write_batch(batch, carrier or dict(batch.trace_context)))
+            write = rows.write_batch(batch, carrier or dict(batch.trace_context))
+            write.stream = stream
+            result = await self._writer.submit(write)
             span.set_attribute("threadline.new_messages", len(result.new_messages))
             return result
 
     async def Write(self, request_iterator, context) -> AsyncIterator[common_pb2.BatchAck]:
         # Batches are read (and queued to the writer) while earlier ones commit, so the writer
-        # can group them; acks go back in order, each only after its commit.
+        # can group them; acks go back in order, each only after its commit. Once one fails,
+        # the writer fails the rest of the stream (see WriteStream) and the stream ends.
         pending: asyncio.Queue[asyncio.Task | None] = asyncio.Queue()
         window = asyncio.Semaphore(WRITE_WINDOW)
+        stream = WriteStream()
 
         async def read() -> None:
             try:
                 async for batch in request_iterator:
                     await window.acquire()
-                    pending.put_nowait(asyncio.ensure_future(self._commit(batch)))
+                    pending.put_nowait(asyncio.ensure_future(self._commit(batch, stream)))
             finally:
                 pending.put_nowait(None)
 
@@ -129,6 +139,10 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         finally:
             self._write_readers.discard(reader)
             reader.cancel()
+            # After a failure nobody awaits the later batches (they fail as well).
+            while not pending.empty():
+                if (task := pending.get_nowait()) is not None:
+                    task.add_done_callback(_ignore_outcome)
 
     def end_writes(self) -> None:
         """Stop reading Write streams: they ack what they already took, then end."""

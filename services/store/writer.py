@@ -6,7 +6,9 @@ them in ONE `BEGIN IMMEDIATE` transaction - each batch under its own savepoint, 
 fails is rolled back alone - and commits once; only then are results handed to the event loop
 (`call_soon_threadsafe`), in commit order. Offsets are written in the same transaction as the
 rows they cover, so a process killed at any instant neither loses nor duplicates anything once
-the unacknowledged batches are sent again.
+the unacknowledged batches are sent again. For the same reason, once a batch of a Write stream
+fails every later batch of that stream fails too (`WriteStream`): committing a later batch
+would move its source's offset past the rows of the failed one, and they would never be resent.
 
 Idempotence: a message whose key is stored is skipped (within a batch the first occurrence
 wins), as is a parse error at a stored (path, byte_offset). Every NEW message and parse error
@@ -30,7 +32,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, func, se
 from sqlalchemy.pool import NullPool
 
 from services.store import schema
-from services.store.errors import StoreClosed
+from services.store.errors import EarlierBatchFailed, StoreClosed
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,18 @@ CHECKPOINT_SECONDS = 1.0
 # SQLite's default limit of bound parameters is 32766; stay well under it.
 _IN_CHUNK = 5000
 _STOP = object()
+
+
+class WriteStream:
+    """The batches of one ordered stream: after one fails, the later ones are refused.
+
+    Read and written only by the writer thread, which takes batches in submission order.
+    """
+
+    __slots__ = ("failed",)
+
+    def __init__(self) -> None:
+        self.failed = False
 
 
 @dataclass(slots=True)
@@ -56,6 +70,8 @@ class WriteBatch:
     tool_calls: list[dict] = field(default_factory=list)
     # Opaque to the writer: handed back to the on_commit hook with the result.
     context: Any = None
+    # The ordered stream this batch belongs to, if any.
+    stream: WriteStream | None = None
 
 
 @dataclass(slots=True)
@@ -103,6 +119,9 @@ class Writer:
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self._closed = False
+        # Makes "not closed, so queue it" one step with respect to stop(): nothing is queued
+        # after the stop sentinel, where nobody would resolve its future.
+        self._lock = threading.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -116,10 +135,11 @@ class Writer:
 
     def stop(self) -> None:
         """Commit what is queued, then close the connection."""
-        if self._thread is None or self._closed:
-            return
-        self._closed = True
-        self._queue.put(_STOP)
+        with self._lock:
+            if self._thread is None or self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
         self._thread.join()
 
     # --- submitting (event loop side) --------------------------------------------------------
@@ -128,10 +148,11 @@ class Writer:
         """Queue a batch; the future resolves once it is committed (or failed)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[WriteResult] = loop.create_future()
-        if self._closed:
-            future.set_exception(StoreClosed("the store writer is stopped"))
-            return future
-        self._queue.put((batch, loop, future))
+        with self._lock:
+            if not self._closed:
+                self._queue.put((batch, loop, future))
+                return future
+        future.set_exception(StoreClosed("the store writer is stopped"))
         return future
 
     # --- the thread --------------------------------------------------------------------------
@@ -196,20 +217,29 @@ class Writer:
         try:
             with conn.begin():
                 for batch, _loop, future in group:
+                    stream = batch.stream
+                    if stream is not None and stream.failed:
+                        outcomes.append((batch, future, EarlierBatchFailed(batch.batch_id)))
+                        continue
                     seq_before = self.last_sequence
                     try:
                         with conn.begin_nested():
                             result = self._apply(conn, batch)
-                    except Exception as exc:  # this batch alone fails
+                    except Exception as exc:  # this batch alone fails (and its stream's rest)
                         log.exception("batch %s failed", batch.batch_id)
                         self.last_sequence = seq_before
+                        if stream is not None:
+                            stream.failed = True
                         outcomes.append((batch, future, exc))
                     else:
                         outcomes.append((batch, future, result))
         except Exception as exc:  # the commit itself failed: nothing of the group is stored
             log.exception("commit of %d batches failed", len(group))
-            self.last_sequence = start_sequence
+            self.last_sequence = self._stored_sequence(conn, start_sequence)
             outcomes = [(b, f, exc) for b, _loop, f in group]
+            for b, _loop, _f in group:
+                if b.stream is not None:
+                    b.stream.failed = True
         for _batch, _future, outcome in outcomes:
             if isinstance(outcome, WriteResult):
                 outcome.last_sequence = self.last_sequence
@@ -219,6 +249,16 @@ class Writer:
             by_loop.setdefault(loop, []).append((batch, future, outcome))
         for loop, items in by_loop.items():
             _deliver_threadsafe(loop, items, self.on_commit)
+
+    @staticmethod
+    def _stored_sequence(conn: Connection, fallback: int) -> int:
+        """The highest committed sequence, read back: after a failed commit, don't guess."""
+        try:
+            with conn.begin():
+                return conn.scalar(select(func.max(schema.changes.c.seq))) or 0
+        except Exception:
+            log.exception("cannot read the last sequence back; assuming %d", fallback)
+            return fallback
 
     def _apply(self, conn: Connection, batch: WriteBatch) -> WriteResult:
         new_messages = self._insert_messages(conn, batch.messages)

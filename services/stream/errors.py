@@ -3,7 +3,9 @@
     StreamError
      ├── SlowConsumer      a subscriber fell too far behind and was dropped (resume with `since`)
      ├── InvalidRequest    a subscription request that cannot be served (e.g. negative since)
-     └── ShuttingDown      the service is stopping (resubscribe elsewhere or later with `since`)
+     ├── SinceBeyondHead   `since` is past the newest change (e.g. the store was replaced)
+     ├── ShuttingDown      the service is stopping (resubscribe elsewhere or later with `since`)
+     └── ProtocolError     (protocol.py) a WebSocket frame that cannot be understood
 
 The gRPC status of each is decided in one place, `servicer.STATUS_FOR`; the WebSocket gateway
 turns them into close codes or error frames.
@@ -31,6 +33,20 @@ class SlowConsumer(StreamError):
 
 class InvalidRequest(StreamError):
     """A request the service cannot serve as asked."""
+
+
+class SinceBeyondHead(StreamError):
+    """A subscription asked to resume after a sequence the service has not seen yet.
+
+    Waiting would look like silence until the head passes it; after the store's database was
+    replaced it may never do so. The client should resume from `head` (or from its own data).
+    """
+
+    def __init__(self, since: int, head: int):
+        self.since = since
+        self.head = head
+        super().__init__(f"since={since} is beyond the head sequence {head}; "
+                         f"subscribe again with since <= {head}")
 
 
 class ShuttingDown(StreamError):

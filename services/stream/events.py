@@ -1,7 +1,9 @@
 """One change as the stream service carries it, and its JSON form for WebSocket clients.
 
 A change is encoded to JSON once, on first use, and the bytes are shared by every client:
-each frame is `head + subscription id + tail`, so only the subscription id differs. The
+each frame is `head + subscription id + tail`, so only the subscription id differs. Encoding
+never raises: tool input that orjson reads but cannot write back (nested deeper than it
+allows) is sent as its text instead, so one odd change cannot stop delivery. The
 mapping from protobuf is written by hand because it is several times faster than json_format
 and lets the JSON use plain names ("user", "text") instead of enum constants.
 """
@@ -27,6 +29,12 @@ class Event:
         self._head: bytes | None = None
         self._tail = b""
 
+    def size(self) -> int:
+        """Bytes of the encoded change (shared by every frame; excludes the subscription id)."""
+        if self._head is None:
+            self._head, self._tail = _encode(self.change)
+        return len(self._head) + len(self._tail)
+
     def frame(self, subscription: int) -> bytes:
         """The WebSocket frame of this change for one subscription."""
         if self._head is None:
@@ -36,12 +44,17 @@ class Event:
 
 def _encode(change: pb.Change) -> tuple[bytes, bytes]:
     if change.kind == pb.CHANGE_KIND_PARSE_ERROR or change.WhichOneof("payload") == "parse_error":
-        kind, field, body = "parse_error", b"error", parse_error_dict(change.parse_error)
+        kind, field = "parse_error", b"error"
+        body = orjson.dumps(parse_error_dict(change.parse_error))
     else:
-        kind, field, body = "message", b"message", message_dict(change.message)
+        kind, field = "message", b"message"
+        try:
+            body = orjson.dumps(message_dict(change.message))
+        except orjson.JSONEncodeError:  # e.g. tool input nested deeper than orjson writes
+            body = orjson.dumps(message_dict(change.message, parse_input=False))
     head = orjson.dumps({"type": kind, "sequence": change.sequence,
                          "project": change.project_key, "session": change.session_id})
-    return head[:-1] + b',"subscription":', b',"' + field + b'":' + orjson.dumps(body) + b"}"
+    return head[:-1] + b',"subscription":', b',"' + field + b'":' + body + b"}"
 
 
 def _source(s: pb.SourcePosition) -> dict:
@@ -59,7 +72,7 @@ def _json_value(data: bytes) -> object:
         return data.decode("utf-8", "replace")
 
 
-def _block(b: pb.ContentBlock) -> dict:
+def _block(b: pb.ContentBlock, parse_input: bool) -> dict:
     out: dict = {"kind": BLOCK_FROM_PB.get(b.kind, "other"), "text": b.text}
     if b.raw_type:
         out["raw_type"] = b.raw_type
@@ -68,7 +81,8 @@ def _block(b: pb.ContentBlock) -> dict:
     if b.tool_name:
         out["tool_name"] = b.tool_name
     if b.tool_input_json:
-        out["input"] = _json_value(b.tool_input_json)
+        out["input"] = (_json_value(b.tool_input_json) if parse_input
+                        else b.tool_input_json.decode("utf-8", "replace"))
     if b.is_error:
         out["is_error"] = True
     if b.HasField("image"):
@@ -78,7 +92,7 @@ def _block(b: pb.ContentBlock) -> dict:
     return out
 
 
-def message_dict(m: pb.Message) -> dict:
+def message_dict(m: pb.Message, parse_input: bool = True) -> dict:
     usage = None
     if m.HasField("usage"):
         u = m.usage
@@ -97,7 +111,8 @@ def message_dict(m: pb.Message) -> dict:
         "is_meta": m.is_meta, "format": FORMAT_FROM_PB.get(m.format, ""), "cwd": m.cwd,
         "git_branch": m.git_branch, "version": m.version, "request_id": m.request_id,
         "api_message_id": m.api_message_id, "stop_reason": m.stop_reason,
-        "content": [_block(b) for b in m.content], "usage": usage, "source": _source(m.source),
+        "content": [_block(b, parse_input) for b in m.content], "usage": usage,
+        "source": _source(m.source),
     }
 
 

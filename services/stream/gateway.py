@@ -1,18 +1,26 @@
 """The WebSocket gateway: `ws://host:port/ws`, speaking the JSON protocol of `protocol.py`.
 
-Backpressure policy: each connection has one bounded send queue (`subscriber_queue` frames)
-drained by its own sender task, so a client that reads slowly only ever delays itself. Live
-changes are appended to that queue without waiting; when it is full the client is closed with
-code 1013 (`SLOW_CONSUMER_CLOSE_CODE`, "Try Again Later") and a reason such as
-"slow consumer: send queue full (10000 changes); reconnect with since=4242", naming the last
-sequence actually sent to it so it can resume without loss. A replay (a subscription with
-"since") instead waits for room in the queue, since it is paced by the client anyway, and keeps
-half the queue free for live traffic.
+Backpressure policy: each connection has one send queue drained by its own sender task, so a
+client that reads slowly only ever delays itself. The queue is bounded twice: by count
+(`subscriber_queue` frames) and by bytes (`SEND_QUEUE_BYTES` of encoded changes and replies; a
+single frame larger than that still goes through an empty queue). It holds the shared `Event`s,
+not per-client bytes: a frame is built only when the sender takes it. Live changes are appended
+without waiting; when either bound is exceeded the client is closed with code 1013
+(`SLOW_CONSUMER_CLOSE_CODE`, "Try Again Later") and a reason such as "slow consumer: send queue
+full (10000 changes or 33554432 bytes); reconnect with since=4242". The queue is shared by all
+of the connection's subscriptions, so `since` is the lowest sequence sent to any of them:
+resubscribing every one from there loses nothing. A replay (a subscription with "since")
+instead waits for room in the queue, since it is paced by the client anyway, and keeps half of
+both bounds free for live traffic.
+
+A connection holds at most `MAX_SUBSCRIPTIONS` subscriptions; a "since" beyond the head is
+answered with an error frame naming the head.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections import deque
@@ -25,7 +33,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from services.stream import protocol, resume
-from services.stream.errors import InvalidRequest, SlowConsumer
+from services.stream.errors import InvalidRequest, SinceBeyondHead, SlowConsumer
+from services.stream.events import Event
 from services.stream.hub import Filter, Hub, Subscription
 
 log = logging.getLogger(__name__)
@@ -37,6 +46,10 @@ SLOW_CONSUMER_CLOSE_CODE = 1013
 CLOSE_TIMEOUT = 5.0
 # Client requests are small; refuse anything larger than this.
 MAX_REQUEST_BYTES = 64 * 1024
+# Byte budget of one connection's send queue (the encoded changes it refers to).
+SEND_QUEUE_BYTES = 32 * 1024 * 1024
+# Subscriptions one connection may hold at once: each costs a hub entry and status output.
+MAX_SUBSCRIPTIONS = 64
 
 
 @dataclass(slots=True)
@@ -54,12 +67,15 @@ class Connection:
         self.gateway = gateway
         self.ws = ws
         self.limit = gateway.queue_limit
+        self.byte_limit = gateway.byte_limit
         self.subscriptions: dict[int, ClientSubscription] = {}
         # Highest sequence sent to the client, per subscription: where it should resume.
         self.last_sent: dict[int, int] = {}
         self.closing = False
         self._ids = itertools.count(1)
-        self._queue: deque[tuple[bytes, int, int]] = deque()  # (frame, sequence, subscription)
+        # (event, or reply bytes when sequence is 0; sequence; subscription; size in bytes)
+        self._queue: deque[tuple[Event | bytes, int, int, int]] = deque()
+        self._bytes = 0
         self._ready = asyncio.Event()
         self._room = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
@@ -67,32 +83,38 @@ class Connection:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def offer(self, frame: bytes, sequence: int = 0, subscription: int = 0) -> bool:
-        """Queue a frame without waiting; False when the queue is full."""
+    def offer(self, item: Event | bytes, size: int, sequence: int = 0,
+              subscription: int = 0) -> bool:
+        """Queue an event (or a reply) without waiting; False when the queue is full."""
         if self.closing:
             return True  # going away: nothing more is sent, and it is no longer "slow"
-        if len(self._queue) >= self.limit:
+        queue = self._queue
+        if queue and (len(queue) >= self.limit or self._bytes + size > self.byte_limit):
             return False
-        self._queue.append((frame, sequence, subscription))
+        queue.append((item, sequence, subscription, size))
+        self._bytes += size
         self._ready.set()
         return True
 
-    async def put(self, frame: bytes, sequence: int, subscription: int) -> None:
-        """Queue a replayed frame, waiting while the queue is half full."""
-        while len(self._queue) >= max(1, self.limit // 2) and not self.closing:
+    async def put(self, event: Event, sequence: int, subscription: int) -> None:
+        """Queue a replayed event, waiting while the queue is half full (count or bytes)."""
+        size = event.size()
+        queue = self._queue
+        while queue and not self.closing and (len(queue) >= max(1, self.limit // 2)
+                                              or self._bytes + size > self.byte_limit // 2):
             self._room.clear()
             await self._room.wait()
-        self.offer(frame, sequence, subscription)
+        self.offer(event, size, sequence, subscription)
 
     def send_reply(self, frame: bytes) -> None:
-        if not self.offer(frame):
-            self._slow(None)
+        if not self.offer(frame, len(frame)):
+            self._slow()
 
     def _sink(self, subscription: int):
         offer = self.offer
 
         def sink(sequence: int, event: object) -> bool:
-            return offer(event.frame(subscription), sequence, subscription)  # type: ignore[attr-defined]
+            return offer(event, event.size(), sequence, subscription)  # type: ignore[arg-type, attr-defined]
 
         return sink
 
@@ -104,30 +126,34 @@ class Connection:
                     self._ready.clear()
                     await self._ready.wait()
                     continue
-                frame, sequence, subscription = queue.popleft()
+                item, sequence, subscription, size = queue.popleft()
+                self._bytes -= size
                 self._room.set()
                 # send() writes the frame to the socket buffer before it waits for room, so
                 # the frame counts as sent even if this task is cancelled during that wait.
                 if sequence:
-                    last_sent[subscription] = sequence
+                    frame = item.frame(subscription)  # type: ignore[union-attr]
+                    if subscription in last_sent:  # not once unsubscribed
+                        last_sent[subscription] = sequence
+                else:
+                    frame = item  # type: ignore[assignment]
                 await ws.send(frame, text=True)
         except ConnectionClosed:
             pass
 
     # -- slow clients ------------------------------------------------------------------------
 
-    def _on_drop(self, subscription: int):
-        return lambda _sub, _error: self._slow(subscription)
+    def _on_drop(self, _sub: Subscription, _error: SlowConsumer) -> None:
+        self._slow()
 
-    def _slow(self, subscription: int | None) -> None:
+    def _slow(self) -> None:
         if self.closing:
             return
-        if subscription is None:
-            resume_from = min(self.last_sent.values(), default=self.gateway.hub.head)
-        else:
-            resume_from = self.last_sent.get(subscription, 0)
-        reason = (f"slow consumer: send queue full ({self.limit} changes); "
-                  f"reconnect with since={resume_from}")
+        # Every subscription shares the queue and the close: the lowest point any of them
+        # reached is where all can resume without loss (the others get some changes twice).
+        resume_from = min(self.last_sent.values(), default=self.gateway.hub.head)
+        reason = (f"slow consumer: send queue full ({self.limit} changes or "
+                  f"{self.byte_limit} bytes); reconnect with since={resume_from}")
         log.info("closing WebSocket client %s: %s", self.ws.remote_address, reason)
         self.gateway.slow_disconnects += 1
         self._release()
@@ -179,6 +205,7 @@ class Connection:
                     "unknown_subscription", f"no subscription {request.subscription}",
                     request.id)))
                 return
+            self.last_sent.pop(cs.id, None)
             if cs.task is not None:
                 cs.task.cancel()
             cs.sub.close()
@@ -198,10 +225,21 @@ class Connection:
 
     def _subscribe(self, request: protocol.Subscribe) -> None:
         hub = self.gateway.hub
+        if len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+            self.send_reply(protocol.error_reply(protocol.ProtocolError(
+                "too_many_subscriptions", f"at most {MAX_SUBSCRIPTIONS} subscriptions per "
+                "connection; unsubscribe one first", request.id)))
+            return
+        try:
+            resume.check_since(hub, request.since)
+        except SinceBeyondHead as e:
+            self.send_reply(protocol.reply("error", request.id, error="since_beyond_head",
+                                           message=str(e), head=e.head))
+            return
         sid = next(self._ids)
         # Registered before anything is replayed, so no live change falls between the two.
         sub = hub.subscribe(Filter(request.project, request.session), self.limit,
-                            self._on_drop(sid))
+                            self._on_drop)
         cs = ClientSubscription(sid, sub, request.since)
         self.subscriptions[sid] = cs
         self.last_sent[sid] = request.since if request.since is not None else hub.head
@@ -215,11 +253,14 @@ class Connection:
 
     async def _catch_up(self, cs: ClientSubscription, since: int, request_id: object) -> None:
         try:
-            async for batch in resume.catch_up(cs.sub, self.gateway.replay, since):
-                for sequence, event in batch:
-                    if self.closing:
-                        return
-                    await self.put(event.frame(cs.id), sequence, cs.id)  # type: ignore[attr-defined]
+            # aclosing: a cancelled replay must end its store call now, not at GC time.
+            async with contextlib.aclosing(
+                    resume.catch_up(cs.sub, self.gateway.replay, since)) as batches:
+                async for batch in batches:
+                    for sequence, event in batch:
+                        if self.closing:
+                            return
+                        await self.put(event, sequence, cs.id)  # type: ignore[arg-type]
             cs.sub.attach(self._sink(cs.id))
         except SlowConsumer:
             pass  # the drop callback is closing the connection
@@ -232,6 +273,7 @@ class Connection:
     def _end_subscription(self, cs: ClientSubscription, code: str, message: str,
                           request_id: object) -> None:
         cs.sub.close()
+        self.last_sent.pop(cs.id, None)
         if self.subscriptions.pop(cs.id, None) is not None:
             self.send_reply(protocol.error_reply(
                 protocol.ProtocolError(code, message, request_id)))
@@ -240,10 +282,12 @@ class Connection:
 class Gateway:
     """The WebSocket server and its connections."""
 
-    def __init__(self, hub: Hub, replay: resume.Replay, queue_limit: int):
+    def __init__(self, hub: Hub, replay: resume.Replay, queue_limit: int,
+                 byte_limit: int = SEND_QUEUE_BYTES):
         self.hub = hub
         self.replay = replay
         self.queue_limit = queue_limit
+        self.byte_limit = byte_limit
         self.connections: set[Connection] = set()
         self.slow_disconnects = 0
         self._server: Server | None = None

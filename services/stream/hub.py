@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.stream.errors import ShuttingDown, SlowConsumer, StreamError
+
+log = logging.getLogger(__name__)
 
 # Called with (sequence, payload); returns False when the consumer's outlet is full.
 Sink = Callable[[int, object], bool]
@@ -144,6 +147,8 @@ class Hub:
     def __init__(self, queue_limit: int):
         self.queue_limit = queue_limit
         self.head = 0
+        # False until the upstream has told us the store's head: `head` means nothing before.
+        self.synced = False
         self.drops = 0
         self._ids = itertools.count(1)
         # Keyed by (project or None, session or None); tuples so that publish iterates a
@@ -190,13 +195,19 @@ class Hub:
     def advance(self, sequence: int) -> None:
         """Move the head without a change (the store's head when first connected)."""
         self.head = max(self.head, sequence)
+        self.synced = True
 
     def reset_head(self, sequence: int) -> None:
         """The store was replaced by one with a shorter history: follow it from there."""
         self.head = sequence
+        self.synced = True
 
     def publish(self, sequence: int, project: str, session: str, payload: object) -> None:
-        """Offer one change to every matching subscriber; never waits, never raises."""
+        """Offer one change to every matching subscriber; never waits, never raises.
+
+        A subscriber whose outlet fails is dropped like a slow one (it can resume with
+        `since`); the others still get the change.
+        """
         if sequence <= self.head:
             return  # already published (an upstream resume never repeats, but be sure)
         self.head = sequence
@@ -205,5 +216,10 @@ class Hub:
             subs = index.get(key)
             if subs:
                 for sub in subs:
-                    if not sub.offer(sequence, payload):
+                    try:
+                        delivered = sub.offer(sequence, payload)
+                    except Exception:
+                        log.exception("subscriber %d failed to take change %d", sub.id, sequence)
+                        delivered = False
+                    if not delivered:
                         self.drop(sub)

@@ -1,7 +1,7 @@
 """The WebSocket JSON protocol, without any socket: parsing client frames, building replies.
 
 Client -> server (one JSON object per text frame; "id" is optional and echoed back):
-    {"type": "subscribe", "project"?: str, "session"?: str, "since"?: int >= 0}
+    {"type": "subscribe", "project"?: str, "session"?: str, "since"?: 0 <= int < 2**63}
     {"type": "unsubscribe", "subscription": int}
     {"type": "ping"}
     {"type": "status"}
@@ -12,6 +12,7 @@ Server -> client:
     {"type": "unsubscribed", "subscription"}, {"type": "pong"},
     {"type": "status", "head", "subscriptions": [...], "clients"}
     {"type": "error", "error": <short code>, "message": <what was wrong>}
+        ("since_beyond_head" errors also carry "head", the newest sequence)
 Anything malformed gets an error frame; the connection stays open.
 """
 
@@ -24,6 +25,8 @@ import orjson
 from services.stream.errors import StreamError
 
 _ID_TYPES = (str, int, float)
+# Sequences are SQLite / protobuf int64.
+MAX_SEQUENCE = 2**63 - 1
 
 
 class ProtocolError(StreamError):
@@ -99,6 +102,9 @@ def parse(frame: str | bytes) -> Request:
                                     request_id)
             if since < 0:
                 raise ProtocolError("invalid_since", '"since" must not be negative', request_id)
+            if since > MAX_SEQUENCE:
+                raise ProtocolError("invalid_since", f'"since" must be at most {MAX_SEQUENCE}',
+                                    request_id)
         return Subscribe(request_id, _optional_str(obj, "project", request_id),
                          _optional_str(obj, "session", request_id), since)
     if kind == "unsubscribe":

@@ -13,11 +13,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
+from services.stream.errors import SinceBeyondHead
 from services.stream.hub import Filter, Hub, Subscription
 
 Batch = list[tuple[int, object]]
 # replay(since, filter) yields batches of (sequence, payload) after `since`, in order, then ends.
 Replay = Callable[[int, Filter], AsyncIterator[Batch]]
+
+
+def check_since(hub: Hub, since: int | None) -> None:
+    """Refuse a `since` past the head, which would otherwise get silence until the head passes
+    it (forever, if the store was replaced). Not judged before the head is known."""
+    if since is not None and hub.synced and since > hub.head:
+        raise SinceBeyondHead(since, hub.head)
 
 
 async def catch_up(sub: Subscription, replay: Replay, since: int) -> AsyncIterator[Batch]:

@@ -13,7 +13,13 @@ from contextlib import aclosing
 import grpc
 
 from services.stream import resume
-from services.stream.errors import InvalidRequest, ShuttingDown, SlowConsumer, StreamError
+from services.stream.errors import (
+    InvalidRequest,
+    ShuttingDown,
+    SinceBeyondHead,
+    SlowConsumer,
+    StreamError,
+)
 from services.stream.hub import Filter, Hub
 from threadline.v1 import common_pb2, stream_pb2, stream_pb2_grpc
 
@@ -21,6 +27,7 @@ from threadline.v1 import common_pb2, stream_pb2, stream_pb2_grpc
 STATUS_FOR: dict[type[StreamError], grpc.StatusCode] = {
     SlowConsumer: grpc.StatusCode.RESOURCE_EXHAUSTED,
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    SinceBeyondHead: grpc.StatusCode.OUT_OF_RANGE,
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -52,6 +59,7 @@ class StreamServicer(stream_pb2_grpc.StreamServiceServicer):
         try:
             if since is not None and since < 0:
                 raise InvalidRequest("since_sequence must not be negative")
+            resume.check_since(self.hub, since)
             async with aclosing(resume.follow(self.hub, self.replay, filter, since)) as feed:
                 async for batch in feed:
                     for sequence, event in batch:

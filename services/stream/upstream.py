@@ -55,6 +55,10 @@ class StoreFeed:
             except grpc.aio.AioRpcError as e:
                 log.info("store change feed broke (%s: %s); reconnecting after %.1fs",
                          e.code().name, e.details(), backoff.delay)
+            except Exception:
+                # A bug must not end live delivery for good while health says SERVING.
+                log.exception("store change feed failed; reconnecting after %.1fs",
+                              backoff.delay)
             finally:
                 self.connected = False
             if time.monotonic() - opened >= HEALTHY_SECONDS:
