@@ -259,9 +259,11 @@ class FileTail:
 
     def _check_same_file(self, fd: int, identity: str, size: int) -> None:
         replaced = bool(self.identity) and identity != self.identity
-        # Bytes already read ahead (`_pending`) must still be in the file: one cut back inside
-        # them and written again would otherwise glue old bytes to new ones into a forged line.
-        if not replaced and self._pending:
+        # A half-written last line kept from the previous read must still be in the file: one
+        # cut back inside it and written again would otherwise glue old bytes to new ones into
+        # a forged line. (Read-ahead left by a full batch is not checked again: it was read
+        # moments ago and re-reading it would double the cost of a bulk import.)
+        if not replaced and self._pending and self.at_eof:
             replaced = os.pread(fd, len(self._pending), self.offset) != self._pending
         if not replaced and size < self.offset:
             replaced = True
