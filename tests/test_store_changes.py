@@ -62,12 +62,16 @@ def test_live_changes_carry_the_batch_trace_context_and_honour_filters(tmp_path)
     async def main():
         async with running_store(tmp_path / "t.db") as (run, stub):
             call = stub.Changes(spb.ChangesRequest(follow=True, session_id="s2"))
-            await wait_for(lambda: run.feed.subscriber_count == 1)
-            traced = batch(2, messages(10, 2, session="s2"))
+            changes = flat(call)
+            # Until this marker arrives the stream may still be replaying from the database
+            # (replayed changes carry no trace context); after it, everything is live.
+            await write(stub, [batch(1, messages(5, 1, session="s2"))])
+            assert (await anext(changes)).message.key == "m5"
+            traced = batch(3, messages(10, 2, session="s2"))
             traced.trace_context["traceparent"] = (
                 "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-            await write(stub, [batch(1, messages(0, 3)), traced])
-            got = [c async for c in flat(call, limit=2)]
+            await write(stub, [batch(2, messages(0, 3)), traced])
+            got = [await anext(changes), await anext(changes)]
             call.cancel()
             assert [c.message.key for c in got] == ["m10", "m11"]
             assert all(c.message.raw == b"" for c in got)
