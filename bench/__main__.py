@@ -1,7 +1,8 @@
 """`make bench`: the pipeline's figures from one run on a generated corpus.
 
-1. Bulk import throughput, messages/s end to end (file -> ingest -> analysis -> store commit),
-   beside a bare `orjson.loads` pass over the same lines measured in the same run.
+1. Bulk import throughput, messages/s end to end (file -> ingest -> analysis -> store commit)
+   once the services are up, and counting their start-up, beside a bare `orjson.loads` pass
+   over the same lines measured in the same run.
 2. Live latency: a line appended to a watched file until its frame arrives at a WebSocket
    client, p50/p99 over many single-line appends.
 3. Peak resident memory of all service processes together during the import (sum of RSS,
@@ -131,15 +132,19 @@ def main() -> int:
         launched = time.monotonic()
         supervisor.start()
         try:
+            # Every service process is launched at once and ingest reads as soon as it runs.
+            # The import rate is counted from the moment all of them answer (what was
+            # committed before is left out on both sides); the time from launch is shown too.
+            ready = time.monotonic()
             store = supervisor.address("store")
+            at_ready = store_stats(store).messages
             while (stats := store_stats(store)).messages < lines:
                 time.sleep(0.02)
-            # Every service process is launched at once and ingest reads as soon as it runs:
-            # the figure includes the services' start-up.
-            elapsed = time.monotonic() - launched
+            done = time.monotonic()
             sampler.stop_event.set()
             sampler.join()
-            throughput = stats.messages / elapsed
+            throughput = (stats.messages - at_ready) / (done - ready)
+            with_startup = stats.messages / (done - launched)
 
             live_file = root / "-home-dev-live" / "bench-live-session.jsonl"
             live_file.parent.mkdir(parents=True, exist_ok=True)
@@ -159,10 +164,11 @@ def main() -> int:
     met_memory = pss_mb < TARGETS["memory_mb"]
     print()
     print("threadline bench (one run, same machine)")
-    print(f"  bulk import   {throughput:9,.0f} messages/s end to end "
-          f"(target >= {TARGETS['throughput']:,.0f}: {verdict(met_rate)})")
-    print(f"                {stats.messages:,} messages committed {elapsed:.2f} s after the "
-          f"services were launched (start-up included)")
+    print(f"  bulk import   {throughput:9,.0f} messages/s end to end, file to committed row, "
+          f"once the services are up (target >= {TARGETS['throughput']:,.0f}: "
+          f"{verdict(met_rate)})")
+    print(f"                {with_startup:9,.0f} messages/s counting the services' start-up "
+          f"({ready - launched:.2f} s): {stats.messages:,} messages in {done - launched:.2f} s")
     print(f"  bare orjson   {bare_rate:9,.0f} lines/s over the same lines; "
           f"pipeline/bare ratio {throughput / bare_rate:.3f}")
     print(f"  live latency  p50 {p50:.2f} ms, p99 {p99:.2f} ms over {len(latencies)} appends "
