@@ -43,3 +43,19 @@ def test_service_reports_health_and_stops_gracefully_on_sigterm(service, tmp_pat
             process.kill()
             process.wait()
         process.stderr.close()
+
+
+def test_a_port_in_use_is_an_error_not_a_shared_port(tmp_path):
+    import asyncio
+
+    from threadline import bootstrap
+
+    async def scenario():
+        first = await bootstrap.create_server([], ["x"], port=0)
+        try:
+            with pytest.raises(OSError):
+                await bootstrap.create_server([], ["x"], port=first.port)
+        finally:
+            await first.stop(0)
+
+    asyncio.run(scenario())

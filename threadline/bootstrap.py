@@ -28,6 +28,9 @@ CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
+# gRPC sets SO_REUSEPORT by default, which lets a second instance bind the same port and
+# silently share the traffic: a port in use must be an error instead.
+SERVER_OPTIONS = [*CHANNEL_OPTIONS[:2], ("grpc.so_reuseport", 0)]
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 Registrar = Callable[[grpc.aio.Server], None]
@@ -52,12 +55,15 @@ class Service:
 async def create_server(registrars: Iterable[Registrar], service_names: Iterable[str],
                         host: str = "127.0.0.1", port: int = 0) -> Service:
     """Start a server with the given servicers, health checking and tracing; returns it bound."""
-    server = grpc.aio.server(interceptors=telemetry.server_interceptors(), options=CHANNEL_OPTIONS)
+    server = grpc.aio.server(interceptors=telemetry.server_interceptors(), options=SERVER_OPTIONS)
     for register in registrars:
         register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError as exc:  # grpc's way of saying the address is taken or invalid
+        raise OSError(f"cannot bind {host}:{port}: {exc}") from exc
     if bound == 0:
         raise OSError(f"cannot bind {host}:{port}")
     await server.start()

@@ -100,7 +100,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     telemetry.setup_logging(settings.log_level)
     telemetry.setup_tracing("threadline-" + "-".join(services))
-    asyncio.run(_serve(services, settings, ports))
+    try:
+        asyncio.run(_serve(services, settings, ports))
+    except OSError as exc:  # a port in use, an unwritable database folder...
+        print(f"threadline serve {' '.join(services)}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -112,7 +116,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings.db.parent.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(settings)
-    supervisor.start()
+    try:
+        supervisor.start()
+    except RuntimeError as exc:
+        print(f"threadline up: {exc} (is another instance using ports "
+              f"{settings.grpc_port}-{settings.grpc_port + 3} or {settings.ws_port}? "
+              "see --grpc-port and --ws-port)", file=sys.stderr)
+        return 1
     roots = ", ".join(str(r) for r in settings.roots)
     processes = ", ".join(f"{c.name} (pid {c.process.pid})" for c in supervisor.children.values())
     print(f"""threadline is running (Ctrl-C to stop)
