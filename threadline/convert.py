@@ -47,7 +47,8 @@ def _block_to_pb(b: r.Block) -> pb.ContentBlock:
     out = pb.ContentBlock(kind=BLOCK_TO_PB.get(b.kind, pb.BLOCK_KIND_OTHER), text=b.text,
                           tool_use_id=b.tool_use_id, tool_name=b.tool_name,
                           tool_input_json=b.tool_input_json, is_error=b.is_error,
-                          raw_type=b.raw_type)
+                          raw_type=b.raw_type, agent_id=b.agent_id,
+                          persisted_output_path=b.persisted_output_path)
     if b.image is not None:
         out.image.CopyFrom(pb.ImageRef(media_type=b.image.media_type,
                                        source_type=b.image.source_type,
@@ -61,7 +62,8 @@ def _block_from_pb(b: pb.ContentBlock) -> r.Block:
         i = b.image
         image = r.Image(i.media_type, i.source_type, i.size_bytes, i.sha256)
     return r.Block(BLOCK_FROM_PB.get(b.kind, "other"), b.text, b.tool_use_id, b.tool_name,
-                   b.tool_input_json, b.is_error, image, b.raw_type)
+                   b.tool_input_json, b.is_error, image, b.raw_type, b.agent_id,
+                   b.persisted_output_path)
 
 
 def message_to_pb(m: r.Record, include_raw: bool = True) -> pb.Message:
@@ -75,7 +77,7 @@ def message_to_pb(m: r.Record, include_raw: bool = True) -> pb.Message:
         logical_parent_uuid=m.logical_parent_uuid, cwd=m.cwd, git_branch=m.git_branch,
         version=m.version, request_id=m.request_id, api_message_id=m.api_message_id,
         stop_reason=m.stop_reason, is_meta=m.is_meta, raw=m.raw if include_raw else b"",
-        text=m.text,
+        text=m.text, drift=m.drift,
     )
     if m.usage is not None:
         u = m.usage
@@ -84,7 +86,8 @@ def message_to_pb(m: r.Record, include_raw: bool = True) -> pb.Message:
             cache_creation_input_tokens=u.cache_creation_input_tokens,
             cache_creation_5m_tokens=u.cache_creation_5m_tokens,
             cache_creation_1h_tokens=u.cache_creation_1h_tokens,
-            cache_read_input_tokens=u.cache_read_input_tokens, service_tier=u.service_tier))
+            cache_read_input_tokens=u.cache_read_input_tokens, service_tier=u.service_tier,
+            reasoning_output_tokens=u.reasoning_output_tokens))
     return out
 
 
@@ -94,7 +97,7 @@ def message_from_pb(m: pb.Message) -> r.Record:
         u = m.usage
         usage = r.Usage(u.input_tokens, u.output_tokens, u.cache_creation_input_tokens,
                         u.cache_creation_5m_tokens, u.cache_creation_1h_tokens,
-                        u.cache_read_input_tokens, u.service_tier)
+                        u.cache_read_input_tokens, u.service_tier, u.reasoning_output_tokens)
     return r.Record(
         type=m.type, source=position_from_pb(m.source), raw=m.raw,
         format=FORMAT_FROM_PB.get(m.format, r.CLAUDE_CODE), uuid=m.uuid,
@@ -104,7 +107,7 @@ def message_from_pb(m: pb.Message) -> r.Record:
         git_branch=m.git_branch, version=m.version, model=m.model,
         content=[_block_from_pb(b) for b in m.content], usage=usage, request_id=m.request_id,
         api_message_id=m.api_message_id, stop_reason=m.stop_reason, is_meta=m.is_meta,
-        text=m.text, key=m.key, project_key=m.project_key,
+        text=m.text, key=m.key, project_key=m.project_key, drift=m.drift,
     )
 
 
@@ -122,10 +125,10 @@ def tool_call_to_pb(t: r.ToolCall) -> pb.ToolCall:
                        use_message_key=t.use_message_key,
                        result_message_key=t.result_message_key, input_json=t.input_json,
                        is_error=t.is_error, started_at=t.started_at, finished_at=t.finished_at,
-                       has_use=t.has_use, has_result=t.has_result)
+                       has_use=t.has_use, has_result=t.has_result, agent_id=t.agent_id)
 
 
 def tool_call_from_pb(t: pb.ToolCall) -> r.ToolCall:
     return r.ToolCall(t.tool_use_id, t.session_id, t.name, t.use_message_key,
                       t.result_message_key, t.input_json, t.is_error, t.started_at,
-                      t.finished_at, t.has_use, t.has_result)
+                      t.finished_at, t.has_use, t.has_result, t.agent_id)

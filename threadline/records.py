@@ -31,6 +31,7 @@ class Usage:
     cache_creation_1h_tokens: int = 0
     cache_read_input_tokens: int = 0
     service_tier: str = ""
+    reasoning_output_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -51,6 +52,8 @@ class Block:
     is_error: bool = False
     image: Image | None = None
     raw_type: str = ""
+    agent_id: str = ""  # tool_result of a Task/Agent call: the subagent it ran
+    persisted_output_path: str = ""  # the tool-results/<id>.txt file holding the full output
 
 
 @dataclass(slots=True)
@@ -81,6 +84,8 @@ class Record:
     stop_reason: str = ""
     is_meta: bool = False
     text: str = ""
+    # Why the parser did not fully understand this record ("" when it did); see common.proto.
+    drift: str = ""
     # Set by analysis.
     key: str = ""
     project_key: str = ""
@@ -110,3 +115,4 @@ class ToolCall:
     finished_at: str = ""
     has_use: bool = False
     has_result: bool = False
+    agent_id: str = ""

@@ -48,8 +48,11 @@ def tool_use(tool_use_id: str, session_id: str, name: str, input_json: bytes, me
 
 
 def tool_result(tool_use_id: str, session_id: str, is_error: bool, message_key: str,
-                timestamp: str) -> ToolCall:
-    """The second half: the result came back (the store merges it with the first)."""
+                timestamp: str, agent_id: str = "") -> ToolCall:
+    """The second half: the result came back (the store merges it with the first).
+
+    `agent_id` is the subagent a Task/Agent call ran, which links the subagent's records
+    (they carry the same agentId) to the call that started them."""
     return ToolCall(tool_use_id=tool_use_id, session_id=session_id,
                     result_message_key=message_key, is_error=is_error, finished_at=timestamp,
-                    has_result=True)
+                    has_result=True, agent_id=agent_id)

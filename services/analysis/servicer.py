@@ -42,7 +42,8 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
                                                         b.tool_input_json, m.key, m.timestamp))
                     elif b.kind == TOOL_RESULT and b.tool_use_id:
                         calls.append(normalize.tool_result(b.tool_use_id, m.session_id,
-                                                           b.is_error, m.key, m.timestamp))
+                                                           b.is_error, m.key, m.timestamp,
+                                                           b.agent_id))
         batch.tool_calls.extend(convert.tool_call_to_pb(c) for c in calls)
         return batch
 

@@ -29,7 +29,7 @@ _BLOCK_NAMES = {**BLOCK_FROM_PB, pb.BLOCK_KIND_UNSPECIFIED: "unspecified"}
 _BLOCK_KINDS = {**BLOCK_TO_PB, "unspecified": pb.BLOCK_KIND_UNSPECIFIED}
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                  "cache_creation_5m_tokens", "cache_creation_1h_tokens",
-                 "cache_read_input_tokens")
+                 "cache_read_input_tokens", "reasoning_output_tokens")
 
 
 def _block_dict(b: pb.ContentBlock) -> dict:
@@ -52,6 +52,10 @@ def _block_dict(b: pb.ContentBlock) -> dict:
                       "size_bytes": i.size_bytes, "sha256": i.sha256}
     if b.raw_type:
         d["raw_type"] = b.raw_type
+    if b.agent_id:
+        d["agent_id"] = b.agent_id
+    if b.persisted_output_path:
+        d["persisted_output_path"] = b.persisted_output_path
     return d
 
 
@@ -67,7 +71,7 @@ def message_row(m: pb.Message) -> dict:
         "timestamp": m.timestamp, "format": FORMAT_FROM_PB.get(m.format, ""), "model": m.model,
         "cwd": m.cwd, "git_branch": m.git_branch, "version": m.version,
         "request_id": m.request_id, "api_message_id": m.api_message_id,
-        "stop_reason": m.stop_reason, "is_meta": m.is_meta, "text": m.text,
+        "stop_reason": m.stop_reason, "is_meta": m.is_meta, "text": m.text, "drift": m.drift,
         "content_json": orjson.dumps([_block_dict(b) for b in m.content]),
         "source_path": src.path, "source_byte_offset": src.byte_offset,
         "source_line_number": src.line_number, "source_byte_length": src.byte_length,
@@ -80,11 +84,13 @@ def message_row(m: pb.Message) -> dict:
                    cache_creation_5m_tokens=u.cache_creation_5m_tokens,
                    cache_creation_1h_tokens=u.cache_creation_1h_tokens,
                    cache_read_input_tokens=u.cache_read_input_tokens,
-                   service_tier=u.service_tier)
+                   service_tier=u.service_tier,
+                   reasoning_output_tokens=u.reasoning_output_tokens)
     else:
         row.update(input_tokens=None, output_tokens=None, cache_creation_input_tokens=None,
                    cache_creation_5m_tokens=None, cache_creation_1h_tokens=None,
-                   cache_read_input_tokens=None, service_tier=None)
+                   cache_read_input_tokens=None, service_tier=None,
+                   reasoning_output_tokens=None)
     return row
 
 
@@ -99,7 +105,8 @@ def tool_call_row(t: pb.ToolCall) -> dict:
     return {"tool_use_id": t.tool_use_id, "session_id": t.session_id, "name": t.name,
             "use_message_key": t.use_message_key, "result_message_key": t.result_message_key,
             "input_json": t.input_json, "is_error": t.is_error, "started_at": t.started_at,
-            "finished_at": t.finished_at, "has_use": t.has_use, "has_result": t.has_result}
+            "finished_at": t.finished_at, "has_use": t.has_use, "has_result": t.has_result,
+            "agent_id": t.agent_id}
 
 
 def offset_row(o: pb.SourceOffset, reset: bool = False) -> dict:
@@ -118,7 +125,9 @@ def _block_pb(d: Mapping) -> pb.ContentBlock:
                         text=d.get("text", ""), tool_use_id=d.get("tool_use_id", ""),
                         tool_name=d.get("tool_name", ""),
                         tool_input_json=d.get("tool_input_json", "").encode(),
-                        is_error=d.get("is_error", False), raw_type=d.get("raw_type", ""))
+                        is_error=d.get("is_error", False), raw_type=d.get("raw_type", ""),
+                        agent_id=d.get("agent_id", ""),
+                        persisted_output_path=d.get("persisted_output_path", ""))
     image = d.get("image")
     if image is not None:
         b.image.CopyFrom(pb.ImageRef(**image))
@@ -142,10 +151,11 @@ def message_pb(row: Mapping) -> pb.Message:
         git_branch=row["git_branch"], version=row["version"], request_id=row["request_id"],
         api_message_id=row["api_message_id"], stop_reason=row["stop_reason"],
         is_meta=bool(row["is_meta"]), text=row["text"], raw=row.get("raw") or b"",
+        drift=row.get("drift") or "",
     )
     if row["input_tokens"] is not None:
         m.usage.CopyFrom(pb.TokenUsage(service_tier=row["service_tier"] or "",
-                                       **{f: row[f] for f in _USAGE_FIELDS}))
+                                       **{f: row[f] or 0 for f in _USAGE_FIELDS}))
     return m
 
 

@@ -76,6 +76,8 @@ messages = Table(
     Column("stop_reason", Text, nullable=False),
     Column("is_meta", Boolean, nullable=False),
     Column("text", Text, nullable=False),
+    # Why the parser did not fully understand the record; "" when it did (Message.drift).
+    Column("drift", Text, nullable=False, default=""),
     # JSON array of plain block dicts (see rows.py); only non-default fields are written.
     Column("content_json", LargeBinary, nullable=False),
     # Usage columns are NULL when the record carried no usage.
@@ -86,6 +88,7 @@ messages = Table(
     Column("cache_creation_1h_tokens", Integer),
     Column("cache_read_input_tokens", Integer),
     Column("service_tier", Text),
+    Column("reasoning_output_tokens", Integer),
     Column("source_path", Text, nullable=False),
     Column("source_byte_offset", Integer, nullable=False),
     Column("source_line_number", Integer, nullable=False),
@@ -105,6 +108,8 @@ tool_calls = Table(
     Column("is_error", Boolean, nullable=False, default=False),
     Column("started_at", Text, nullable=False, default=""),
     Column("finished_at", Text, nullable=False, default=""),
+    # The subagent a Task/Agent call started (toolUseResult.agentId), "" for other tools.
+    Column("agent_id", Text, nullable=False, default=""),
 )
 
 sources = Table(
@@ -148,6 +153,32 @@ changes = Table(
     Column("project_key", Text, nullable=False),
     Column("session_id", Text, nullable=False),
 )
+
+
+def add_missing_columns(conn) -> list[str]:
+    """Bring a database written by an earlier version up to this schema.
+
+    Schema changes are additive only (new tables, new columns with a default), so upgrading
+    is `create_all` for tables plus `ALTER TABLE ... ADD COLUMN` for each column this version
+    declares and the file lacks. Returns the columns added, as "table.column".
+    """
+    added = []
+    for table in metadata.sorted_tables:
+        present = {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            default = column.default.arg if column.default is not None else None
+            if column.nullable or default is None:
+                ddl = f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"
+            else:
+                literal = "''" if default == "" else repr(int(default))
+                ddl = (f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind} "
+                       f"NOT NULL DEFAULT {literal}")
+            conn.exec_driver_sql(ddl)
+            added.append(f"{table.name}.{column.name}")
+    return added
 
 
 def configure_writer(dbapi_connection: sqlite3.Connection) -> None:

@@ -165,6 +165,7 @@ class Writer:
             conn = engine.connect()
             with conn.begin():
                 schema.metadata.create_all(conn)
+                schema.add_missing_columns(conn)
                 self.last_sequence = conn.scalar(select(func.max(schema.changes.c.seq))) or 0
         except BaseException as exc:  # reported to start()
             self._startup_error = exc
@@ -456,8 +457,9 @@ def _upsert_sessions_and_projects(conn: Connection, rows: Iterable[dict]) -> Non
 
 _UPSERT_TOOL_USE = text("""
 INSERT INTO tool_calls (tool_use_id, session_id, name, use_message_key, result_message_key,
-                        input_json, is_error, started_at, finished_at)
-VALUES (:tool_use_id, :session_id, :name, :use_message_key, '', :input_json, 0, :started_at, '')
+                        input_json, is_error, started_at, finished_at, agent_id)
+VALUES (:tool_use_id, :session_id, :name, :use_message_key, '', :input_json, 0, :started_at, '',
+        '')
 ON CONFLICT (tool_use_id) DO UPDATE SET
   session_id = CASE WHEN tool_calls.session_id = '' THEN excluded.session_id
                     ELSE tool_calls.session_id END,
@@ -469,16 +471,17 @@ ON CONFLICT (tool_use_id) DO UPDATE SET
 
 _UPSERT_TOOL_RESULT = text("""
 INSERT INTO tool_calls (tool_use_id, session_id, name, use_message_key, result_message_key,
-                        input_json, is_error, started_at, finished_at)
+                        input_json, is_error, started_at, finished_at, agent_id)
 VALUES (:tool_use_id, :session_id, :name, '', :result_message_key, x'', :is_error, '',
-        :finished_at)
+        :finished_at, :agent_id)
 ON CONFLICT (tool_use_id) DO UPDATE SET
   session_id = CASE WHEN tool_calls.session_id = '' THEN excluded.session_id
                     ELSE tool_calls.session_id END,
   name = CASE WHEN tool_calls.name = '' THEN excluded.name ELSE tool_calls.name END,
   result_message_key = excluded.result_message_key,
   is_error = excluded.is_error,
-  finished_at = excluded.finished_at
+  finished_at = excluded.finished_at,
+  agent_id = excluded.agent_id
 """)
 
 

@@ -74,7 +74,7 @@ class SourcePosition(_message.Message):
     def __init__(self, path: _Optional[str] = ..., byte_offset: _Optional[int] = ..., line_number: _Optional[int] = ..., byte_length: _Optional[int] = ...) -> None: ...
 
 class TokenUsage(_message.Message):
-    __slots__ = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_creation_5m_tokens", "cache_creation_1h_tokens", "cache_read_input_tokens", "service_tier")
+    __slots__ = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_creation_5m_tokens", "cache_creation_1h_tokens", "cache_read_input_tokens", "service_tier", "reasoning_output_tokens")
     INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CACHE_CREATION_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,7 @@ class TokenUsage(_message.Message):
     CACHE_CREATION_1H_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CACHE_READ_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     SERVICE_TIER_FIELD_NUMBER: _ClassVar[int]
+    REASONING_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     input_tokens: int
     output_tokens: int
     cache_creation_input_tokens: int
@@ -89,7 +90,8 @@ class TokenUsage(_message.Message):
     cache_creation_1h_tokens: int
     cache_read_input_tokens: int
     service_tier: str
-    def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_creation_input_tokens: _Optional[int] = ..., cache_creation_5m_tokens: _Optional[int] = ..., cache_creation_1h_tokens: _Optional[int] = ..., cache_read_input_tokens: _Optional[int] = ..., service_tier: _Optional[str] = ...) -> None: ...
+    reasoning_output_tokens: int
+    def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_creation_input_tokens: _Optional[int] = ..., cache_creation_5m_tokens: _Optional[int] = ..., cache_creation_1h_tokens: _Optional[int] = ..., cache_read_input_tokens: _Optional[int] = ..., service_tier: _Optional[str] = ..., reasoning_output_tokens: _Optional[int] = ...) -> None: ...
 
 class ImageRef(_message.Message):
     __slots__ = ("media_type", "source_type", "size_bytes", "sha256")
@@ -104,7 +106,7 @@ class ImageRef(_message.Message):
     def __init__(self, media_type: _Optional[str] = ..., source_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class ContentBlock(_message.Message):
-    __slots__ = ("kind", "text", "tool_use_id", "tool_name", "tool_input_json", "is_error", "image", "raw_type")
+    __slots__ = ("kind", "text", "tool_use_id", "tool_name", "tool_input_json", "is_error", "image", "raw_type", "agent_id", "persisted_output_path")
     KIND_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOOL_USE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +115,8 @@ class ContentBlock(_message.Message):
     IS_ERROR_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     RAW_TYPE_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PERSISTED_OUTPUT_PATH_FIELD_NUMBER: _ClassVar[int]
     kind: BlockKind
     text: str
     tool_use_id: str
@@ -121,10 +125,12 @@ class ContentBlock(_message.Message):
     is_error: bool
     image: ImageRef
     raw_type: str
-    def __init__(self, kind: _Optional[_Union[BlockKind, str]] = ..., text: _Optional[str] = ..., tool_use_id: _Optional[str] = ..., tool_name: _Optional[str] = ..., tool_input_json: _Optional[bytes] = ..., is_error: _Optional[bool] = ..., image: _Optional[_Union[ImageRef, _Mapping]] = ..., raw_type: _Optional[str] = ...) -> None: ...
+    agent_id: str
+    persisted_output_path: str
+    def __init__(self, kind: _Optional[_Union[BlockKind, str]] = ..., text: _Optional[str] = ..., tool_use_id: _Optional[str] = ..., tool_name: _Optional[str] = ..., tool_input_json: _Optional[bytes] = ..., is_error: _Optional[bool] = ..., image: _Optional[_Union[ImageRef, _Mapping]] = ..., raw_type: _Optional[str] = ..., agent_id: _Optional[str] = ..., persisted_output_path: _Optional[str] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("uuid", "parent_uuid", "session_id", "type", "role", "timestamp", "content", "source", "key", "project_key", "format", "subtype", "agent_id", "is_sidechain", "model", "logical_parent_uuid", "cwd", "git_branch", "version", "usage", "request_id", "api_message_id", "stop_reason", "is_meta", "raw", "text")
+    __slots__ = ("uuid", "parent_uuid", "session_id", "type", "role", "timestamp", "content", "source", "key", "project_key", "format", "subtype", "agent_id", "is_sidechain", "model", "logical_parent_uuid", "cwd", "git_branch", "version", "usage", "request_id", "api_message_id", "stop_reason", "is_meta", "raw", "text", "drift")
     UUID_FIELD_NUMBER: _ClassVar[int]
     PARENT_UUID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +157,7 @@ class Message(_message.Message):
     IS_META_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
     uuid: str
     parent_uuid: str
     session_id: str
@@ -177,10 +184,11 @@ class Message(_message.Message):
     is_meta: bool
     raw: bytes
     text: str
-    def __init__(self, uuid: _Optional[str] = ..., parent_uuid: _Optional[str] = ..., session_id: _Optional[str] = ..., type: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., timestamp: _Optional[str] = ..., content: _Optional[_Iterable[_Union[ContentBlock, _Mapping]]] = ..., source: _Optional[_Union[SourcePosition, _Mapping]] = ..., key: _Optional[str] = ..., project_key: _Optional[str] = ..., format: _Optional[_Union[SourceFormat, str]] = ..., subtype: _Optional[str] = ..., agent_id: _Optional[str] = ..., is_sidechain: _Optional[bool] = ..., model: _Optional[str] = ..., logical_parent_uuid: _Optional[str] = ..., cwd: _Optional[str] = ..., git_branch: _Optional[str] = ..., version: _Optional[str] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., request_id: _Optional[str] = ..., api_message_id: _Optional[str] = ..., stop_reason: _Optional[str] = ..., is_meta: _Optional[bool] = ..., raw: _Optional[bytes] = ..., text: _Optional[str] = ...) -> None: ...
+    drift: str
+    def __init__(self, uuid: _Optional[str] = ..., parent_uuid: _Optional[str] = ..., session_id: _Optional[str] = ..., type: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., timestamp: _Optional[str] = ..., content: _Optional[_Iterable[_Union[ContentBlock, _Mapping]]] = ..., source: _Optional[_Union[SourcePosition, _Mapping]] = ..., key: _Optional[str] = ..., project_key: _Optional[str] = ..., format: _Optional[_Union[SourceFormat, str]] = ..., subtype: _Optional[str] = ..., agent_id: _Optional[str] = ..., is_sidechain: _Optional[bool] = ..., model: _Optional[str] = ..., logical_parent_uuid: _Optional[str] = ..., cwd: _Optional[str] = ..., git_branch: _Optional[str] = ..., version: _Optional[str] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., request_id: _Optional[str] = ..., api_message_id: _Optional[str] = ..., stop_reason: _Optional[str] = ..., is_meta: _Optional[bool] = ..., raw: _Optional[bytes] = ..., text: _Optional[str] = ..., drift: _Optional[str] = ...) -> None: ...
 
 class ToolCall(_message.Message):
-    __slots__ = ("tool_use_id", "session_id", "name", "use_message_key", "result_message_key", "input_json", "is_error", "started_at", "finished_at", "has_result", "has_use")
+    __slots__ = ("tool_use_id", "session_id", "name", "use_message_key", "result_message_key", "input_json", "is_error", "started_at", "finished_at", "has_result", "has_use", "agent_id")
     TOOL_USE_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -192,6 +200,7 @@ class ToolCall(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     HAS_RESULT_FIELD_NUMBER: _ClassVar[int]
     HAS_USE_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     tool_use_id: str
     session_id: str
     name: str
@@ -203,7 +212,8 @@ class ToolCall(_message.Message):
     finished_at: str
     has_result: bool
     has_use: bool
-    def __init__(self, tool_use_id: _Optional[str] = ..., session_id: _Optional[str] = ..., name: _Optional[str] = ..., use_message_key: _Optional[str] = ..., result_message_key: _Optional[str] = ..., input_json: _Optional[bytes] = ..., is_error: _Optional[bool] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., has_result: _Optional[bool] = ..., has_use: _Optional[bool] = ...) -> None: ...
+    agent_id: str
+    def __init__(self, tool_use_id: _Optional[str] = ..., session_id: _Optional[str] = ..., name: _Optional[str] = ..., use_message_key: _Optional[str] = ..., result_message_key: _Optional[str] = ..., input_json: _Optional[bytes] = ..., is_error: _Optional[bool] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., has_result: _Optional[bool] = ..., has_use: _Optional[bool] = ..., agent_id: _Optional[str] = ...) -> None: ...
 
 class ParseError(_message.Message):
     __slots__ = ("source", "reason", "detail", "excerpt", "project_key")
