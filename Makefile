@@ -2,6 +2,7 @@
 #   make run    run all four services on this machine (embedded SQLite, watches ~/.claude/projects)
 #   make test   the test suite (installs what it needs first)
 #   make bench  throughput, live latency and memory on a generated corpus
+#   make eval   accuracy figures on the real transcripts in ../shared/corpus
 #   make lint   ruff
 #   make proto  regenerate threadline/v1 from protos/
 
@@ -10,7 +11,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: run test bench lint proto sync clean
+.PHONY: run test bench eval lint proto sync clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -27,6 +28,9 @@ test: sync
 
 bench: sync
 	$(RUN) python -m bench $(ARGS)
+
+eval: sync
+	$(RUN) python -m evaluation $(ARGS)
 
 lint: sync
 	$(RUN) ruff check .

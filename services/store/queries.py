@@ -33,7 +33,7 @@ _m = schema.messages
 _MESSAGE_COLUMNS = [c for c in _m.c if c.name != "raw"]
 _USAGE = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
           "cache_creation_5m_tokens", "cache_creation_1h_tokens", "cache_read_input_tokens",
-          "service_tier")
+          "reasoning_output_tokens", "service_tier")
 
 
 def open_readonly(db_path: Path | str, pool_size: int = 3) -> Engine:
@@ -151,6 +151,22 @@ def source_summary(conn: Connection, paths: list[str]) -> dict:
             "parse_errors": errors or 0}
 
 
+def census(conn: Connection) -> dict:
+    """What the store holds, counted: records by format and type, format drift by format,
+    version and reason, parse errors by reason. Each is a list of dicts, largest first."""
+    pe = schema.parse_errors
+    n = func.count().label("count")
+    by_type = select(_m.c.format, _m.c.type, n).group_by(_m.c.format, _m.c.type)
+    drift = (select(_m.c.format, _m.c.version, _m.c.drift, n).where(_m.c.drift != "")
+             .group_by(_m.c.format, _m.c.version, _m.c.drift))
+    errors = select(pe.c.reason, n).group_by(pe.c.reason)
+
+    def rows(query) -> list[dict]:
+        return [dict(r) for r in conn.execute(query.order_by(n.desc())).mappings()]
+
+    return {"records": rows(by_type), "drift": rows(drift), "parse_errors": rows(errors)}
+
+
 def last_sequence(conn: Connection) -> int:
     return conn.scalar(select(func.max(schema.changes.c.seq))) or 0
 
@@ -217,7 +233,8 @@ def export_record(row: dict) -> dict:
         "cwd": row["cwd"], "git_branch": row["git_branch"], "version": row["version"],
         "request_id": row["request_id"], "api_message_id": row["api_message_id"],
         "stop_reason": row["stop_reason"], "is_meta": bool(row["is_meta"]),
-        "text": row["text"], "content": orjson.loads(row["content_json"]),
+        "text": row["text"], "drift": row["drift"],
+        "content": orjson.loads(row["content_json"]),
         "usage": ({k: row[k] for k in _USAGE} if row["input_tokens"] is not None else None),
         "source": {"path": row["source_path"], "byte_offset": row["source_byte_offset"],
                    "line_number": row["source_line_number"],

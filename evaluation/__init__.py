@@ -1,0 +1,1 @@
+"""`make eval`: threadline's accuracy figures on real transcripts (../shared/corpus)."""

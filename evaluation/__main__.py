@@ -1,0 +1,52 @@
+"""`make eval`: figures on the real transcripts in ../shared/corpus (or --corpus PATH).
+
+1. Import: files, lines, records, sessions and parse errors, through the real pipeline.
+2. Census: records by format and type, format drift by format/version/reason, parse errors
+   by reason (what the parser did not understand is counted, never dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from evaluation.corpus import DEFAULT_CORPUS, import_folder
+from services.store import queries
+
+
+def _table(rows: list[dict], columns: list[str]) -> None:
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) if rows else len(c) for c in columns]
+    print("    " + "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for r in rows:
+        print("    " + "  ".join(str(r[c]).ljust(w) for c, w in zip(columns, widths, strict=True)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="make eval")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    args = parser.parse_args()
+    if not args.corpus.is_dir():
+        print(f"make eval: no transcript folder at {args.corpus} (pass --corpus PATH)")
+        return 2
+
+    with tempfile.TemporaryDirectory(prefix="threadline-eval-") as tmp:
+        db = Path(tmp) / "eval.db"
+        summary = import_folder(args.corpus, db)
+        print(f"corpus {args.corpus}")
+        print("  import: " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
+                                       for k, v in summary.items()))
+        with queries.open_readonly(db).connect() as conn:
+            census = queries.census(conn)
+        print("  records by format and type:")
+        _table(census["records"], ["format", "type", "count"])
+        drifted = sum(r["count"] for r in census["drift"])
+        print(f"  format drift (records stored but not fully understood): {drifted:,}")
+        _table(census["drift"], ["format", "version", "drift", "count"])
+        print("  parse errors by reason:")
+        _table(census["parse_errors"], ["reason", "count"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
