@@ -139,16 +139,18 @@ def stats(conn: Connection) -> dict:
 
 
 def source_summary(conn: Connection, paths: list[str]) -> dict:
-    """What is stored from the given files: lines read, messages, sessions, parse errors."""
+    """What is stored from the given files: lines read, messages, sessions, parse errors, and
+    records the parser did not fully understand (format drift)."""
     src, m, pe = schema.sources, schema.messages, schema.parse_errors
     lines = conn.scalar(select(func.coalesce(func.sum(src.c.line_count), 0))
                         .where(src.c.path.in_(paths)))
-    messages, sessions = conn.execute(
-        select(func.count(), func.count(func.distinct(m.c.session_id)))
+    messages, sessions, drift = conn.execute(
+        select(func.count(), func.count(func.distinct(m.c.session_id)),
+               func.count().filter(m.c.drift != ""))
         .where(m.c.source_path.in_(paths))).one()
     errors = conn.scalar(select(func.count()).select_from(pe).where(pe.c.path.in_(paths)))
     return {"lines": lines or 0, "messages": messages, "sessions": sessions,
-            "parse_errors": errors or 0}
+            "parse_errors": errors or 0, "format_drift": drift}
 
 
 def census(conn: Connection) -> dict:
