@@ -89,8 +89,10 @@ def test_import_of_a_single_file(tmp_path):
 
 def test_import_of_the_real_corpus(tmp_path, corpus):
     paths = sorted(corpus.rglob("*.jsonl"))
+    # Gemini's legacy chats are JSON documents read whole (no uuids, no bad lines).
+    documents = [p for p in corpus.rglob("session-*.json") if p.parent.name == "chats"]
     summary = check_import(paths, [str(corpus)], tmp_path / "corpus.db")
-    assert summary["files"] == len(paths)
+    assert summary["files"] == len(paths) + len(documents)
 
 
 def test_sessions_and_export_commands(tmp_path):

@@ -34,9 +34,26 @@ def session_of(path: str, session_id: str) -> str:
     Ingest already gives such records the session of the last record before them in the same
     file (kept with the durable offsets, so the answer never depends on where reading
     resumed). What is left, the records before any session is named, belong to the session
-    the file is named after: Claude Code writes `<sessionId>.jsonl`.
+    the file belongs to:
+
+    - a file under `<sessionId>/subagents/` (Claude Code 2.1.x subagents, and the workflow
+      journals in `subagents/workflows/wf_<id>/journal.jsonl` whose lines name no session):
+      the parent session, the folder above `subagents`;
+    - a Codex rollout `rollout-<time>-<uuid>.jsonl`: the uuid (its `session_meta` id);
+    - otherwise the file's name: Claude Code writes `<sessionId>.jsonl`.
     """
-    return session_id or PurePath(path).stem
+    if session_id:
+        return session_id
+    p = PurePath(path)
+    folders = p.parts[:-1]
+    if "subagents" in folders:
+        at = len(folders) - 1 - folders[::-1].index("subagents")
+        if at > 0:
+            return folders[at - 1]
+    stem = p.stem
+    if stem.startswith("rollout-") and len(stem) > 45 and stem[-37] == "-":
+        return stem[-36:]
+    return stem
 
 
 def tool_use(tool_use_id: str, session_id: str, name: str, input_json: bytes, message_key: str,

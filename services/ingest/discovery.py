@@ -2,7 +2,13 @@
 
 A transcript is any `*.jsonl` file below a root, at any depth: Claude Code keeps sessions in
 `<root>/<escaped cwd>/<session>.jsonl` and subagents in `<session>/subagents/` (and
-`subagents/workflows/wf_<id>/`), Codex in `<root>/YYYY/MM/DD/rollout-*.jsonl`.
+`subagents/workflows/wf_<id>/`), Codex in `<root>/YYYY/MM/DD/rollout-*.jsonl`, Gemini CLI in
+`<root>/<project hash>/chats/session-*.jsonl` (subagents in `chats/<session>/*.jsonl`). Gemini's
+legacy chats are single JSON documents, `chats/session-*.json`: those are transcripts too, read
+whole (see the tailer).
+
+A file's format (`source_format`) comes from its path; the parser still recognises every line
+on its own and only leans on the file's format where a line alone is ambiguous.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from threadline.records import CLAUDE_CODE, CODEX
+from threadline.records import CLAUDE_CODE, CODEX, GEMINI
 
 log = logging.getLogger(__name__)
 
 SUFFIX = ".jsonl"
+DOCUMENT_SUFFIX = ".json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +35,15 @@ class Transcript:
 
 
 def is_transcript(path: str) -> bool:
-    return path.endswith(SUFFIX)
+    return path.endswith(SUFFIX) or is_document(path)
+
+
+def is_document(path: str) -> bool:
+    """A Gemini CLI legacy chat: `chats/session-*.json`, one JSON document."""
+    if not path.endswith(DOCUMENT_SUFFIX):
+        return False
+    folder, name = os.path.split(path)
+    return name.startswith("session-") and os.path.basename(folder) == "chats"
 
 
 def project_key(root: Path, path: Path) -> str:
@@ -44,15 +59,27 @@ def project_key(root: Path, path: Path) -> str:
 
 
 def source_format(path: str) -> str:
-    # Every line is recognised on its own by the parser; this only labels the file.
-    return CODEX if os.path.basename(path).startswith("rollout-") else CLAUDE_CODE
+    """The file's format by its path (the parser's hint for lines a line alone cannot place)."""
+    folder, name = os.path.split(path)
+    if name.startswith("rollout-"):
+        return CODEX
+    if is_document(path) or (os.path.basename(folder) == "chats" and name.startswith("session-")):
+        return GEMINI
+    parent = os.path.dirname(folder)
+    # Gemini subagent chats: chats/<parent sessionId>/<sessionId>.jsonl
+    if os.path.basename(parent) == "chats" and f"{os.sep}.gemini{os.sep}" in path:
+        return GEMINI
+    return CLAUDE_CODE
 
 
 def transcript_at(roots: Iterable[Path], path: str) -> Transcript | None:
-    """The transcript at `path` if it is a `*.jsonl` file under one of the roots."""
-    if not is_transcript(path):
-        return None
+    """The transcript at `path` if it is a transcript file under one of the roots."""
+    roots = list(roots)
     candidate = Path(path)
+    if not is_transcript(path):
+        # A JSON chat document named as a root itself (`threadline import session.json`).
+        if not (path.endswith(DOCUMENT_SUFFIX) and candidate in roots):
+            return None
     for root in roots:
         if candidate.is_relative_to(root) and (candidate != root or root.is_file()):
             return Transcript(path, project_key(root, candidate), source_format(path))
@@ -66,8 +93,9 @@ def _walk(root: Path) -> Iterator[str]:
     for folder, dirs, files in os.walk(root, onerror=on_error):
         dirs.sort()
         for name in sorted(files):
-            if name.endswith(SUFFIX):
-                yield os.path.join(folder, name)
+            path = os.path.join(folder, name)
+            if is_transcript(path):
+                yield path
 
 
 def discover(roots: Iterable[Path], under: Path | None = None) -> list[Transcript]:
@@ -80,7 +108,7 @@ def discover(roots: Iterable[Path], under: Path | None = None) -> list[Transcrip
             if not under.is_relative_to(root):
                 continue
             start = under
-        if start.is_file() and is_transcript(str(start)):
+        if start.is_file() and (is_transcript(str(start)) or start.suffix == DOCUMENT_SUFFIX):
             found.setdefault(str(start), Transcript(str(start), project_key(root, start),
                                                     source_format(str(start))))
             continue

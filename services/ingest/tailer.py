@@ -22,6 +22,13 @@ caller says the file is `final` (import mode), in which case the unterminated ta
 if it is valid JSON and reported as `truncated_tail` otherwise. Either way the offset stays
 at the start of that line: if the file does grow after all, the completed line is read then.
 
+A JSON document (`*.json`: Gemini CLI's legacy chats, rewritten whole on every change and
+often pretty-printed over many lines) is read whole instead, and parsed only once the whole
+file parses; until then (a rewrite in progress) nothing is consumed, and in import mode the
+file is reported once as a bad line. Its head is the whole document, so any rewrite reads as
+"replaced" and the document is read again from byte 0; its messages come back with the same
+raw bytes, hence the same storage keys, so nothing is stored twice.
+
 Blocking file I/O: call from a worker thread.
 """
 
@@ -40,6 +47,7 @@ log = logging.getLogger(__name__)
 
 HEAD_BYTES = 1024
 BLOCK_BYTES = 1024 * 1024
+DOCUMENT_SUFFIX = ".json"
 # Reasons for which an unterminated last line is judged "cut off" rather than bad content.
 _NOT_JSON = frozenset({"invalid_json", "invalid_utf8"})
 
@@ -99,6 +107,8 @@ class FileTail:
         self.path = path
         self.project_key = project_key
         self.format = format
+        # Read whole, as one JSON document (see the module docstring).
+        self.document = path.endswith(DOCUMENT_SUFFIX)
         self.identity = ""
         self.head_sha256 = ""
         self.head_length = 0
@@ -199,7 +209,10 @@ class FileTail:
     def _read(self, fd: int, max_lines: int, max_bytes: int, final: bool) -> Chunk | None:
         st = os.fstat(fd)
         self._check_same_file(fd, f"{st.st_dev}:{st.st_ino}", st.st_size)
+        if self.document:
+            return self._read_document(fd, st.st_size, final)
         path = self.path
+        hint = self.format
         keep = _Keeper(self.project_key, self.session_id)
         records, errors = keep.records, keep.errors
         data = self._pending
@@ -225,9 +238,10 @@ class FileTail:
                 continue
             line = data[pos:newline]
             line_number += 1
-            # Empty lines are skipped but still counted in line numbers.
-            if line and (len(line) > 4 or line.strip()):
-                keep(parse_line(line, Position(path, base + pos, line_number, len(line))))
+            # Blank (empty or whitespace-only) lines are skipped but still counted in line
+            # numbers. isspace() stops at the first other byte: a JSON line costs one byte.
+            if line and not line.isspace():
+                keep(parse_line(line, Position(path, base + pos, line_number, len(line)), hint))
                 taken += 1
             pos = newline + 1
             if base + pos - start >= max_bytes:
@@ -236,9 +250,9 @@ class FileTail:
         if eof and final and pos < len(data) and not self.tail_reported:
             # Reported once, but not consumed (see the module docstring).
             line = data[pos:]
-            if line.strip():
+            if not line.isspace():
                 position = Position(path, base + pos, line_number + 1, len(line))
-                result = parse_line(line, position)
+                result = parse_line(line, position, hint)
                 if isinstance(result, LineError) and result.reason in _NOT_JSON:
                     result = truncated_tail(line, position)
                 keep(result)
@@ -254,6 +268,39 @@ class FileTail:
         self.session_id = session_id
         chunk = Chunk(self, self.source(), self.generation, self.offset, self.line_count,
                       records, errors, self.reset_to_send, consumed, self.session_id)
+        self.reset_to_send = False
+        return chunk
+
+    def _read_document(self, fd: int, size: int, final: bool) -> Chunk | None:
+        """The whole file as one JSON document (see the module docstring)."""
+        self.at_eof = True
+        self.size = size
+        if self.offset and self.offset >= size and not self.reset_to_send:
+            return None  # unchanged: its head, the whole document, still matches
+        data = _read_all(fd, size)
+        self.size = len(data)
+        keep = _Keeper(self.project_key, self.session_id)
+        start = self.offset
+        if data and not data.isspace():
+            result = parse_line(data, Position(self.path, 0, 1, len(data)), self.format)
+            if isinstance(result, LineError):
+                if final and not self.tail_reported:
+                    keep(result)
+                    self.tail_reported = True
+                # Otherwise being rewritten (or broken for good): wait for the next change.
+            else:
+                keep(result)
+                self.offset = len(data)
+                self.line_count = data.count(b"\n") + (not data.endswith(b"\n"))
+                self.session_id = keep.session_id
+                self.head_sha256 = hashlib.sha256(data).hexdigest()
+                self.head_length = len(data)
+        consumed = self.offset - start
+        if not consumed and not self.reset_to_send and not keep.records and not keep.errors:
+            return None
+        chunk = Chunk(self, self.source(), self.generation, self.offset, self.line_count,
+                      keep.records, keep.errors, self.reset_to_send, max(consumed, 0),
+                      self.session_id)
         self.reset_to_send = False
         return chunk
 
@@ -293,9 +340,21 @@ class FileTail:
         self._pending = b""
 
 
+def _read_all(fd: int, size: int) -> bytes:
+    parts = []
+    at = 0
+    while True:
+        block = os.pread(fd, max(BLOCK_BYTES, size - at), at)
+        if not block:
+            return b"".join(parts)
+        parts.append(block)
+        at += len(block)
+
+
 class _Keeper:
     """Sorts parse results into records and errors, giving records without a session id the
-    session in effect (see the module docstring)."""
+    session in effect (see the module docstring). A result may be a list of records (the
+    messages of a JSON chat document)."""
 
     def __init__(self, project_key: str, session_id: str):
         self.project_key = project_key
@@ -303,7 +362,11 @@ class _Keeper:
         self.records: list[Record] = []
         self.errors: list[LineError] = []
 
-    def __call__(self, result: Record | LineError) -> None:
+    def __call__(self, result: Record | LineError | list[Record]) -> None:
+        if isinstance(result, list):
+            for record in result:
+                self(record)
+            return
         result.project_key = self.project_key
         if isinstance(result, Record):
             if result.session_id:
