@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -10,8 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from threadline import config
+
+# Property tests: a modest search by default (CI, two cores); HYPOTHESIS_PROFILE=thorough
+# searches much harder. No deadline: one slow example on a busy machine is not a failure.
+hypothesis_settings.register_profile("ci", deadline=None, max_examples=200)
+hypothesis_settings.register_profile("thorough", deadline=None, max_examples=5000)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
