@@ -245,6 +245,144 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_usage(args: argparse.Namespace) -> int:
+    from services.store import accounting, pricing, queries
+    from services.store.errors import StoreError
+
+    settings = _settings(args, pricing_file=args.pricing)
+    try:
+        query = accounting.usage_query(args.by, args.since or "", args.until or "",
+                                       args.timezone or "", args.agent or "")
+        table = pricing.load(settings.pricing_file)
+        engine = queries.open_readonly(settings.db)
+    except StoreError as exc:
+        print(f"threadline usage: {exc}", file=sys.stderr)
+        return 2
+    with engine.connect() as conn:
+        rows = accounting.report(queries.usage_rows(conn, query.formats), table, query)
+    engine.dispose()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(usage_table(rows, accounting.total_row(rows), query.by))
+    zone = query.tz_name or f"local time ({time.strftime('%Z')})"
+    print(f"dates in {zone}; prices: {table.date} table")
+    total = accounting.total_row(rows)
+    if total["unpriced_messages"]:
+        print(f"* {total['unpriced_messages']} responses of models without a price are not in "
+              f"the cost: {', '.join(total['unpriced_models'])} (add them with --pricing FILE)")
+    return 0
+
+
+def usage_table(rows: list[dict], total: dict, by: str) -> str:
+    """Report rows as aligned columns, with a total line."""
+    head = ["SESSION" if by == "session" else by.upper(), "MODELS", "INPUT", "OUTPUT",
+            "CACHE WRITE", "CACHE READ", "TOTAL TOKENS", "COST (USD)", "MESSAGES"]
+
+    def cells(r: dict) -> list[str]:
+        models = ", ".join(r["models"])
+        cost = f"{r['cost_usd']:,.2f}" + ("*" if r["unpriced_messages"] else "")
+        return [r["period"], models if len(models) <= 40 else models[:39] + "…",
+                *(f"{r[k]:,}" for k in ("input_tokens", "output_tokens",
+                                         "cache_creation_tokens", "cache_read_tokens",
+                                         "total_tokens")),
+                cost, f"{r['messages']:,}"]
+
+    body = [cells(r) for r in rows] + [cells(total)]
+    if by == "model":  # the period is the model
+        head, body = head[:1] + head[2:], [line[:1] + line[2:] for line in body]
+    widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
+
+    def fmt(line: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < len(head) - 7 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(head), *(fmt(line) for line in body[:-1]), rule, fmt(body[-1])])
+
+
+def error_record(row: dict) -> dict:
+    """A stored parse error as JSON-ready values; the excerpt is text, bytes that are not
+    UTF-8 escaped (backslashreplace)."""
+    return {"path": row["path"], "line_number": row["line_number"],
+            "byte_offset": row["byte_offset"], "byte_length": row["byte_length"],
+            "reason": row["reason"], "detail": row["detail"],
+            "excerpt": row["excerpt"].decode("utf-8", "backslashreplace"),
+            "project_key": row["project_key"]}
+
+
+def _one_line(text: str, width: int) -> str:
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:width])
+    return shown[:width] + ("..." if len(shown) > width or len(text) > width else "")
+
+
+def cmd_errors(args: argparse.Namespace) -> int:
+    from services.store import queries
+    from services.store.errors import DatabaseMissing
+
+    if args.limit < 0:
+        print("threadline errors: --limit must be >= 0", file=sys.stderr)
+        return 2
+    try:
+        engine = queries.open_readonly(_settings(args).db)
+    except DatabaseMissing as exc:
+        print(f"threadline errors: {exc}", file=sys.stderr)
+        return 1
+    with engine.connect() as conn:
+        found = queries.parse_errors(conn, args.limit or None, args.reason or "",
+                                     args.path or "")
+        counts = queries.parse_error_counts(conn, args.reason or "", args.path or "")
+    engine.dispose()
+    records = [error_record(e) for e in found]
+    if args.json:
+        print(json.dumps(records))
+        return 0
+    if records:
+        print(f"{'LOCATION':50} {'OFFSET':>10}  {'REASON':16} EXCERPT")
+    for e in records:
+        where = f"{e['path']}:{e['line_number']}"
+        print(f"{where:50} {e['byte_offset']:>10}  {e['reason']:16} "
+              f"{_one_line(e['excerpt'], 60)}")
+    total = sum(counts.values())
+    by_reason = ", ".join(f"{reason} {n}" for reason, n in counts.items())
+    shown = f" ({len(records)} shown)" if len(records) < total else ""
+    print(f"{total} parse error{'' if total == 1 else 's'}{shown}"
+          + (f": {by_reason}" if by_reason else ""))
+    return 0
+
+
+def cmd_reparse(args: argparse.Namespace) -> int:
+    from services.store.errors import StoreError
+    from services.store.reparse import reparse
+
+    try:
+        report = reparse(_settings(args).db, dry_run=args.dry_run, wait_seconds=args.wait)
+    except StoreError as exc:
+        print(f"threadline reparse: {exc}", file=sys.stderr)
+        return 1
+    summary = report.as_dict()
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    columns = ", ".join(f"{c} {n}" for c, n in summary["columns"].items())
+    verb = "would change" if report.dry_run else "changed"
+    print(f"reparsed {report.messages} messages in {report.seconds:.1f} s: {report.changed} "
+          f"{verb}" + (f" ({columns})" if columns else ""))
+    before, after = summary["drift"]["before"], summary["drift"]["after"]
+    for reason in dict.fromkeys([*before, *after]):
+        print(f"  drift {reason}: {before.get(reason, 0)} -> {after.get(reason, 0)}")
+    print(f"tool calls rebuilt: {report.tool_calls_rebuilt} ({report.tool_calls_changed} "
+          f"changed); sessions updated: {report.sessions_updated}; projects updated: "
+          f"{report.projects_updated}")
+    if report.columns_added:
+        print(f"columns added: {', '.join(report.columns_added)}")
+    if report.unparsable:
+        print(f"{report.unparsable} stored lines no longer parse (kept unchanged), e.g.:")
+        for u in summary["unparsable_examples"]:
+            print(f"  {u['path']}:{u['line_number']}  {u['reason']}  {u['detail']}")
+    return 0
+
+
 def cmd_health(args: argparse.Namespace) -> int:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -325,6 +463,44 @@ def build_parser() -> argparse.ArgumentParser:
     db_flag(export)
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
     export.set_defaults(func=cmd_export)
+
+    usage = sub.add_parser("usage", help="tokens and cost per day, week, month, session, "
+                                         "project or model")
+    db_flag(usage)
+    usage.add_argument("--by", default="day", metavar="GROUPING",
+                       help="day (default), week (ISO, Monday to Sunday), month, session, "
+                            "project or model")
+    usage.add_argument("--since", help="first date, YYYY-MM-DD (inclusive)")
+    usage.add_argument("--until", help="last date, YYYY-MM-DD (inclusive)")
+    usage.add_argument("--timezone", help="IANA time zone of the dates (default: this "
+                                          "machine's)")
+    usage.add_argument("--agent", help="only claude, codex or gemini")
+    usage.add_argument("--pricing", type=Path, help="JSON price table merged over the bundled "
+                                                    "one (default THREADLINE_PRICING_FILE)")
+    usage.add_argument("--json", action="store_true", help="a JSON list, one object a period")
+    usage.set_defaults(func=cmd_usage)
+
+    errors = sub.add_parser("errors", help="list the lines that could not become records")
+    db_flag(errors)
+    errors.add_argument("--json", action="store_true", help="a JSON list of objects")
+    errors.add_argument("--reason", help="only this reason (e.g. invalid_json)")
+    errors.add_argument("--path", help="only files whose path contains this text")
+    errors.add_argument("--limit", type=int, default=1000,
+                        help="show at most this many, in the order stored (default 1000; "
+                             "0: all)")
+    errors.set_defaults(func=cmd_errors)
+
+    rep = sub.add_parser("reparse", help="parse every stored line again with this version's "
+                                         "parser and update what is derived from it (run "
+                                         "while the services are stopped)")
+    db_flag(rep)
+    rep.add_argument("--json", action="store_true", help="the report as one JSON object")
+    rep.add_argument("--dry-run", action="store_true",
+                     help="report what would change, change nothing")
+    rep.add_argument("--wait", type=float, default=2.0,
+                     help="seconds to wait for other users of the database to close it "
+                          "before refusing (default 2)")
+    rep.set_defaults(func=cmd_reparse)
 
     health = sub.add_parser("health", help="check a service's gRPC health (exit 0 if serving)")
     health.add_argument("address", help="host:port")

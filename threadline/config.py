@@ -70,6 +70,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ready_file", "THREADLINE_READY_FILE", None,
             "write the bound port here once serving (used by the supervisor)"),
     Setting("log_level", "THREADLINE_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Setting("pricing_file", "THREADLINE_PRICING_FILE", None,
+            "JSON price table merged over the bundled one (usage costs; see docs/accounting.md)"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -96,6 +98,7 @@ class Settings:
     follow: bool
     ready_file: Path | None
     log_level: str
+    pricing_file: Path | None
 
     def replace(self, **changes: object) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

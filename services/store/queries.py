@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, or_, select
 from sqlalchemy.pool import QueuePool
 
 from services.store import schema
@@ -105,13 +105,35 @@ def offsets(conn: Connection) -> list[dict]:
         select(schema.sources).order_by(schema.sources.c.path)).mappings()]
 
 
-def parse_errors(conn: Connection, limit: int = DEFAULT_ERROR_LIMIT) -> list[dict]:
-    """The first `limit` parse errors, in the order they were stored."""
-    if limit < 0:
+def _error_filters(query, reason: str, path: str):
+    pe = schema.parse_errors
+    if reason:
+        query = query.where(pe.c.reason == reason)
+    if path:
+        # instr, not LIKE: a path may hold "%" or "_", and LIKE ignores ASCII case.
+        query = query.where(func.instr(pe.c.path, path) > 0)
+    return query
+
+
+def parse_errors(conn: Connection, limit: int | None = DEFAULT_ERROR_LIMIT, reason: str = "",
+                 path: str = "") -> list[dict]:
+    """The first `limit` parse errors (0: the default limit, None: all), in the order they
+    were stored; only those of `reason`, and of files whose path contains `path`, if given."""
+    if limit is not None and limit < 0:
         raise InvalidArgument(f"limit must be >= 0, not {limit}")
     pe = schema.parse_errors
-    query = select(pe).order_by(pe.c.seq).limit(limit or DEFAULT_ERROR_LIMIT)
+    query = _error_filters(select(pe).order_by(pe.c.seq), reason, path)
+    if limit is not None:
+        query = query.limit(limit or DEFAULT_ERROR_LIMIT)
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def parse_error_counts(conn: Connection, reason: str = "", path: str = "") -> dict[str, int]:
+    """How many parse errors of each reason are stored (same filters as `parse_errors`)."""
+    pe = schema.parse_errors
+    query = _error_filters(select(pe.c.reason, func.count()).group_by(pe.c.reason)
+                           .order_by(func.count().desc(), pe.c.reason), reason, path)
+    return {r: n for r, n in conn.execute(query)}
 
 
 def tool_calls(conn: Connection, session_id: str = "") -> list[dict]:
@@ -261,6 +283,47 @@ def iter_export(conn: Connection, include_raw: bool = False,
                             .order_by(_m.c.seq).limit(page)).mappings().all()
         for r in rows:
             yield export_record(dict(r))
+        if len(rows) < page:
+            return
+        after = rows[-1]["seq"]
+
+
+# Columns accounting reads (services/store/accounting.py): never the raw line, except for the
+# few `progress` lines that embed a subagent's response with usage (`agent_progress`), whose
+# figures live only in that line.
+_USAGE_COLUMNS = [_m.c[name] for name in (
+    "seq", "type", "format", "model", "request_id", "api_message_id", "is_sidechain",
+    "timestamp", "session_id", "project_key", "source_path", "source_line_number",
+    "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_creation_5m_tokens",
+    "cache_creation_1h_tokens", "cache_read_input_tokens", "reasoning_output_tokens")]
+_EMBEDS_USAGE = and_(_m.c.type == "progress", _m.c.input_tokens.is_(None),
+                     func.instr(_m.c.raw, '"agent_progress"') > 0,
+                     func.instr(_m.c.raw, '"usage":') > 0)
+USAGE_PAGE = 2000
+
+
+def usage_rows(conn: Connection, formats: tuple[str, ...] = (),
+               page: int = USAGE_PAGE) -> Iterator[dict]:
+    """The rows token accounting needs, in sequence order, page by page (keyset on seq):
+    every row with usage, Codex `turn_context`/`response_item` rows (the model in effect and
+    the model's output between two usage reports), and `agent_progress` lines that embed a
+    response with usage (their raw line as "embedded"). `formats` limits them to some
+    source formats."""
+    condition = or_(_m.c.input_tokens.is_not(None),
+                    and_(_m.c.format == "codex",
+                         _m.c.type.in_(("turn_context", "response_item"))),
+                    _EMBEDS_USAGE)
+    if formats:
+        condition = and_(_m.c.format.in_(formats), condition)
+    embedded = case((_m.c.input_tokens.is_(None) & (_m.c.type == "progress"), _m.c.raw),
+                    else_=None).label("embedded")
+    after = 0
+    while True:
+        rows = conn.execute(select(*_USAGE_COLUMNS, embedded)
+                            .where(_m.c.seq > after, condition)
+                            .order_by(_m.c.seq).limit(page)).mappings().all()
+        for r in rows:
+            yield dict(r)
         if len(rows) < page:
             return
         after = rows[-1]["seq"]

@@ -50,7 +50,7 @@ async def start(settings: Settings) -> Running:
     checkpointer.start()
     reads = ReadPool(settings.db, settings.read_pool)
     feed = ChangeFeed(settings.subscriber_queue)
-    servicer = StoreServicer(writer, feed, reads)
+    servicer = StoreServicer(writer, feed, reads, pricing_file=settings.pricing_file)
     writer.on_commit = servicer.on_commit
     try:
         service = await bootstrap.create_server(

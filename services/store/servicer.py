@@ -11,10 +11,11 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import grpc
 
-from services.store import queries, rows
+from services.store import accounting, pricing, queries, rows
 from services.store.changefeed import ChangeFeed, replay_then_follow
 from services.store.errors import (
     DatabaseMissing,
@@ -78,10 +79,12 @@ def _mapped(method: Callable) -> Callable:
 
 
 class StoreServicer(store_pb2_grpc.StoreServiceServicer):
-    def __init__(self, writer: Writer, feed: ChangeFeed, reads: ReadPool):
+    def __init__(self, writer: Writer, feed: ChangeFeed, reads: ReadPool,
+                 pricing_file: Path | None = None):
         self._writer = writer
         self._feed = feed
         self._reads = reads
+        self._pricing_file = pricing_file
         self._tracer = telemetry.tracer("store")
         self._write_readers: set[asyncio.Task] = set()
 
@@ -213,3 +216,19 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
     @_mapped
     async def GetStats(self, request, context):
         return store_pb2.StoreStats(**await self._reads.call(queries.stats))
+
+    @_mapped
+    async def GetUsage(self, request, context):
+        query = accounting.usage_query(request.by or "day", request.since, request.until,
+                                       request.timezone or "UTC", request.agent)
+
+        def run(conn) -> tuple[list[dict], str]:
+            # Read per request, so an edited pricing file applies without a restart.
+            table = pricing.load(self._pricing_file)
+            return (accounting.report(queries.usage_rows(conn, query.formats), table, query),
+                    table.date)
+
+        found, pricing_date = await self._reads.call(run)
+        return store_pb2.GetUsageResponse(
+            rows=[store_pb2.UsageRow(**r) for r in found],
+            total=store_pb2.UsageRow(**accounting.total_row(found)), pricing_date=pricing_date)

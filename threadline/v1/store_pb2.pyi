@@ -150,3 +150,63 @@ class StoreStats(_message.Message):
     sources: int
     last_sequence: int
     def __init__(self, projects: _Optional[int] = ..., sessions: _Optional[int] = ..., messages: _Optional[int] = ..., tool_calls: _Optional[int] = ..., parse_errors: _Optional[int] = ..., sources: _Optional[int] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("by", "since", "until", "timezone", "agent")
+    BY_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    by: str
+    since: str
+    until: str
+    timezone: str
+    agent: str
+    def __init__(self, by: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., timezone: _Optional[str] = ..., agent: _Optional[str] = ...) -> None: ...
+
+class UsageRow(_message.Message):
+    __slots__ = ("period", "start", "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens", "total_tokens", "cost_usd", "messages", "unpriced_messages", "unpriced_models", "long_context_messages", "models", "agents", "first_timestamp", "last_timestamp")
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_CREATION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    UNPRICED_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    UNPRICED_MODELS_FIELD_NUMBER: _ClassVar[int]
+    LONG_CONTEXT_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    LAST_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    period: str
+    start: str
+    input_tokens: int
+    output_tokens: int
+    cache_creation_tokens: int
+    cache_read_tokens: int
+    total_tokens: int
+    cost_usd: float
+    messages: int
+    unpriced_messages: int
+    unpriced_models: _containers.RepeatedScalarFieldContainer[str]
+    long_context_messages: int
+    models: _containers.RepeatedScalarFieldContainer[str]
+    agents: _containers.RepeatedScalarFieldContainer[str]
+    first_timestamp: str
+    last_timestamp: str
+    def __init__(self, period: _Optional[str] = ..., start: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_creation_tokens: _Optional[int] = ..., cache_read_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., messages: _Optional[int] = ..., unpriced_messages: _Optional[int] = ..., unpriced_models: _Optional[_Iterable[str]] = ..., long_context_messages: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., agents: _Optional[_Iterable[str]] = ..., first_timestamp: _Optional[str] = ..., last_timestamp: _Optional[str] = ...) -> None: ...
+
+class GetUsageResponse(_message.Message):
+    __slots__ = ("rows", "total", "pricing_date")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PRICING_DATE_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[UsageRow]
+    total: UsageRow
+    pricing_date: str
+    def __init__(self, rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., total: _Optional[_Union[UsageRow, _Mapping]] = ..., pricing_date: _Optional[str] = ...) -> None: ...

@@ -76,6 +76,11 @@ class StoreServiceStub:
                 request_serializer=threadline_dot_v1_dot_store__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=threadline_dot_v1_dot_store__pb2.StoreStats.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/threadline.v1.StoreService/GetUsage',
+                request_serializer=threadline_dot_v1_dot_store__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=threadline_dot_v1_dot_store__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
 
 
 class StoreServiceServicer:
@@ -134,6 +139,15 @@ class StoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """Tokens and cost per day, week, month, session, project or model, computed from the stored
+        records when asked (each API response counted once, with its final figures) and priced
+        with the bundled pricing table merged with THREADLINE_PRICING_FILE (docs/accounting.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +190,11 @@ def add_StoreServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=threadline_dot_v1_dot_store__pb2.GetStatsRequest.FromString,
                     response_serializer=threadline_dot_v1_dot_store__pb2.StoreStats.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=threadline_dot_v1_dot_store__pb2.GetUsageRequest.FromString,
+                    response_serializer=threadline_dot_v1_dot_store__pb2.GetUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -395,6 +414,33 @@ class StoreService:
             '/threadline.v1.StoreService/GetStats',
             threadline_dot_v1_dot_store__pb2.GetStatsRequest.SerializeToString,
             threadline_dot_v1_dot_store__pb2.StoreStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.v1.StoreService/GetUsage',
+            threadline_dot_v1_dot_store__pb2.GetUsageRequest.SerializeToString,
+            threadline_dot_v1_dot_store__pb2.GetUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

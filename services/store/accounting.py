@@ -1,0 +1,448 @@
+"""Token and cost accounting: stored records -> billable responses -> totals per period.
+
+Plain functions over the row dicts `queries.usage_rows` yields (in sequence order); nothing
+here knows about SQL or gRPC. Totals are computed when asked, from the stored figures, so a
+changed pricing table applies to everything already stored.
+
+One *billable response* is one model API call, counted once with its final figures:
+
+- Claude Code writes one line per content block of a streamed response; every line repeats
+  `message.id`, `requestId` and `usage`, and early lines carry a partial `output_tokens`.
+  Lines that share `message.id` are one response when they have a `requestId` (the id is
+  Anthropic's, unique per response, so the same response copied into another file or session,
+  or replayed into a `/btw` side-question log under a new `requestId`, is still that
+  response). Lines without a `requestId` come from gateways and third-party backends whose ids
+  need not be unique (some answer every call with the same id), so they are one response only
+  within one session and with the same prompt figures (input, cache write, cache read), which
+  every line of one streamed response repeats. Lines with no `message.id` are a response
+  each. The line that stands for a response is its own line rather than a copy embedded in an
+  `agent_progress` record, a non-sidechain line rather than a sidechain replay, then the one
+  with the most output tokens (its final figures; the later line on a tie).
+- Subagent responses that Claude Code embedded in `agent_progress` records of the parent
+  session count like any other line (and collapse with the subagent's own file when present:
+  when it is not, the embedded copy is the only record of a billed call).
+- `<synthetic>` lines (written locally for API errors and interruptions) and lines whose
+  figures are all zero bill nothing and are not responses.
+- Codex reports each model call in an `event_msg`/`token_count` record (per-call figures);
+  the model is the one of the session's latest `turn_context`. A `token_count` repeated with
+  the same figures and no model output (`response_item`) since the previous one is a re-emit
+  of the same call, not another call.
+- Gemini CLI may append a message again with updated figures: the last version of each
+  message id in a session counts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+
+from services.store.errors import InvalidArgument
+from services.store.pricing import PricingTable
+
+CLAUDE_CODE = "claude_code"
+CODEX = "codex"
+GEMINI = "gemini"
+# `--agent` names and the source formats they select.
+AGENTS = {"claude": CLAUDE_CODE, "codex": CODEX, "gemini": GEMINI}
+TIME_GROUPINGS = ("day", "week", "month")
+GROUPINGS = (*TIME_GROUPINGS, "session", "project", "model")
+NO_TIMESTAMP = "(no timestamp)"
+NO_MODEL = "(unknown model)"
+
+
+@dataclass(slots=True)
+class Response:
+    """One billable API response, with the figures of the line that stands for it."""
+
+    agent: str  # source format: claude_code, codex, gemini, ...
+    model: str
+    timestamp: str
+    session_id: str
+    project_key: str
+    source_path: str
+    source_line: int
+    seq: int
+    api_message_id: str = ""
+    request_id: str = ""
+    is_sidechain: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cache_creation_5m_tokens: int = 0
+    cache_creation_1h_tokens: int = 0
+    cache_read_tokens: int = 0
+    reasoning_output_tokens: int = 0
+    embedded: bool = False  # read from a copy embedded in an agent_progress line
+    lines: int = 1  # stored lines that reported this response
+
+    @property
+    def total_tokens(self) -> int:
+        return (self.input_tokens + self.output_tokens + self.cache_creation_tokens
+                + self.cache_read_tokens)
+
+
+# --- rows -> billable responses ------------------------------------------------------------
+
+def _n(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _line(row: dict) -> Response | None:
+    """The response figures one stored row reports, or None when it reports none."""
+    line = Response(
+        agent=row.get("format") or "", model=row.get("model") or "",
+        timestamp=row.get("timestamp") or "", session_id=row.get("session_id") or "",
+        project_key=row.get("project_key") or "", source_path=row.get("source_path") or "",
+        source_line=_n(row.get("source_line_number")), seq=_n(row.get("seq")),
+        api_message_id=row.get("api_message_id") or "", request_id=row.get("request_id") or "",
+        is_sidechain=bool(row.get("is_sidechain")),
+        input_tokens=_n(row.get("input_tokens")), output_tokens=_n(row.get("output_tokens")),
+        cache_creation_tokens=_n(row.get("cache_creation_input_tokens")),
+        cache_creation_5m_tokens=_n(row.get("cache_creation_5m_tokens")),
+        cache_creation_1h_tokens=_n(row.get("cache_creation_1h_tokens")),
+        cache_read_tokens=_n(row.get("cache_read_input_tokens")),
+        reasoning_output_tokens=_n(row.get("reasoning_output_tokens")))
+    if row.get("input_tokens") is None:
+        embedded = embedded_response(row.get("embedded"))
+        if embedded is None:
+            return None
+        for name, value in embedded.items():
+            setattr(line, name, value)
+        line.embedded = True
+    if line.total_tokens == 0:
+        return None
+    return line
+
+
+def embedded_response(raw: bytes | None) -> dict | None:
+    """The subagent response a Claude Code `progress`/`agent_progress` line embeds
+    (`data.message`), as Response fields; None when the line embeds none with usage."""
+    if not raw:
+        return None
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    data = obj.get("data") if isinstance(obj, dict) else None
+    outer = data.get("message") if isinstance(data, dict) else None
+    inner = outer.get("message") if isinstance(outer, dict) else None
+    usage = inner.get("usage") if isinstance(inner, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    split = usage.get("cache_creation")
+    split = split if isinstance(split, dict) else {}
+
+    def text(value: object) -> str:
+        return value if isinstance(value, str) else ""
+
+    return {
+        "api_message_id": text(inner.get("id")), "request_id": text(outer.get("requestId")),
+        "model": text(inner.get("model")),
+        "timestamp": text(outer.get("timestamp")) or text(obj.get("timestamp")),
+        "is_sidechain": outer.get("isSidechain") is True,
+        "input_tokens": _n(usage.get("input_tokens")),
+        "output_tokens": _n(usage.get("output_tokens")),
+        "cache_creation_tokens": _n(usage.get("cache_creation_input_tokens")),
+        "cache_creation_5m_tokens": _n(split.get("ephemeral_5m_input_tokens")),
+        "cache_creation_1h_tokens": _n(split.get("ephemeral_1h_input_tokens")),
+        "cache_read_tokens": _n(usage.get("cache_read_input_tokens")),
+    }
+
+
+def _claude_key(line: Response) -> tuple:
+    if line.api_message_id and line.request_id:
+        return ("id", line.api_message_id)
+    if line.api_message_id:
+        return ("id-in-session", line.session_id, line.api_message_id, line.input_tokens,
+                line.cache_creation_tokens, line.cache_read_tokens)
+    return ("line", line.seq)
+
+
+def _final(kept: Response, line: Response) -> Response:
+    """Of two lines of one response, the one that stands for it: the response's own line
+    rather than a copy embedded in a parent's agent_progress line, a non-sidechain line rather
+    than a sidechain replay, then the final figures (most output; the later line on a tie)."""
+    rank_kept, rank_line = (not kept.embedded, not kept.is_sidechain), (
+        not line.embedded, not line.is_sidechain)
+    if rank_kept != rank_line:
+        winner = kept if rank_kept > rank_line else line
+    else:
+        winner = line if line.output_tokens >= kept.output_tokens else kept
+    winner.lines = kept.lines + 1
+    if not winner.model:
+        winner.model = kept.model or line.model
+    return winner
+
+
+def billable_responses(rows: Iterable[dict]) -> list[Response]:
+    """Every billable response in the rows (which must come in sequence order), each once.
+
+    Keeps one small object per response, not per row, so it streams any number of rows.
+    """
+    responses: dict[tuple, Response] = {}
+    codex_model: dict[str, str] = {}
+    codex_last: dict[str, tuple | None] = {}
+    for row in rows:
+        fmt = row.get("format") or ""
+        if fmt == CODEX:
+            session = row.get("session_id") or ""
+            kind = row.get("type")
+            if kind == "turn_context":
+                if row.get("model"):
+                    codex_model[session] = row["model"]
+                continue
+            if kind == "response_item":
+                codex_last[session] = None  # the model produced output: a new call follows
+                continue
+            line = _line(row)
+            if line is None:
+                continue
+            figures = (line.input_tokens, line.output_tokens, line.cache_creation_tokens,
+                       line.cache_read_tokens, line.reasoning_output_tokens)
+            if codex_last.get(session) == figures:
+                continue
+            codex_last[session] = figures
+            line.model = line.model or codex_model.get(session, "")
+            responses[("line", line.seq)] = line
+            continue
+        line = _line(row)
+        if line is None:
+            continue
+        if fmt == GEMINI:
+            key = ("gemini", line.session_id, line.api_message_id or f"#{line.seq}")
+            kept = responses.get(key)
+            if kept is not None:
+                line.lines = kept.lines + 1
+            responses[key] = line  # the last version wins (and keeps the first's place)
+            continue
+        key = _claude_key(line)
+        kept = responses.get(key)
+        responses[key] = line if kept is None else _final(kept, line)
+    return list(responses.values())
+
+
+# --- query parameters ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UsageQuery:
+    by: str = "day"
+    since: date | None = None
+    until: date | None = None
+    # None: the machine's local time zone, DST included (datetime.astimezone()).
+    tz: tzinfo | None = None
+    tz_name: str = ""
+    agent: str = ""  # a source format, "" for every agent
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The source formats to read (empty: all)."""
+        return (self.agent,) if self.agent else ()
+
+
+def parse_date(value: str, what: str) -> date:
+    text = value.strip()
+    for fmt in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            pass
+    raise InvalidArgument(f"{what}: expected YYYY-MM-DD (or YYYYMMDD), not {value!r}")
+
+
+def usage_query(by: str = "day", since: str = "", until: str = "", timezone_name: str = "",
+                agent: str = "") -> UsageQuery:
+    """Validate and convert the parameters of a usage report (strings, as flags and RPC
+    fields carry them); InvalidArgument says what is wrong."""
+    if by not in GROUPINGS:
+        raise InvalidArgument(f"by: expected one of {', '.join(GROUPINGS)}, not {by!r}")
+    tz: tzinfo | None = None
+    if timezone_name:
+        try:
+            tz = ZoneInfo(timezone_name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise InvalidArgument(f"timezone: unknown IANA time zone {timezone_name!r}") from exc
+    fmt = ""
+    if agent:
+        if agent not in AGENTS:
+            raise InvalidArgument(f"agent: expected one of {', '.join(AGENTS)}, not {agent!r}")
+        fmt = AGENTS[agent]
+    first = parse_date(since, "since") if since else None
+    last = parse_date(until, "until") if until else None
+    if first and last and first > last:
+        raise InvalidArgument(f"since ({first}) is after until ({last})")
+    return UsageQuery(by=by, since=first, until=last, tz=tz, tz_name=timezone_name, agent=fmt)
+
+
+# --- responses -> totals -------------------------------------------------------------------
+
+def parse_timestamp(value: str) -> datetime | None:
+    """An ISO-8601 timestamp as an aware datetime (UTC when it names no offset), or None.
+    Any number of fractional digits is accepted (some writers use 6, or 7)."""
+    text = value.strip()
+    if not text:
+        return None
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[:min(digits, 6)].ljust(6, '0')}{rest[digits:]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _local_date(moment: datetime, tz: tzinfo | None) -> date:
+    return (moment.astimezone(tz) if tz is not None else moment.astimezone()).date()
+
+
+def period_of(by: str, day: date | None, response: Response) -> tuple[str, str]:
+    """(period, start date or "") of a response under a grouping."""
+    if by in TIME_GROUPINGS:
+        if day is None:
+            return NO_TIMESTAMP, ""
+        if by == "day":
+            return day.isoformat(), day.isoformat()
+        if by == "week":  # ISO 8601 weeks: Monday to Sunday, numbered within the ISO year
+            iso = day.isocalendar()
+            return f"{iso.year}-W{iso.week:02d}", (day - timedelta(days=day.weekday())).isoformat()
+        return f"{day.year:04d}-{day.month:02d}", day.replace(day=1).isoformat()
+    if by == "session":
+        return response.session_id, ""
+    if by == "project":
+        return response.project_key, ""
+    return response.model or NO_MODEL, ""
+
+
+@dataclass
+class _Totals:
+    period: str
+    start: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cache_read_tokens: int = 0
+    costs: list[float] = field(default_factory=list)
+    messages: int = 0
+    unpriced_messages: int = 0
+    long_context_messages: int = 0
+    models: set[str] = field(default_factory=set)
+    unpriced_models: set[str] = field(default_factory=set)
+    agents: set[str] = field(default_factory=set)
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def add(self, response: Response, moment: datetime | None, pricing: PricingTable) -> None:
+        self.input_tokens += response.input_tokens
+        self.output_tokens += response.output_tokens
+        self.cache_creation_tokens += response.cache_creation_tokens
+        self.cache_read_tokens += response.cache_read_tokens
+        self.messages += 1
+        self.models.add(response.model or NO_MODEL)
+        self.agents.add(response.agent)
+        cost = pricing.cost(
+            response.model, input_tokens=response.input_tokens,
+            output_tokens=response.output_tokens,
+            cache_creation_tokens=response.cache_creation_tokens,
+            cache_creation_5m_tokens=response.cache_creation_5m_tokens,
+            cache_creation_1h_tokens=response.cache_creation_1h_tokens,
+            cache_read_tokens=response.cache_read_tokens)
+        if cost.priced:
+            self.costs.append(cost.usd)
+            self.long_context_messages += cost.long_context
+        else:
+            self.unpriced_messages += 1
+            self.unpriced_models.add(response.model or NO_MODEL)
+        if moment is not None:
+            self.first = moment if self.first is None else min(self.first, moment)
+            self.last = moment if self.last is None else max(self.last, moment)
+
+    def row(self, by: str) -> dict:
+        out = {
+            "period": self.period,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_creation_tokens": self.cache_creation_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "total_tokens": (self.input_tokens + self.output_tokens
+                             + self.cache_creation_tokens + self.cache_read_tokens),
+            "cost_usd": math.fsum(self.costs),
+            "messages": self.messages,
+            "unpriced_messages": self.unpriced_messages,
+            "unpriced_models": sorted(self.unpriced_models),
+            "long_context_messages": self.long_context_messages,
+            "models": sorted(self.models),
+            "agents": sorted(self.agents),
+            "first_timestamp": _iso(self.first),
+            "last_timestamp": _iso(self.last),
+        }
+        if by in ("week", "month") and self.start:
+            out["start"] = self.start
+        return out
+
+
+def _iso(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def usage_report(responses: Iterable[Response], pricing: PricingTable,
+                 query: UsageQuery = UsageQuery()) -> list[dict]:
+    """Totals of the responses per period of `query.by`, with cost under `pricing`.
+
+    Dates are the response timestamps in `query.tz` (local time when None); `since`/`until`
+    (inclusive) select responses by that date, so a response without a readable timestamp
+    is left out when either is given. Time periods come in order; sessions, projects and
+    models in the order of their last activity.
+    """
+    groups: dict[str, _Totals] = {}
+    for response in responses:
+        if query.agent and response.agent != query.agent:
+            continue
+        moment = parse_timestamp(response.timestamp)
+        day = _local_date(moment, query.tz) if moment is not None else None
+        if query.since or query.until:
+            if day is None or (query.since and day < query.since) or (
+                    query.until and day > query.until):
+                continue
+        period, start = period_of(query.by, day, response)
+        totals = groups.get(period)
+        if totals is None:
+            totals = groups[period] = _Totals(period, start)
+        totals.add(response, moment, pricing)
+    ordered = list(groups.values())
+    if query.by in TIME_GROUPINGS:
+        ordered.sort(key=lambda t: (t.period == NO_TIMESTAMP, t.period))
+    else:
+        never = datetime.min.replace(tzinfo=UTC)
+        ordered.sort(key=lambda t: (t.last or never, t.period))
+    return [t.row(query.by) for t in ordered]
+
+
+def report(rows: Iterable[dict], pricing: PricingTable, query: UsageQuery) -> list[dict]:
+    """Stored rows (sequence order) -> billable responses -> totals per period."""
+    return usage_report(billable_responses(rows), pricing, query)
+
+
+def total_row(rows: list[dict]) -> dict:
+    """The sum of report rows (as `usage_report` returns them), as one row named "total"."""
+    out = {"period": "total"}
+    for key in ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens",
+                "total_tokens", "messages", "unpriced_messages", "long_context_messages"):
+        out[key] = sum(r[key] for r in rows)
+    out["cost_usd"] = math.fsum(r["cost_usd"] for r in rows)
+    for key in ("models", "unpriced_models", "agents"):
+        out[key] = sorted({name for r in rows for name in r[key]})
+    stamps = [r[k] for r in rows for k in ("first_timestamp", "last_timestamp") if r[k]]
+    out["first_timestamp"] = min(stamps, default="")
+    out["last_timestamp"] = max(stamps, default="")
+    return out
