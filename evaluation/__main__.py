@@ -3,11 +3,16 @@
 1. Import: files, lines, records, sessions and parse errors, through the real pipeline.
 2. Census: records by format and type, format drift by format/version/reason, parse errors
    by reason (what the parser did not understand is counted, never dropped).
+3. Token accounting beside ccusage 20.0.24 (evaluation/ccusage.py): days and sessions that
+   match exactly, and every difference with its cause. Needs npm to install ccusage once.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -45,7 +50,12 @@ def main() -> int:
         _table(census["drift"], ["format", "version", "drift", "count"])
         print("  parse errors by reason:")
         _table(census["parse_errors"], ["reason", "count"])
-    return 0
+    print(flush=True)
+    if shutil.which("npm") is None:
+        print("ccusage comparison skipped: npm is not installed")
+        return 0
+    return subprocess.run([sys.executable, "-m", "evaluation.ccusage", "--corpus",
+                           str(args.corpus)], check=False).returncode
 
 
 if __name__ == "__main__":
