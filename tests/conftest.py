@@ -21,7 +21,8 @@ hypothesis_settings.register_profile("ci", deadline=None, max_examples=200)
 hypothesis_settings.register_profile("thorough", deadline=None, max_examples=5000)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+# Resolved: `threadline import` stores resolved paths, and ../shared may be a symlink.
+CORPUS = (Path(__file__).resolve().parents[2] / "shared" / "corpus").resolve()
 
 
 @pytest.fixture
