@@ -228,7 +228,9 @@ def test_whitespace_only_lines_are_all_skipped(tmp_path):
 def test_a_chat_document_without_messages_is_not_lost():
     raw = b'{"sessionId": "s", "projectHash": "h", "startTime": "2026-01-01", "messages": []}'
     result = parse_line(raw, Position("/p/session-1.json", 0, 1, len(raw)))
-    assert result, "neither a record nor an error"
+    assert isinstance(result, list) and len(result) == 1
+    (metadata,) = result
+    assert (metadata.type, metadata.session_id, metadata.drift) == ("metadata", "s", "")
 
 
 def test_a_chat_document_line_is_read_as_its_messages(tmp_path):

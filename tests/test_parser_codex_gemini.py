@@ -299,8 +299,8 @@ def test_a_stored_document_message_reparses_as_gemini():
 
 def test_generic_chat_lines():
     said = parse({"role": "user", "content": "hi", "timestamp": "t", "model": "m", "id": "g1"})
-    assert (said.format, said.type, said.role, said.text, said.uuid, said.model) == (
-        GENERIC, "user", "user", "hi", "g1", "m")
+    assert (said.format, said.type, said.role, said.text, said.uuid, said.api_message_id,
+            said.model) == (GENERIC, "user", "user", "hi", "", "g1", "m")
     typed = parse({"type": "assistant", "content": [{"type": "text", "text": "yo"}]})
     assert (typed.format, typed.role, typed.text, typed.drift) == (GENERIC, "assistant", "yo",
                                                                    "")

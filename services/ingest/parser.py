@@ -3,8 +3,9 @@
 Formats are recognised per file and per line. Per line, by structure: Claude Code records
 (a `type` and a `message` object or a Claude envelope), Codex CLI rollout lines (`{timestamp,
 type, payload}`), Gemini CLI chat lines (`type` gemini/info/error/warning, `$set`,
-`$rewindTo`, a `{sessionId, projectHash}` metadata line, or a whole legacy chat document
-with `messages`), and generic chat lines (`role`/`content`). Per file, `hint` (the format
+`$rewindTo`, a `{sessionId, projectHash}` metadata line, or a whole legacy chat document:
+`messages` with a `sessionId` or `projectHash`), and generic chat lines (`role`/`content`, or
+a conversation's `messages` list, read as one record per message). Per file, `hint` (the format
 discovery gave the file) settles what a line alone cannot: in a Gemini chat a
 `{"type": "user", ...}` line is a Gemini message, elsewhere a generic chat line; in a Codex
 rollout an unknown `type` with a `payload` is an unknown Codex line.
@@ -17,8 +18,9 @@ become `LineError`s.
 Public functions:
 
 - `parse_line(raw, position, hint="")`: one line (without its newline). Returns a `Record`, a
-  `LineError`, or a list of `Record`s for a legacy Gemini chat document (one per message; each
-  record's `raw` is that message's own JSON, all with the document's position).
+  `LineError`, or a list of `Record`s for a legacy Gemini chat document or a generic
+  conversation line (one per message; each record's `raw` is that message's own JSON, all
+  with the line's position).
 - `reparse_line(raw, position, fmt)`: a stored record's raw bytes read again as the format it
   was stored with (`Record.format`): a Gemini message stored alone (a legacy document's
   message, or a JSONL line read with the file's hint) may not say by itself that it is one;
@@ -98,7 +100,8 @@ def _envelope(obj: dict) -> bool:
 def _dispatch(obj: dict, kind: object, raw: bytes, position: Position,
               hint: str) -> Record | list[Record]:
     if kind.__class__ is not str:
-        if kind is None and (gemini.is_record(obj) or (hint == GEMINI and "id" in obj)):
+        if kind is None and (gemini.is_record(obj) or (hint == GEMINI and (
+                "id" in obj or isinstance(obj.get("messages"), list)))):
             return gemini.parse(obj, raw, position)
         return generic.parse(obj, raw, position)
     if "payload" in obj and (kind in codex.TYPES or hint == CODEX

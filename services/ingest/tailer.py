@@ -40,6 +40,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+from services.ingest.discovery import DOCUMENT_SUFFIX
 from services.ingest.parser import parse_line, truncated_tail
 from threadline.records import LineError, Position, Record
 
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 
 HEAD_BYTES = 1024
 BLOCK_BYTES = 1024 * 1024
-DOCUMENT_SUFFIX = ".json"
 # Reasons for which an unterminated last line is judged "cut off" rather than bad content.
 _NOT_JSON = frozenset({"invalid_json", "invalid_utf8"})
 

@@ -20,8 +20,10 @@ How fields map onto `Record` where the mapping is a choice:
   `raw_type` is `data.type`, `tool_use_id` the `parentToolUseID` (else `toolUseID`) and
   `agent_id` the `data.agentId`. `agent_progress` also carries the embedded subagent
   message: its role, model and blocks, with tool_use/tool_result blocks kept as "other"
-  blocks (same ids, `raw_type` as written) and no usage, because the subagent's own file
-  records those calls and tokens; counting them here too would count them twice.
+  blocks (same ids, `raw_type` as written; the subagent's own file records those calls) and
+  no `usage`: its tokens are left to accounting (`services/store/accounting.py`), which reads
+  them from the raw line and counts each response once, collapsing the embedded copy with
+  the subagent file's own line.
 - `attachment`: `subtype` is `attachment.type`; its main text (content, prompt, stdout, ...)
   is the record's text.
 - Small metadata records (`last-prompt`, `ai-title`, `custom-title`, ...): their value

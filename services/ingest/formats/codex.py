@@ -32,6 +32,11 @@ includes reasoning) to ours, as ccusage's Codex adapter prices them:
 too. `info: null` (Codex's first, empty count) carries no usage. A `token_count` without
 `info` but with a `usage` object (an older shape) uses that. Repeated counts whose
 `total_token_usage` did not advance are a session-level question left to accounting.
+Known gap: older Codex versions write `info.total_token_usage` without
+`last_token_usage`; such counts carry no usage here. ccusage derives the call's tokens from
+the change in the running total since the previous count, which needs the session's
+previous line: not something a per-line parser can do and stay correct when reading
+resumes mid-file, so those tokens are not counted yet.
 The model of a token_count is its own `model`/`info.model` when present, else "".
 
 Drift: a line `type` outside `TYPES` -> "unknown_type"; a payload type outside

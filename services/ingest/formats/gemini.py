@@ -67,9 +67,13 @@ _NOT_METADATA = frozenset({"messages", "lastUpdated"})
 
 
 def is_record(obj: dict) -> bool:
-    """Whether a line without a Claude/Codex `type` is a Gemini chat line."""
-    return (isinstance(obj.get("messages"), list) or REWIND in obj or SET in obj
-            or ("sessionId" in obj and "projectHash" in obj))
+    """Whether a line without a Claude/Codex `type` is a Gemini chat line. A `messages` list
+    alone is not enough: OpenAI chat files hold conversations that way too; a Gemini chat
+    document also names its `sessionId` or `projectHash` (or is in a Gemini file, which the
+    parser's hint settles)."""
+    return ((isinstance(obj.get("messages"), list)
+             and ("sessionId" in obj or "projectHash" in obj))
+            or REWIND in obj or SET in obj or ("sessionId" in obj and "projectHash" in obj))
 
 
 def parse(obj: dict, raw: bytes, position: Position) -> Record | list[Record]:
