@@ -4,7 +4,8 @@
 2. Census: records by format and type, format drift by format/version/reason, parse errors
    by reason (what the parser did not understand is counted, never dropped).
 3. Token accounting beside ccusage 20.0.24 (evaluation/ccusage.py): days and sessions that
-   match exactly, and every difference with its cause. Needs npm to install ccusage once.
+   match exactly, and every difference with its cause. Needs npm to install ccusage once
+   (into .tools/ccusage), not when it is there.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from evaluation import ccusage
 from evaluation.corpus import DEFAULT_CORPUS, import_folder
 from services.store import queries
 
@@ -51,8 +53,10 @@ def main() -> int:
         print("  parse errors by reason:")
         _table(census["parse_errors"], ["reason", "count"])
     print(flush=True)
-    if shutil.which("npm") is None:
-        print("ccusage comparison skipped: npm is not installed")
+    installed = ccusage.TOOLS / "node_modules" / ".bin" / "ccusage"
+    if not installed.exists() and shutil.which("npm") is None:
+        print(f"ccusage comparison skipped: npm is not installed (needed once to install "
+              f"ccusage into {ccusage.TOOLS})")
         return 0
     return subprocess.run([sys.executable, "-m", "evaluation.ccusage", "--corpus",
                            str(args.corpus)], check=False).returncode

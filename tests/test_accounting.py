@@ -330,6 +330,32 @@ def test_responses_without_a_readable_timestamp_are_shown_apart():
         usage_report(responses[1:], TABLE, usage_query("day", since="2025-01-01"))[0]]
 
 
+@pytest.mark.parametrize("timestamp, zone", [
+    ("0001-01-01T00:00:00Z", "America/Los_Angeles"),  # the day before year 1 there
+    ("9999-12-31T23:59:59Z", "Asia/Tokyo"),  # the day after 9999-12-31 there
+    ("0001-01-01T03:00:00+05:00", "Asia/Kolkata"),  # a date there, but none in UTC
+])
+def test_a_timestamp_with_no_date_in_the_zone_is_no_timestamp(timestamp, zone):
+    responses = [at(timestamp), at("2025-05-01T10:00:00Z")]
+    report = usage_report(responses, TABLE, usage_query("day", timezone_name=zone))
+    assert [(r["period"], r["messages"]) for r in report] == [
+        ("2025-05-01", 1), (accounting.NO_TIMESTAMP, 1)]
+    assert (report[1]["first_timestamp"], report[1]["last_timestamp"]) == ("", "")
+    assert accounting.total_row(report)["first_timestamp"] == "2025-05-01T10:00:00.000Z"
+    assert usage_report(responses, TABLE, usage_query(
+        "day", since="0001-01-01", timezone_name=zone)) == report[:1]
+    for by in ("week", "month", "session"):
+        assert sum(r["messages"] for r in usage_report(
+            responses, TABLE, usage_query(by, timezone_name=zone))) == 2
+
+
+def test_the_extreme_timestamps_have_dates_where_they_exist():
+    report = usage_report([at("0001-01-01T00:00:00Z"), at("9999-12-31T23:59:59Z")], TABLE,
+                          usage_query("day", timezone_name="UTC"))
+    assert [(r["period"], r["first_timestamp"]) for r in report] == [
+        ("0001-01-01", "0001-01-01T00:00:00.000Z"), ("9999-12-31", "9999-12-31T23:59:59.000Z")]
+
+
 def test_rows_carry_costs_and_unpriced_responses():
     responses = [at("2025-05-01T10:00:00Z", model="claude-opus-4-1-20250805",
                     input_tokens=1_000_000, output_tokens=0),

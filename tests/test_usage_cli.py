@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -319,3 +320,31 @@ def test_get_usage_reads_the_pricing_file_on_each_request(mixed_db, tmp_path):
     assert first.rows[0].cost_usd == pytest.approx((335 * 1.25 + 2560 * 0.125 + 246 * 20) / 1e6)
     assert first.pricing_date == f"2026-11-01 + {prices}"
     assert refused.code().name == "INVALID_ARGUMENT" and "not valid JSON" in refused.details()
+
+
+def test_a_timestamp_with_no_local_date_is_reported_without_one(tmp_path):
+    """0001-01-01T00:00:00Z is valid but has no date west of UTC: it is `(no timestamp)`,
+    over gRPC (not INTERNAL) and in the CLI's default local zone."""
+    path = tmp_path / "t.db"
+    first = record("e1", "assistant", pb.SOURCE_FORMAT_CLAUDE_CODE, "s1",
+                   "0001-01-01T00:00:00Z", model="claude-haiku-4-5-20251001", api_id="msg_e1",
+                   tokens=(10, 0, 20))
+    later = record("e2", "assistant", pb.SOURCE_FORMAT_CLAUDE_CODE, "s1",
+                   "2025-09-27T10:00:00Z", model="claude-haiku-4-5-20251001", api_id="msg_e2",
+                   tokens=(10, 0, 20), line_no=2)
+
+    async def ask():
+        async with running_store(path) as (_run, stub):
+            await write(stub, [batch(1, [first, later])])
+            return await stub.GetUsage(store_pb2.GetUsageRequest(
+                by="day", timezone="America/Los_Angeles"))
+
+    reply = asyncio.run(ask())
+    assert [(r.period, r.messages) for r in reply.rows] == [("2025-09-27", 1),
+                                                             ("(no timestamp)", 1)]
+    assert reply.total.messages == 2
+    result = subprocess.run([sys.executable, "-m", "threadline", "usage", "--db", str(path),
+                             "--json"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "TZ": "America/Los_Angeles"})
+    assert result.returncode == 0, result.stderr
+    assert [r["period"] for r in json.loads(result.stdout)] == ["2025-09-27", "(no timestamp)"]

@@ -246,28 +246,29 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    from services.store import accounting, pricing, queries
+    from services.store import accounting, queries
     from services.store.errors import StoreError
 
     settings = _settings(args, pricing_file=args.pricing)
     try:
         query = accounting.usage_query(args.by, args.since or "", args.until or "",
                                        args.timezone or "", args.agent or "")
-        table = pricing.load(settings.pricing_file)
         engine = queries.open_readonly(settings.db)
+        try:
+            with engine.connect() as conn:
+                found = accounting.usage(conn, query, settings.pricing_file)
+        finally:
+            engine.dispose()
     except StoreError as exc:
         print(f"threadline usage: {exc}", file=sys.stderr)
         return 2
-    with engine.connect() as conn:
-        rows = accounting.report(queries.usage_rows(conn, query.formats), table, query)
-    engine.dispose()
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps(found.rows))
         return 0
-    print(usage_table(rows, accounting.total_row(rows), query.by))
+    print(usage_table(found.rows, found.total, query.by))
     zone = query.tz_name or f"local time ({time.strftime('%Z')})"
-    print(f"dates in {zone}; prices: {table.date} table")
-    total = accounting.total_row(rows)
+    print(f"dates in {zone}; prices: {found.pricing_date} table")
+    total = found.total
     if total["unpriced_messages"]:
         print(f"* {total['unpriced_messages']} responses of models without a price are not in "
               f"the cost: {', '.join(total['unpriced_models'])} (add them with --pricing FILE)")

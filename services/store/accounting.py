@@ -1,8 +1,9 @@
 """Token and cost accounting: stored records -> billable responses -> totals per period.
 
 Plain functions over the row dicts `queries.usage_rows` yields (in sequence order); nothing
-here knows about SQL or gRPC. Totals are computed when asked, from the stored figures, so a
-changed pricing table applies to everything already stored.
+here knows about SQL or gRPC (`usage` only hands its connection to `queries`). Totals are
+computed when asked, from the stored figures, so a changed pricing table applies to
+everything already stored.
 
 One *billable response* is one model API call, counted once with its final figures:
 
@@ -37,12 +38,18 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from services.store import pricing, queries
 from services.store.errors import InvalidArgument
 from services.store.pricing import PricingTable
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 CLAUDE_CODE = "claude_code"
 CODEX = "codex"
@@ -299,8 +306,18 @@ def parse_timestamp(value: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _local_date(moment: datetime, tz: tzinfo | None) -> date:
-    return (moment.astimezone(tz) if tz is not None else moment.astimezone()).date()
+def _placed(timestamp: str, tz: tzinfo | None) -> tuple[datetime | None, date | None]:
+    """(the moment in UTC, its date in `tz`, local time when None) of a timestamp, or
+    (None, None) when it cannot be read or one of those falls outside the years 1..9999
+    (`0001-01-01T00:00:00Z` is valid but has no date west of UTC)."""
+    moment = parse_timestamp(timestamp)
+    if moment is None:
+        return None, None
+    try:
+        local = moment.astimezone(tz) if tz is not None else moment.astimezone()
+        return moment.astimezone(UTC), local.date()
+    except OverflowError:
+        return None, None
 
 
 def period_of(by: str, day: date | None, response: Response) -> tuple[str, str]:
@@ -391,7 +408,7 @@ class _Totals:
 def _iso(moment: datetime | None) -> str:
     if moment is None:
         return ""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace(
+    return moment.isoformat(timespec="milliseconds").replace(
         "+00:00", "Z")
 
 
@@ -401,15 +418,14 @@ def usage_report(responses: Iterable[Response], pricing: PricingTable,
 
     Dates are the response timestamps in `query.tz` (local time when None); `since`/`until`
     (inclusive) select responses by that date, so a response without a readable timestamp
-    is left out when either is given. Time periods come in order; sessions, projects and
-    models in the order of their last activity.
+    (or one with no date in that zone) is left out when either is given. Time periods come
+    in order; sessions, projects and models in the order of their last activity.
     """
     groups: dict[str, _Totals] = {}
     for response in responses:
         if query.agent and response.agent != query.agent:
             continue
-        moment = parse_timestamp(response.timestamp)
-        day = _local_date(moment, query.tz) if moment is not None else None
+        moment, day = _placed(response.timestamp, query.tz)
         if query.since or query.until:
             if day is None or (query.since and day < query.since) or (
                     query.until and day > query.until):
@@ -446,3 +462,22 @@ def total_row(rows: list[dict]) -> dict:
     out["first_timestamp"] = min(stamps, default="")
     out["last_timestamp"] = max(stamps, default="")
     return out
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """A usage report: one row per period, their total, and the date of the price table."""
+
+    rows: list[dict]
+    total: dict
+    pricing_date: str
+
+
+def usage(conn: Connection, query: UsageQuery,
+          pricing_file: Path | str | None = None) -> UsageReport:
+    """The usage report of a threadline database (an open read connection) for `query`,
+    priced with the bundled table merged with `pricing_file`. The pricing file is read on
+    every call, so an edited file applies at once; a bad one raises PricingError."""
+    table = pricing.load(pricing_file)
+    rows = report(queries.usage_rows(conn, query.formats), table, query)
+    return UsageReport(rows, total_row(rows), table.date)

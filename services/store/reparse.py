@@ -43,7 +43,7 @@ from services.analysis import normalize
 from services.ingest import parser
 from services.store import rows, schema
 from services.store.errors import DatabaseMissing, StoreError
-from services.store.writer import _upsert_tool_calls
+from services.store.writer import upsert_tool_calls
 from threadline import convert
 from threadline.records import LineError, Position, Record, ToolCall
 
@@ -312,7 +312,7 @@ def _rebuild_tool_calls(conn: Connection, ids: set[str]) -> tuple[int, int]:
     for i in range(0, len(wanted), 500):
         conn.execute(_t.delete().where(_t.c.tool_use_id.in_(wanted[i:i + 500])))
     if halves:
-        _upsert_tool_calls(conn, halves)
+        upsert_tool_calls(conn, halves)
     now = _tool_rows(conn, wanted)
     changed = sum(before.get(k) != now.get(k) for k in wanted)
     return len(now), changed

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 
-from services.store import accounting, pricing, queries, rows
+from services.store import accounting, queries, rows
 from services.store.changefeed import ChangeFeed, replay_then_follow
 from services.store.errors import (
     DatabaseMissing,
@@ -219,16 +219,10 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
 
     @_mapped
     async def GetUsage(self, request, context):
+        # UTC by default: the server's local zone means nothing to a remote client.
         query = accounting.usage_query(request.by or "day", request.since, request.until,
                                        request.timezone or "UTC", request.agent)
-
-        def run(conn) -> tuple[list[dict], str]:
-            # Read per request, so an edited pricing file applies without a restart.
-            table = pricing.load(self._pricing_file)
-            return (accounting.report(queries.usage_rows(conn, query.formats), table, query),
-                    table.date)
-
-        found, pricing_date = await self._reads.call(run)
+        found = await self._reads.call(accounting.usage, query, self._pricing_file)
         return store_pb2.GetUsageResponse(
-            rows=[store_pb2.UsageRow(**r) for r in found],
-            total=store_pb2.UsageRow(**accounting.total_row(found)), pricing_date=pricing_date)
+            rows=[store_pb2.UsageRow(**r) for r in found.rows],
+            total=store_pb2.UsageRow(**found.total), pricing_date=found.pricing_date)

@@ -265,7 +265,7 @@ class Writer:
         new_messages = self._insert_messages(conn, batch.messages)
         new_errors = self._insert_errors(conn, batch.errors)
         if batch.tool_calls:
-            _upsert_tool_calls(conn, batch.tool_calls)
+            upsert_tool_calls(conn, batch.tool_calls)
         offsets = _store_offsets(conn, batch.offsets) if batch.offsets else []
         return WriteResult(batch.batch_id, offsets, self.last_sequence, new_messages, new_errors)
 
@@ -485,7 +485,7 @@ ON CONFLICT (tool_use_id) DO UPDATE SET
 """)
 
 
-def _upsert_tool_calls(conn: Connection, rows: list[dict]) -> None:
+def upsert_tool_calls(conn: Connection, rows: list[dict]) -> None:
     """A call's two halves arrive in different batches, in either order: each half fills
     only its own columns, so applying them in any order (or twice) gives the same row."""
     uses = [r for r in rows if r["has_use"] and r["tool_use_id"]]
