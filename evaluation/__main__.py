@@ -3,7 +3,9 @@
 1. Import: files, lines, records, sessions and parse errors, through the real pipeline.
 2. Census: records by format and type, format drift by format/version/reason, parse errors
    by reason (what the parser did not understand is counted, never dropped).
-3. Token accounting beside ccusage 20.0.24 (evaluation/ccusage.py): days and sessions that
+3. Reply-structure inference (evaluation/threading.py): parent links removed from real Claude
+   Code transcripts, inferred again, compared per source folder with two baselines.
+4. Token accounting beside ccusage 20.0.24 (evaluation/ccusage.py): days and sessions that
    match exactly, and every difference with its cause. Needs npm to install ccusage once
    (into .tools/ccusage), not when it is there.
 """
@@ -53,13 +55,17 @@ def main() -> int:
         print("  parse errors by reason:")
         _table(census["parse_errors"], ["reason", "count"])
     print(flush=True)
+    inferred = subprocess.run([sys.executable, "-m", "evaluation.threading", "--corpus",
+                                str(args.corpus)], check=False).returncode
+    print(flush=True)
     installed = ccusage.TOOLS / "node_modules" / ".bin" / "ccusage"
     if not installed.exists() and shutil.which("npm") is None:
         print(f"ccusage comparison skipped: npm is not installed (needed once to install "
               f"ccusage into {ccusage.TOOLS})")
-        return 0
-    return subprocess.run([sys.executable, "-m", "evaluation.ccusage", "--corpus",
-                           str(args.corpus)], check=False).returncode
+        return inferred
+    compared = subprocess.run([sys.executable, "-m", "evaluation.ccusage", "--corpus",
+                               str(args.corpus)], check=False).returncode
+    return inferred or compared
 
 
 if __name__ == "__main__":

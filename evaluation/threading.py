@@ -1,0 +1,183 @@
+"""How well `services.analysis.reply_inference` recovers Claude Code's reply tree.
+
+    python -m evaluation.threading [--corpus PATH] [--json]
+
+Every `*.jsonl` file under the corpus that holds Claude Code records is read with its parent
+links removed (`parentUuid`, `logicalParentUuid`, `isSidechain`, `agentId` deleted from each
+line), parsed with the real parser, and its records are threaded by `infer_parents` in file
+order. Each user, assistant, system, progress and attachment record is scored against the
+`parentUuid` that was removed (a null one must be inferred as "no parent"). Two baselines run
+on the same records: the previous uuid-bearing record of the file, and that plus pairing each
+tool_result line with the line holding its tool_use. Figures per source folder (the first path
+component under the corpus) and overall. A parent that is not in the file at all (a truncated
+history) cannot be inferred and is counted as a miss for every method; `unreachable` says how
+many there are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from evaluation.corpus import DEFAULT_CORPUS
+from services.analysis.reply_inference import infer_parents
+from services.ingest.parser import parse_line
+from threadline.records import CLAUDE_CODE, Position, Record
+
+REMOVED = ("parentUuid", "logicalParentUuid", "isSidechain", "agentId")
+SCORED_TYPES = frozenset({"user", "assistant", "system", "progress", "attachment"})
+
+
+@dataclass
+class ThreadedFile:
+    path: str  # relative to the corpus
+    records: list[Record]
+    truth: list[str]  # the removed parentUuid per record ("" for null or absent)
+
+
+def read_file(path: Path, relative: str) -> ThreadedFile | None:
+    """One file without its parent links; None if it holds no Claude Code record."""
+    records: list[Record] = []
+    truth: list[str] = []
+    offset = 0
+    for number, line in enumerate(path.read_bytes().split(b"\n"), 1):
+        position = Position(str(path), offset, number, len(line))
+        offset += len(line) + 1
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # blank or broken lines are the parser evaluation's business, not ours
+        if not isinstance(obj, dict):
+            continue
+        parent = obj.get("parentUuid")
+        for name in REMOVED:
+            obj.pop(name, None)
+        parsed = parse_line(orjson.dumps(obj), position)
+        for rec in parsed if isinstance(parsed, list) else [parsed]:
+            if isinstance(rec, Record):
+                records.append(rec)
+                truth.append(parent if isinstance(parent, str) else "")
+    if not any(r.format == CLAUDE_CODE for r in records):
+        return None
+    return ThreadedFile(relative, records, truth)
+
+
+def corpus_files(corpus: Path) -> Iterator[ThreadedFile]:
+    for path in sorted(corpus.rglob("*.jsonl")):
+        threaded = read_file(path, path.relative_to(corpus).as_posix())
+        if threaded is not None:
+            yield threaded
+
+
+# --- baselines ---------------------------------------------------------------------------
+
+def previous_record(records: Sequence[Record]) -> list[str]:
+    """Baseline: each record's parent is the previous uuid-bearing record of the file."""
+    out, last = [], ""
+    for rec in records:
+        out.append(last)
+        if rec.uuid:
+            last = rec.uuid
+    return out
+
+
+def previous_with_tool_pairing(records: Sequence[Record]) -> list[str]:
+    """Baseline: the previous record, except a tool_result line answers its tool_use's line."""
+    out = previous_record(records)
+    owner: dict[str, str] = {}
+    for i, rec in enumerate(records):
+        for block in rec.content:
+            if block.kind == "tool_result" and block.tool_use_id in owner:
+                out[i] = owner[block.tool_use_id]
+                break
+        for block in rec.content:
+            if block.kind == "tool_use" and block.tool_use_id and rec.uuid:
+                owner[block.tool_use_id] = rec.uuid
+    return out
+
+
+METHODS: dict[str, Callable[[Sequence[Record]], list[str]]] = {
+    "inferred": infer_parents,
+    "previous": previous_record,
+    "previous+tool_pairing": previous_with_tool_pairing,
+}
+
+
+@dataclass
+class Score:
+    total: int = 0
+    unreachable: int = 0
+    correct: dict[str, int] = field(default_factory=lambda: dict.fromkeys(METHODS, 0))
+
+    def add(self, other: Score) -> None:
+        self.total += other.total
+        self.unreachable += other.unreachable
+        for name, value in other.correct.items():
+            self.correct[name] += value
+
+    def as_dict(self) -> dict:
+        return {"total": self.total, "unreachable": self.unreachable,
+                **{name: {"correct": value, "percent": self.percent(name)}
+                   for name, value in self.correct.items()}}
+
+    def percent(self, method: str) -> float:
+        return round(100.0 * self.correct[method] / self.total, 2) if self.total else 0.0
+
+
+def score_file(threaded: ThreadedFile) -> Score:
+    score = Score()
+    guesses = {name: method(threaded.records) for name, method in METHODS.items()}
+    uuids = {r.uuid for r in threaded.records if r.uuid}
+    for i, (rec, true_parent) in enumerate(zip(threaded.records, threaded.truth, strict=True)):
+        if rec.format != CLAUDE_CODE or rec.type not in SCORED_TYPES:
+            continue
+        score.total += 1
+        score.unreachable += bool(true_parent) and true_parent not in uuids
+        for name, guess in guesses.items():
+            score.correct[name] += guess[i] == true_parent
+    return score
+
+
+def evaluate(corpus: Path) -> dict[str, Score]:
+    """Scores per source folder, plus "overall"."""
+    folders: dict[str, Score] = {}
+    for threaded in corpus_files(corpus):
+        folder = threaded.path.split("/", 1)[0]
+        folders.setdefault(folder, Score()).add(score_file(threaded))
+    overall = Score()
+    for score in folders.values():
+        overall.add(score)
+    return {**dict(sorted(folders.items())), "overall": overall}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evaluation.threading")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    if not args.corpus.is_dir():
+        print(f"evaluation.threading: no transcript folder at {args.corpus} (pass --corpus PATH)")
+        return 2
+    scores = evaluate(args.corpus)
+    if args.json:
+        print(json.dumps({k: v.as_dict() for k, v in scores.items()}, indent=2))
+        return 0
+    print(f"reply-tree inference on {args.corpus} (parent links removed; correct/total)")
+    names = list(METHODS)
+    width = max(len(k) for k in scores)
+    print(f"  {'folder'.ljust(width)}  {'records':>7}  {'unreach':>7}  "
+          + "  ".join(f"{n:>26}" for n in names))
+    for folder, score in scores.items():
+        cells = [f"{score.correct[n]}/{score.total} {score.percent(n):6.2f}%" for n in names]
+        print(f"  {folder.ljust(width)}  {score.total:>7}  {score.unreachable:>7}  "
+              + "  ".join(f"{c:>26}" for c in cells))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
