@@ -148,10 +148,10 @@ def _envelope_slow(get) -> tuple[str, str, str, str, str, str]:
             text(get("timestamp")), text(get("cwd")), text(get("version")))
 
 
-def message_record(obj: dict, kind: str, message: dict, raw: bytes,
-                   position: Position) -> Record:
-    """A `user` or `assistant` line with its message (the bulk of every file); kept lean on
-    purpose: this is most of the parser's time."""
+def envelope(obj: dict, position: Position) -> tuple[str, str, str, str, str, str, str, str]:
+    """The envelope every Claude record may carry: uuid, parentUuid, sessionId, timestamp,
+    cwd, version, gitBranch and agentId (from the file name when the line has none), each a
+    string ("" when absent or of another type). One itemgetter call on the common path."""
     get = obj.get
     try:
         uuid, parent, session, timestamp, cwd, version = _ENVELOPE(obj)
@@ -170,6 +170,15 @@ def message_record(obj: dict, kind: str, message: dict, raw: bytes,
         agent = text(agent)
     if not agent and "agent-" in position.path:
         agent = agent_of_file(position.path)
+    return uuid, parent, session, timestamp, cwd, version, branch, agent
+
+
+def message_record(obj: dict, kind: str, message: dict, raw: bytes,
+                   position: Position) -> Record:
+    """A `user` or `assistant` line with its message (the bulk of every file); kept lean on
+    purpose: this is most of the parser's time."""
+    get = obj.get
+    uuid, parent, session, timestamp, cwd, version, branch, agent = envelope(obj, position)
     is_meta = get("isMeta") is True
     subtype = model = message_id = stop = request_id = body = drift = ""
     usage = None
@@ -435,23 +444,7 @@ def _named_path(stub: str) -> str:
 def other_record(obj: dict, kind: str, raw: bytes, position: Position) -> Record:
     """Any Claude record but a user/assistant line with a message (`kind` may be unknown)."""
     get = obj.get
-    try:
-        uuid, parent, session, timestamp, cwd, version = _ENVELOPE(obj)
-    except KeyError:
-        uuid, parent, session, timestamp, cwd, version = _envelope_slow(get)
-    else:
-        if not (uuid.__class__ is _S and parent.__class__ is _S and session.__class__ is _S
-                and timestamp.__class__ is _S and cwd.__class__ is _S
-                and version.__class__ is _S):
-            uuid, parent, session, timestamp, cwd, version = _envelope_slow(get)
-    branch = get("gitBranch", "")
-    if branch.__class__ is not _S:
-        branch = text(branch)
-    agent = get("agentId", "")
-    if agent.__class__ is not _S:
-        agent = text(agent)
-    if not agent and "agent-" in position.path:
-        agent = agent_of_file(position.path)
+    uuid, parent, session, timestamp, cwd, version, branch, agent = envelope(obj, position)
     rec = Record(kind, position, raw, CLAUDE_CODE, uuid, parent, "", session, agent,
                  get("isSidechain") is True, "", "", timestamp, cwd, branch, version, "", [],
                  None, "", "", "", get("isMeta") is True, "", "")
