@@ -18,6 +18,7 @@ import sqlite3
 from sqlalchemy import (
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -78,6 +79,11 @@ messages = Table(
     Column("text", Text, nullable=False),
     # Why the parser did not fully understand the record; "" when it did (Message.drift).
     Column("drift", Text, nullable=False, default=""),
+    # threadline's reply tree, set by analysis (Message.thread_parent_uuid and the rest).
+    Column("thread_parent_uuid", Text, nullable=False, default=""),
+    Column("thread_parent_source", Text, nullable=False, default=""),
+    Column("thread_relation", Text, nullable=False, default=""),
+    Column("thread_confidence", Float, nullable=False, default=0.0),
     # JSON array of plain block dicts (see rows.py); only non-default fields are written.
     Column("content_json", LargeBinary, nullable=False),
     # Usage columns are NULL when the record carried no usage.
@@ -112,6 +118,75 @@ tool_calls = Table(
     Column("agent_id", Text, nullable=False, default=""),
 )
 
+# Analysis results (threadline/v1/analysis_types.proto), written in the batch's transaction.
+turns = Table(
+    "turns", metadata,
+    Column("key", Text, primary_key=True),
+    Column("session_id", Text, nullable=False),
+    Column("timestamp", Text, nullable=False),
+    Column("intent", Text, nullable=False),
+    Column("intent_confidence", Float, nullable=False),
+    Column("intent_evidence", Text, nullable=False),
+    Column("sentiment", Float, nullable=False),
+    Column("urgency", Float, nullable=False),
+    Column("clarity", Float, nullable=False),
+    Column("complexity", Float, nullable=False),
+    Column("similarity_previous", Float, nullable=False),
+    Column("word_count", Integer, nullable=False),
+    Column("segment_index", Integer, nullable=False),
+    Column("excerpt", Text, nullable=False),
+)
+Index("turns_session", turns.c.session_id, turns.c.timestamp)
+
+segments = Table(
+    "segments", metadata,
+    Column("session_id", Text, primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("start_key", Text, nullable=False),
+    Column("end_key", Text, nullable=False),
+    Column("first_timestamp", Text, nullable=False),
+    Column("last_timestamp", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("keywords_json", Text, nullable=False),
+    Column("message_count", Integer, nullable=False),
+    Column("prompt_count", Integer, nullable=False),
+    Column("tool_call_count", Integer, nullable=False),
+    Column("boundary_reason", Text, nullable=False),
+    Column("boundary_score", Float, nullable=False),
+    Column("coherence", Float, nullable=False),
+)
+
+relationships = Table(
+    "relationships", metadata,
+    Column("source_key", Text, primary_key=True),
+    Column("target_key", Text, primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("session_id", Text, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("evidence", Text, nullable=False),
+)
+Index("relationships_session", relationships.c.session_id)
+
+session_summaries = Table(
+    "session_summaries", metadata,
+    Column("session_id", Text, primary_key=True),
+    Column("project_key", Text, nullable=False, default=""),
+    Column("messages", Integer, nullable=False, default=0),
+    Column("prompts", Integer, nullable=False, default=0),
+    Column("assistant_messages", Integer, nullable=False, default=0),
+    Column("interruptions", Integer, nullable=False, default=0),
+    Column("response_seconds_sum", Float, nullable=False, default=0.0),
+    Column("responses", Integer, nullable=False, default=0),
+    Column("first_timestamp", Text, nullable=False, default=""),
+    Column("last_timestamp", Text, nullable=False, default=""),
+    Column("branches", Integer, nullable=False, default=0),
+    Column("compactions", Integer, nullable=False, default=0),
+    Column("subagents", Integer, nullable=False, default=0),
+    Column("resumed_from", Text, nullable=False, default=""),
+    Column("sentiment_sum", Float, nullable=False, default=0.0),
+    Column("segments", Integer, nullable=False, default=0),
+)
+
 sources = Table(
     "sources", metadata,
     Column("path", Text, primary_key=True),
@@ -143,12 +218,16 @@ parse_errors = Table(
 # Change kinds as stored in `changes.kind`.
 MESSAGE = "message"
 PARSE_ERROR = "parse_error"
+# A session's reply tree / analysis changed; `ref` is the session id.
+THREAD_UPDATED = "thread_updated"
+ANALYSIS_UPDATED = "analysis_updated"
 
 changes = Table(
     "changes", metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("kind", Text, nullable=False),
-    # messages.key for a message; "path:byte_offset" for a parse error.
+    # messages.key for a message; "path:byte_offset" for a parse error; the session id for
+    # thread_updated / analysis_updated.
     Column("ref", Text, nullable=False),
     Column("project_key", Text, nullable=False),
     Column("session_id", Text, nullable=False),

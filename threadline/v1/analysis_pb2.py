@@ -22,16 +22,61 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from threadline.v1 import analysis_types_pb2 as threadline_dot_v1_dot_analysis__types__pb2
 from threadline.v1 import common_pb2 as threadline_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cthreadline/v1/analysis.proto\x12\rthreadline.v1\x1a\x1athreadline/v1/common.proto2O\n\x0f\x41nalysisService\x12<\n\x07Process\x12\x14.threadline.v1.Batch\x1a\x17.threadline.v1.BatchAck(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cthreadline/v1/analysis.proto\x12\rthreadline.v1\x1a\"threadline/v1/analysis_types.proto\x1a\x1athreadline/v1/common.proto\"\'\n\x11GetThreadsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xf6\x01\n\nThreadNode\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04uuid\x18\x02 \x01(\t\x12\x13\n\x0bparent_uuid\x18\x03 \x01(\t\x12\x15\n\rparent_source\x18\x04 \x01(\t\x12\x10\n\x08relation\x18\x05 \x01(\t\x12\x12\n\nconfidence\x18\x06 \x01(\x01\x12\x0c\n\x04type\x18\x07 \x01(\t\x12\x0c\n\x04role\x18\x08 \x01(\t\x12\x11\n\ttimestamp\x18\t \x01(\t\x12\x10\n\x08\x61gent_id\x18\n \x01(\t\x12\x14\n\x0cis_sidechain\x18\x0b \x01(\x08\x12\x0f\n\x07\x65xcerpt\x18\x0c \x01(\t\x12\x13\n\x0bsource_path\x18\r \x01(\t\"2\n\x06\x42ranch\x12\x13\n\x0bparent_uuid\x18\x01 \x01(\t\x12\x13\n\x0b\x63hild_uuids\x18\x02 \x03(\t\"\xec\x01\n\x0cSubagentLink\x12\x13\n\x0btool_use_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x17\n\x0fuse_message_key\x18\x03 \x01(\t\x12\x11\n\ttool_name\x18\x04 \x01(\t\x12\x10\n\x08messages\x18\x05 \x01(\x03\x12\x12\n\nstarted_at\x18\x06 \x01(\t\x12\x13\n\x0b\x66inished_at\x18\x07 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x08 \x01(\x01\x12\x0e\n\x06tokens\x18\t \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\n \x01(\x01\x12\x12\n\nsession_id\x18\x0b \x01(\t\"x\n\nCompaction\x12\x15\n\rboundary_uuid\x18\x01 \x01(\t\x12\x1b\n\x13logical_parent_uuid\x18\x02 \x01(\t\x12\x0f\n\x07trigger\x18\x03 \x01(\t\x12\x12\n\npre_tokens\x18\x04 \x01(\x03\x12\x11\n\ttimestamp\x18\x05 \x01(\t\"\xaf\x02\n\x12GetThreadsResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0cresumed_from\x18\x02 \x01(\t\x12\x12\n\nresumed_by\x18\x03 \x03(\t\x12(\n\x05nodes\x18\x04 \x03(\x0b\x32\x19.threadline.v1.ThreadNode\x12\'\n\x08\x62ranches\x18\x05 \x03(\x0b\x32\x15.threadline.v1.Branch\x12.\n\tsubagents\x18\x06 \x03(\x0b\x32\x1b.threadline.v1.SubagentLink\x12.\n\x0b\x63ompactions\x18\x07 \x03(\x0b\x32\x19.threadline.v1.Compaction\x12(\n\x08segments\x18\x08 \x03(\x0b\x32\x16.threadline.v1.Segment\"/\n\x19GetSessionAnalysisRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xb9\x02\n\x0fSessionAnalysis\x12.\n\x07summary\x18\x01 \x01(\x0b\x32\x1d.threadline.v1.SessionSummary\x12(\n\x08segments\x18\x02 \x03(\x0b\x32\x16.threadline.v1.Segment\x12*\n\x05turns\x18\x03 \x03(\x0b\x32\x1b.threadline.v1.TurnAnalysis\x12\x32\n\rrelationships\x18\x04 \x03(\x0b\x32\x1b.threadline.v1.Relationship\x12<\n\x07intents\x18\x05 \x03(\x0b\x32+.threadline.v1.SessionAnalysis.IntentsEntry\x1a.\n\x0cIntentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"w\n\x10ToolStatsRequest\x12\x13\n\x0bproject_key\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\t\x12\r\n\x05until\x18\x04 \x01(\t\x12\x10\n\x08timezone\x18\x05 \x01(\t\x12\n\n\x02\x62y\x18\x06 \x01(\t\"\xc1\x03\n\x08ToolStat\x12\x0c\n\x04tool\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x03 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x04 \x01(\x03\x12\x12\n\nrejections\x18\x05 \x01(\x03\x12\x15\n\rinterruptions\x18\x06 \x01(\x03\x12\x13\n\x0btimed_calls\x18\x07 \x01(\x03\x12\x16\n\x0elatency_p50_ms\x18\x08 \x01(\x01\x12\x16\n\x0elatency_p95_ms\x18\t \x01(\x01\x12\x0f\n\x07retries\x18\n \x01(\x03\x12\x10\n\x08switches\x18\x0b \x01(\x03\x12@\n\rerror_classes\x18\x0c \x03(\x0b\x32).threadline.v1.ToolStat.ErrorClassesEntry\x12\x11\n\treactions\x18\r \x01(\x03\x12\x1f\n\x17reaction_sentiment_mean\x18\x0e \x01(\x01\x12\x1e\n\x16reaction_interruptions\x18\x0f \x01(\x03\x12\x1b\n\x13reaction_rejections\x18\x10 \x01(\x03\x1a\x33\n\x11\x45rrorClassesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"B\n\x0cToolSequence\x12\r\n\x05tools\x18\x01 \x03(\t\x12\x0f\n\x07support\x18\x02 \x01(\x03\x12\x12\n\nconfidence\x18\x03 \x01(\x01\"U\n\nToolSwitch\x12\x11\n\tfrom_tool\x18\x01 \x01(\t\x12\x0f\n\x07to_tool\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x14\n\x0csuccess_rate\x18\x04 \x01(\x01\"\x80\x01\n\x08ToolLoop\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12\x15\n\rinput_excerpt\x18\x03 \x01(\t\x12\x0f\n\x07repeats\x18\x04 \x01(\x03\x12\x11\n\tfirst_key\x18\x05 \x01(\t\x12\x17\n\x0f\x66irst_timestamp\x18\x06 \x01(\t\"P\n\tEditChurn\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05\x65\x64its\x18\x02 \x01(\x03\x12\x10\n\x08sessions\x18\x03 \x01(\x03\x12\x14\n\x0c\x66\x61iled_edits\x18\x04 \x01(\x03\"9\n\nTimeBucket\x12\x0c\n\x04slot\x18\x01 \x01(\x05\x12\r\n\x05\x63\x61lls\x18\x02 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x03 \x01(\x03\"^\n\x0eRecommendation\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08\x65vidence\x18\x03 \x03(\t\x12\x10\n\x08strength\x18\x04 \x01(\x01\x12\x0c\n\x04tool\x18\x05 \x01(\t\"L\n\x12RecommendationList\x12\x36\n\x0frecommendations\x18\x01 \x03(\x0b\x32\x1d.threadline.v1.Recommendation\"\xdd\x03\n\tToolStats\x12%\n\x04rows\x18\x01 \x03(\x0b\x32\x17.threadline.v1.ToolStat\x12&\n\x05total\x18\x02 \x01(\x0b\x32\x17.threadline.v1.ToolStat\x12.\n\tsequences\x18\x03 \x03(\x0b\x32\x1b.threadline.v1.ToolSequence\x12+\n\x08switches\x18\x04 \x03(\x0b\x32\x19.threadline.v1.ToolSwitch\x12&\n\x05loops\x18\x05 \x03(\x0b\x32\x17.threadline.v1.ToolLoop\x12\'\n\x05\x63hurn\x18\x06 \x03(\x0b\x32\x18.threadline.v1.EditChurn\x12.\n\tsubagents\x18\x07 \x03(\x0b\x32\x1b.threadline.v1.SubagentLink\x12*\n\x07\x62y_hour\x18\x08 \x03(\x0b\x32\x19.threadline.v1.TimeBucket\x12-\n\nby_weekday\x18\t \x03(\x0b\x32\x19.threadline.v1.TimeBucket\x12\x10\n\x08timezone\x18\n \x01(\t\x12\x36\n\x0frecommendations\x18\x0b \x03(\x0b\x32\x1d.threadline.v1.Recommendation2\xa7\x03\n\x0f\x41nalysisService\x12<\n\x07Process\x12\x14.threadline.v1.Batch\x1a\x17.threadline.v1.BatchAck(\x01\x30\x01\x12Q\n\nGetThreads\x12 .threadline.v1.GetThreadsRequest\x1a!.threadline.v1.GetThreadsResponse\x12^\n\x12GetSessionAnalysis\x12(.threadline.v1.GetSessionAnalysisRequest\x1a\x1e.threadline.v1.SessionAnalysis\x12I\n\x0cGetToolStats\x12\x1f.threadline.v1.ToolStatsRequest\x1a\x18.threadline.v1.ToolStats\x12X\n\x12GetRecommendations\x12\x1f.threadline.v1.ToolStatsRequest\x1a!.threadline.v1.RecommendationListb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'threadline.v1.analysis_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ANALYSISSERVICE']._serialized_start=75
-  _globals['_ANALYSISSERVICE']._serialized_end=154
+  _globals['_SESSIONANALYSIS_INTENTSENTRY']._loaded_options = None
+  _globals['_SESSIONANALYSIS_INTENTSENTRY']._serialized_options = b'8\001'
+  _globals['_TOOLSTAT_ERRORCLASSESENTRY']._loaded_options = None
+  _globals['_TOOLSTAT_ERRORCLASSESENTRY']._serialized_options = b'8\001'
+  _globals['_GETTHREADSREQUEST']._serialized_start=111
+  _globals['_GETTHREADSREQUEST']._serialized_end=150
+  _globals['_THREADNODE']._serialized_start=153
+  _globals['_THREADNODE']._serialized_end=399
+  _globals['_BRANCH']._serialized_start=401
+  _globals['_BRANCH']._serialized_end=451
+  _globals['_SUBAGENTLINK']._serialized_start=454
+  _globals['_SUBAGENTLINK']._serialized_end=690
+  _globals['_COMPACTION']._serialized_start=692
+  _globals['_COMPACTION']._serialized_end=812
+  _globals['_GETTHREADSRESPONSE']._serialized_start=815
+  _globals['_GETTHREADSRESPONSE']._serialized_end=1118
+  _globals['_GETSESSIONANALYSISREQUEST']._serialized_start=1120
+  _globals['_GETSESSIONANALYSISREQUEST']._serialized_end=1167
+  _globals['_SESSIONANALYSIS']._serialized_start=1170
+  _globals['_SESSIONANALYSIS']._serialized_end=1483
+  _globals['_SESSIONANALYSIS_INTENTSENTRY']._serialized_start=1437
+  _globals['_SESSIONANALYSIS_INTENTSENTRY']._serialized_end=1483
+  _globals['_TOOLSTATSREQUEST']._serialized_start=1485
+  _globals['_TOOLSTATSREQUEST']._serialized_end=1604
+  _globals['_TOOLSTAT']._serialized_start=1607
+  _globals['_TOOLSTAT']._serialized_end=2056
+  _globals['_TOOLSTAT_ERRORCLASSESENTRY']._serialized_start=2005
+  _globals['_TOOLSTAT_ERRORCLASSESENTRY']._serialized_end=2056
+  _globals['_TOOLSEQUENCE']._serialized_start=2058
+  _globals['_TOOLSEQUENCE']._serialized_end=2124
+  _globals['_TOOLSWITCH']._serialized_start=2126
+  _globals['_TOOLSWITCH']._serialized_end=2211
+  _globals['_TOOLLOOP']._serialized_start=2214
+  _globals['_TOOLLOOP']._serialized_end=2342
+  _globals['_EDITCHURN']._serialized_start=2344
+  _globals['_EDITCHURN']._serialized_end=2424
+  _globals['_TIMEBUCKET']._serialized_start=2426
+  _globals['_TIMEBUCKET']._serialized_end=2483
+  _globals['_RECOMMENDATION']._serialized_start=2485
+  _globals['_RECOMMENDATION']._serialized_end=2579
+  _globals['_RECOMMENDATIONLIST']._serialized_start=2581
+  _globals['_RECOMMENDATIONLIST']._serialized_end=2657
+  _globals['_TOOLSTATS']._serialized_start=2660
+  _globals['_TOOLSTATS']._serialized_end=3137
+  _globals['_ANALYSISSERVICE']._serialized_start=3140
+  _globals['_ANALYSISSERVICE']._serialized_end=3563
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from threadline.v1 import analysis_pb2 as threadline_dot_v1_dot_analysis__pb2
 from threadline.v1 import common_pb2 as threadline_dot_v1_dot_common__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -26,7 +27,8 @@ if _version_not_supported:
 
 
 class AnalysisServiceStub:
-    """Turns parsed lines into messages and tool calls and hands them to the store.
+    """Threads and analyses sessions as their records flow through, and answers questions about
+    the results (read from the store's database; docs/analysis.md).
     """
 
     def __init__(self, channel):
@@ -40,15 +42,64 @@ class AnalysisServiceStub:
                 request_serializer=threadline_dot_v1_dot_common__pb2.Batch.SerializeToString,
                 response_deserializer=threadline_dot_v1_dot_common__pb2.BatchAck.FromString,
                 _registered_method=True)
+        self.GetThreads = channel.unary_unary(
+                '/threadline.v1.AnalysisService/GetThreads',
+                request_serializer=threadline_dot_v1_dot_analysis__pb2.GetThreadsRequest.SerializeToString,
+                response_deserializer=threadline_dot_v1_dot_analysis__pb2.GetThreadsResponse.FromString,
+                _registered_method=True)
+        self.GetSessionAnalysis = channel.unary_unary(
+                '/threadline.v1.AnalysisService/GetSessionAnalysis',
+                request_serializer=threadline_dot_v1_dot_analysis__pb2.GetSessionAnalysisRequest.SerializeToString,
+                response_deserializer=threadline_dot_v1_dot_analysis__pb2.SessionAnalysis.FromString,
+                _registered_method=True)
+        self.GetToolStats = channel.unary_unary(
+                '/threadline.v1.AnalysisService/GetToolStats',
+                request_serializer=threadline_dot_v1_dot_analysis__pb2.ToolStatsRequest.SerializeToString,
+                response_deserializer=threadline_dot_v1_dot_analysis__pb2.ToolStats.FromString,
+                _registered_method=True)
+        self.GetRecommendations = channel.unary_unary(
+                '/threadline.v1.AnalysisService/GetRecommendations',
+                request_serializer=threadline_dot_v1_dot_analysis__pb2.ToolStatsRequest.SerializeToString,
+                response_deserializer=threadline_dot_v1_dot_analysis__pb2.RecommendationList.FromString,
+                _registered_method=True)
 
 
 class AnalysisServiceServicer:
-    """Turns parsed lines into messages and tool calls and hands them to the store.
+    """Threads and analyses sessions as their records flow through, and answers questions about
+    the results (read from the store's database; docs/analysis.md).
     """
 
     def Process(self, request_iterator, context):
         """Ingest keeps one stream open: batches flow in, and each batch's acknowledgement flows
         back once the store has committed it (never before), carrying the durable offsets.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetThreads(self, request, context):
+        """A session's structure: reply tree, branches, subagents, compactions, resumptions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSessionAnalysis(self, request, context):
+        """A session's segments, per-prompt figures, relationships and summary.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetToolStats(self, request, context):
+        """Tool usage per tool (and per session or project) with filters, and recommendations.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRecommendations(self, request, context):
+        """Only the recommendations of GetToolStats, with the evidence each rests on.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -62,6 +113,26 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     request_deserializer=threadline_dot_v1_dot_common__pb2.Batch.FromString,
                     response_serializer=threadline_dot_v1_dot_common__pb2.BatchAck.SerializeToString,
             ),
+            'GetThreads': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetThreads,
+                    request_deserializer=threadline_dot_v1_dot_analysis__pb2.GetThreadsRequest.FromString,
+                    response_serializer=threadline_dot_v1_dot_analysis__pb2.GetThreadsResponse.SerializeToString,
+            ),
+            'GetSessionAnalysis': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSessionAnalysis,
+                    request_deserializer=threadline_dot_v1_dot_analysis__pb2.GetSessionAnalysisRequest.FromString,
+                    response_serializer=threadline_dot_v1_dot_analysis__pb2.SessionAnalysis.SerializeToString,
+            ),
+            'GetToolStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetToolStats,
+                    request_deserializer=threadline_dot_v1_dot_analysis__pb2.ToolStatsRequest.FromString,
+                    response_serializer=threadline_dot_v1_dot_analysis__pb2.ToolStats.SerializeToString,
+            ),
+            'GetRecommendations': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecommendations,
+                    request_deserializer=threadline_dot_v1_dot_analysis__pb2.ToolStatsRequest.FromString,
+                    response_serializer=threadline_dot_v1_dot_analysis__pb2.RecommendationList.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'threadline.v1.AnalysisService', rpc_method_handlers)
@@ -71,7 +142,8 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AnalysisService:
-    """Turns parsed lines into messages and tool calls and hands them to the store.
+    """Threads and analyses sessions as their records flow through, and answers questions about
+    the results (read from the store's database; docs/analysis.md).
     """
 
     @staticmethod
@@ -91,6 +163,114 @@ class AnalysisService:
             '/threadline.v1.AnalysisService/Process',
             threadline_dot_v1_dot_common__pb2.Batch.SerializeToString,
             threadline_dot_v1_dot_common__pb2.BatchAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetThreads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.v1.AnalysisService/GetThreads',
+            threadline_dot_v1_dot_analysis__pb2.GetThreadsRequest.SerializeToString,
+            threadline_dot_v1_dot_analysis__pb2.GetThreadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSessionAnalysis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.v1.AnalysisService/GetSessionAnalysis',
+            threadline_dot_v1_dot_analysis__pb2.GetSessionAnalysisRequest.SerializeToString,
+            threadline_dot_v1_dot_analysis__pb2.SessionAnalysis.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetToolStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.v1.AnalysisService/GetToolStats',
+            threadline_dot_v1_dot_analysis__pb2.ToolStatsRequest.SerializeToString,
+            threadline_dot_v1_dot_analysis__pb2.ToolStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecommendations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.v1.AnalysisService/GetRecommendations',
+            threadline_dot_v1_dot_analysis__pb2.ToolStatsRequest.SerializeToString,
+            threadline_dot_v1_dot_analysis__pb2.RecommendationList.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,3 +1,4 @@
+from threadline.v1 import analysis_types_pb2 as _analysis_types_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -39,6 +40,8 @@ class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANGE_KIND_UNSPECIFIED: _ClassVar[ChangeKind]
     CHANGE_KIND_MESSAGE: _ClassVar[ChangeKind]
     CHANGE_KIND_PARSE_ERROR: _ClassVar[ChangeKind]
+    CHANGE_KIND_THREAD_UPDATED: _ClassVar[ChangeKind]
+    CHANGE_KIND_ANALYSIS_UPDATED: _ClassVar[ChangeKind]
 SOURCE_FORMAT_UNSPECIFIED: SourceFormat
 SOURCE_FORMAT_CLAUDE_CODE: SourceFormat
 SOURCE_FORMAT_CODEX: SourceFormat
@@ -60,6 +63,8 @@ BLOCK_KIND_OTHER: BlockKind
 CHANGE_KIND_UNSPECIFIED: ChangeKind
 CHANGE_KIND_MESSAGE: ChangeKind
 CHANGE_KIND_PARSE_ERROR: ChangeKind
+CHANGE_KIND_THREAD_UPDATED: ChangeKind
+CHANGE_KIND_ANALYSIS_UPDATED: ChangeKind
 
 class SourcePosition(_message.Message):
     __slots__ = ("path", "byte_offset", "line_number", "byte_length")
@@ -130,7 +135,7 @@ class ContentBlock(_message.Message):
     def __init__(self, kind: _Optional[_Union[BlockKind, str]] = ..., text: _Optional[str] = ..., tool_use_id: _Optional[str] = ..., tool_name: _Optional[str] = ..., tool_input_json: _Optional[bytes] = ..., is_error: _Optional[bool] = ..., image: _Optional[_Union[ImageRef, _Mapping]] = ..., raw_type: _Optional[str] = ..., agent_id: _Optional[str] = ..., persisted_output_path: _Optional[str] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("uuid", "parent_uuid", "session_id", "type", "role", "timestamp", "content", "source", "key", "project_key", "format", "subtype", "agent_id", "is_sidechain", "model", "logical_parent_uuid", "cwd", "git_branch", "version", "usage", "request_id", "api_message_id", "stop_reason", "is_meta", "raw", "text", "drift")
+    __slots__ = ("uuid", "parent_uuid", "session_id", "type", "role", "timestamp", "content", "source", "key", "project_key", "format", "subtype", "agent_id", "is_sidechain", "model", "logical_parent_uuid", "cwd", "git_branch", "version", "usage", "request_id", "api_message_id", "stop_reason", "is_meta", "raw", "text", "drift", "thread_parent_uuid", "thread_parent_source", "thread_relation", "thread_confidence")
     UUID_FIELD_NUMBER: _ClassVar[int]
     PARENT_UUID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +163,10 @@ class Message(_message.Message):
     RAW_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     DRIFT_FIELD_NUMBER: _ClassVar[int]
+    THREAD_PARENT_UUID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_PARENT_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    THREAD_RELATION_FIELD_NUMBER: _ClassVar[int]
+    THREAD_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     uuid: str
     parent_uuid: str
     session_id: str
@@ -185,7 +194,11 @@ class Message(_message.Message):
     raw: bytes
     text: str
     drift: str
-    def __init__(self, uuid: _Optional[str] = ..., parent_uuid: _Optional[str] = ..., session_id: _Optional[str] = ..., type: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., timestamp: _Optional[str] = ..., content: _Optional[_Iterable[_Union[ContentBlock, _Mapping]]] = ..., source: _Optional[_Union[SourcePosition, _Mapping]] = ..., key: _Optional[str] = ..., project_key: _Optional[str] = ..., format: _Optional[_Union[SourceFormat, str]] = ..., subtype: _Optional[str] = ..., agent_id: _Optional[str] = ..., is_sidechain: _Optional[bool] = ..., model: _Optional[str] = ..., logical_parent_uuid: _Optional[str] = ..., cwd: _Optional[str] = ..., git_branch: _Optional[str] = ..., version: _Optional[str] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., request_id: _Optional[str] = ..., api_message_id: _Optional[str] = ..., stop_reason: _Optional[str] = ..., is_meta: _Optional[bool] = ..., raw: _Optional[bytes] = ..., text: _Optional[str] = ..., drift: _Optional[str] = ...) -> None: ...
+    thread_parent_uuid: str
+    thread_parent_source: str
+    thread_relation: str
+    thread_confidence: float
+    def __init__(self, uuid: _Optional[str] = ..., parent_uuid: _Optional[str] = ..., session_id: _Optional[str] = ..., type: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., timestamp: _Optional[str] = ..., content: _Optional[_Iterable[_Union[ContentBlock, _Mapping]]] = ..., source: _Optional[_Union[SourcePosition, _Mapping]] = ..., key: _Optional[str] = ..., project_key: _Optional[str] = ..., format: _Optional[_Union[SourceFormat, str]] = ..., subtype: _Optional[str] = ..., agent_id: _Optional[str] = ..., is_sidechain: _Optional[bool] = ..., model: _Optional[str] = ..., logical_parent_uuid: _Optional[str] = ..., cwd: _Optional[str] = ..., git_branch: _Optional[str] = ..., version: _Optional[str] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., request_id: _Optional[str] = ..., api_message_id: _Optional[str] = ..., stop_reason: _Optional[str] = ..., is_meta: _Optional[bool] = ..., raw: _Optional[bytes] = ..., text: _Optional[str] = ..., drift: _Optional[str] = ..., thread_parent_uuid: _Optional[str] = ..., thread_parent_source: _Optional[str] = ..., thread_relation: _Optional[str] = ..., thread_confidence: _Optional[float] = ...) -> None: ...
 
 class ToolCall(_message.Message):
     __slots__ = ("tool_use_id", "session_id", "name", "use_message_key", "result_message_key", "input_json", "is_error", "started_at", "finished_at", "has_result", "has_use", "agent_id")
@@ -270,7 +283,7 @@ class SourceChunk(_message.Message):
     def __init__(self, position: _Optional[_Union[SourceOffset, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[ParseError, _Mapping]]] = ..., reset: _Optional[bool] = ...) -> None: ...
 
 class Batch(_message.Message):
-    __slots__ = ("batch_id", "chunks", "tool_calls", "trace_context")
+    __slots__ = ("batch_id", "chunks", "tool_calls", "trace_context", "analysis")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -282,11 +295,13 @@ class Batch(_message.Message):
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    ANALYSIS_FIELD_NUMBER: _ClassVar[int]
     batch_id: int
     chunks: _containers.RepeatedCompositeFieldContainer[SourceChunk]
     tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCall]
     trace_context: _containers.ScalarMap[str, str]
-    def __init__(self, batch_id: _Optional[int] = ..., chunks: _Optional[_Iterable[_Union[SourceChunk, _Mapping]]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    analysis: _containers.RepeatedCompositeFieldContainer[_analysis_types_pb2.AnalysisUpdate]
+    def __init__(self, batch_id: _Optional[int] = ..., chunks: _Optional[_Iterable[_Union[SourceChunk, _Mapping]]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., analysis: _Optional[_Iterable[_Union[_analysis_types_pb2.AnalysisUpdate, _Mapping]]] = ...) -> None: ...
 
 class BatchAck(_message.Message):
     __slots__ = ("batch_id", "offsets", "last_sequence", "new_messages")
@@ -301,7 +316,7 @@ class BatchAck(_message.Message):
     def __init__(self, batch_id: _Optional[int] = ..., offsets: _Optional[_Iterable[_Union[SourceOffset, _Mapping]]] = ..., last_sequence: _Optional[int] = ..., new_messages: _Optional[int] = ...) -> None: ...
 
 class Change(_message.Message):
-    __slots__ = ("sequence", "kind", "project_key", "session_id", "message", "parse_error", "trace_context")
+    __slots__ = ("sequence", "kind", "project_key", "session_id", "message", "parse_error", "analysis", "trace_context")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -315,6 +330,7 @@ class Change(_message.Message):
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     PARSE_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ANALYSIS_FIELD_NUMBER: _ClassVar[int]
     TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     kind: ChangeKind
@@ -322,8 +338,9 @@ class Change(_message.Message):
     session_id: str
     message: Message
     parse_error: ParseError
+    analysis: _analysis_types_pb2.AnalysisUpdate
     trace_context: _containers.ScalarMap[str, str]
-    def __init__(self, sequence: _Optional[int] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., project_key: _Optional[str] = ..., session_id: _Optional[str] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., parse_error: _Optional[_Union[ParseError, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    def __init__(self, sequence: _Optional[int] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., project_key: _Optional[str] = ..., session_id: _Optional[str] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., parse_error: _Optional[_Union[ParseError, _Mapping]] = ..., analysis: _Optional[_Union[_analysis_types_pb2.AnalysisUpdate, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ChangeBatch(_message.Message):
     __slots__ = ("changes",)
