@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import orjson
+from test_pipeline_live import user_line
 
 from services.store import queries
-from tests.test_pipeline_live import user_line
 
 
 def threadline(*args: str) -> subprocess.CompletedProcess:

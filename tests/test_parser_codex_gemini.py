@@ -323,7 +323,7 @@ def test_generic_chat_lines():
 # --- the real corpus ----------------------------------------------------------------------------
 
 def test_corpus_codex_and_gemini_files_carry_usage(corpus: Path):
-    from tests.test_parser_claude import corpus_records
+    from test_parser_claude import corpus_records
 
     by_file: dict[Path, list[Record]] = {}
     for path, rec in corpus_records(corpus):

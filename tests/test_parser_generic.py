@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+from test_import import stored, threadline
 
 from services.analysis.normalize import message_key
 from services.ingest.parser import parse_line, reparse_line
-from tests.test_import import stored, threadline
 from threadline import convert
 from threadline.records import GEMINI, GENERIC, Position, Record
 

@@ -9,8 +9,8 @@ import grpc
 import orjson
 import pytest
 import websockets
+from conftest import eventually, running_pipeline
 
-from tests.conftest import eventually, running_pipeline
 from threadline.v1 import stream_pb2, stream_pb2_grpc
 
 

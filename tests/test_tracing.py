@@ -6,13 +6,13 @@ import asyncio
 import uuid
 
 import websockets
+from conftest import eventually, running_pipeline
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from test_pipeline_live import next_frame_for, subscribed, user_line
 
-from tests.conftest import eventually, running_pipeline
-from tests.test_pipeline_live import next_frame_for, subscribed, user_line
 from threadline import telemetry
 
 SERVICES = ("ingest", "analysis", "store", "stream")

@@ -66,6 +66,40 @@ class Relationship:
 
 
 @dataclass(slots=True)
+class SessionSummary:
+    """Session-level figures (threadline.v1.SessionSummary), kept up to date as records arrive."""
+
+    session_id: str
+    project_key: str = ""
+    messages: int = 0
+    prompts: int = 0
+    assistant_messages: int = 0
+    interruptions: int = 0
+    response_seconds_sum: float = 0.0
+    responses: int = 0
+    first_timestamp: str = ""
+    last_timestamp: str = ""
+    branches: int = 0
+    compactions: int = 0
+    subagents: int = 0
+    resumed_from: str = ""
+    sentiment_sum: float = 0.0
+    segments: int = 0
+
+
+@dataclass(slots=True)
+class SessionChanges:
+    """What a run of records changed in one session: written by the store with the batch."""
+
+    session_id: str
+    segments: dict[int, Segment] = field(default_factory=dict)
+    turns: list[Turn] = field(default_factory=list)
+    relationships: list[Relationship] = field(default_factory=list)
+    summary: SessionSummary | None = None
+    thread_changed: bool = False
+
+
+@dataclass(slots=True)
 class ToolFact:
     """One tool call with what tool-usage analysis needs to know about it (store: tool_facts)."""
 

@@ -87,67 +87,101 @@ def _results(rec: Record) -> list[str]:
     return [b.tool_use_id for b in rec.content if b.kind == "tool_result" and b.tool_use_id]
 
 
-def infer_parents(records: Sequence[Record]) -> list[str]:
-    """The inferred parent uuid of each record, in order ("" for a root or a non-message)."""
-    parents: list[str] = []
-    # Chains: 0 is the main conversation; others are inline side chains (rule 3).
-    tips: dict[int, str] = {0: ""}
-    active = 0
-    next_chain = 1
-    # tool_use id -> (line uuid, chain) for rules 3 and 4.
-    uses: dict[str, tuple[str, int]] = {}
-    # Pending subagent prompts -> the tool_use id that asked for them (rule 3).
-    prompts: dict[str, str] = {}
-    # tool_use id -> the side chain its subagent runs in.
-    side_of: dict[str, int] = {}
-    seen_uuid = False
-    after_boundary = False
+# Per-file memory is bounded: a tool_result answers a tool_use written shortly before it, and
+# a subagent prompt is matched soon after its Task call, so only the most recent ones are kept.
+MAX_REMEMBERED_USES = 4096
+MAX_PENDING_PROMPTS = 256
 
-    for rec in records:
+# Names of the rules, as reported with each inferred parent (and calibrated by make eval).
+FIRST = "first_record"
+COMPACTION = "compaction_root"
+SIDE_CHAIN = "side_chain_start"
+TOOL_RESULT = "tool_result"
+CHAIN = "previous_in_chain"
+NONE = "no_uuid"
+
+
+class ReplyThreader:
+    """Infers parents one record at a time, for one file read in order (see module docstring).
+
+    `step(rec)` returns `(parent uuid, rule)`; the state it keeps is bounded by the limits above
+    however long the file grows, so a live file can be followed indefinitely.
+    """
+
+    __slots__ = ("_tips", "_active", "_next_chain", "_uses", "_prompts", "_side_of",
+                 "_seen_uuid", "_after_boundary")
+
+    def __init__(self) -> None:
+        # Chains: 0 is the main conversation; others are inline side chains (rule 3).
+        self._tips: dict[int, str] = {0: ""}
+        self._active = 0
+        self._next_chain = 1
+        # tool_use id -> (line uuid, chain) for rules 3 and 4, oldest first.
+        self._uses: dict[str, tuple[str, int]] = {}
+        # Pending subagent prompts -> the tool_use id that asked for them (rule 3).
+        self._prompts: dict[str, str] = {}
+        # tool_use id -> the side chain its subagent runs in.
+        self._side_of: dict[str, int] = {}
+        self._seen_uuid = False
+        self._after_boundary = False
+
+    def step(self, rec: Record) -> tuple[str, str]:
         if not rec.uuid:
-            parents.append("")
-            continue
-        parent = tips[active]
-        chain = active
+            return "", NONE
+        tips = self._tips
+        parent = tips[self._active]
+        chain = self._active
+        rule = CHAIN
         results = _results(rec)
-        if not seen_uuid:
-            parent = ""
+        if not self._seen_uuid:
+            parent, rule = "", FIRST
         elif rec.type == "system" and rec.subtype == "compact_boundary":
-            parent = ""
-        elif rec.subtype == "compact_summary" and not after_boundary:
-            parent = ""
-        elif rec.type == "user" and not results and rec.text.strip() in prompts:
-            chain = next_chain
-            next_chain += 1
+            parent, rule = "", COMPACTION
+        elif rec.subtype == "compact_summary" and not self._after_boundary:
+            parent, rule = "", COMPACTION
+        elif rec.type == "user" and not results and rec.text.strip() in self._prompts:
+            chain = self._next_chain
+            self._next_chain += 1
             tips[chain] = ""
-            side_of[prompts.pop(rec.text.strip())] = chain
-            parent = ""
-        elif results and results[0] in uses:
-            use_uuid, chain = uses[results[0]]
-            if _sibling_results(rec):
-                parent = use_uuid
-            else:
-                parent = tips[chain]
-            if results[0] in side_of:  # a subagent's own answer: its side chain is over
-                tips.pop(side_of.pop(results[0]), None)
-        parents.append(parent)
+            self._side_of[self._prompts.pop(rec.text.strip())] = chain
+            parent, rule = "", SIDE_CHAIN
+        elif results and results[0] in self._uses:
+            use_uuid, chain = self._uses[results[0]]
+            parent = use_uuid if _sibling_results(rec) else tips.get(chain, parent)
+            rule = TOOL_RESULT
+            if results[0] in self._side_of:  # a subagent's own answer: its side chain is over
+                tips.pop(self._side_of.pop(results[0]), None)
 
-        seen_uuid = True
-        after_boundary = rec.type == "system" and rec.subtype == "compact_boundary"
+        self._seen_uuid = True
+        self._after_boundary = rec.type == "system" and rec.subtype == "compact_boundary"
         if chain not in tips:
             chain = 0
         tips[chain] = rec.uuid
-        active = chain
+        self._active = chain
         for block in rec.content:
             if block.kind == "tool_use" and block.tool_use_id:
-                uses[block.tool_use_id] = (rec.uuid, chain)
+                self._uses[block.tool_use_id] = (rec.uuid, chain)
+        _trim(self._uses, MAX_REMEMBERED_USES)
         prompt = _agent_prompt(rec)
         if prompt:
             for block in rec.content:
                 if block.kind == "tool_use" and block.tool_name in _AGENT_TOOLS:
-                    prompts[prompt] = block.tool_use_id
+                    self._prompts[prompt] = block.tool_use_id
                     break
-    return parents
+            _trim(self._prompts, MAX_PENDING_PROMPTS)
+        return parent, rule
 
 
-__all__ = ["infer_parents"]
+def _trim(table: dict, limit: int) -> None:
+    """Drop the oldest entries (dicts keep insertion order) beyond `limit`."""
+    while len(table) > limit:
+        del table[next(iter(table))]
+
+
+def infer_parents(records: Sequence[Record]) -> list[str]:
+    """The inferred parent uuid of each record, in order ("" for a root or a non-message)."""
+    threader = ReplyThreader()
+    return [threader.step(rec)[0] for rec in records]
+
+
+__all__ = ["ReplyThreader", "infer_parents"]

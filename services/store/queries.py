@@ -199,20 +199,33 @@ def changes_since(conn: Connection, seq: int, project_key: str = "", session_id:
                   limit: int = CHANGES_PAGE) -> list[dict]:
     """Changes with a sequence above `seq`, in order, at most `limit`.
 
-    Each is {seq, kind ("message" | "parse_error"), project_key, session_id, message, error},
-    `message` (without raw bytes) or `error` holding the stored row. A session filter matches
-    messages only (parse errors belong to no session).
+    Each is {seq, kind ("message" | "parse_error" | "thread_updated" | "analysis_updated"),
+    project_key, session_id, message, error}, `message` (without raw bytes) or `error` holding
+    the stored row; analysis changes have neither but `summary`, the session's summary row
+    as it is now. A session filter matches messages and analysis changes (parse errors
+    belong to no session).
     """
     if seq < 0:
         raise InvalidArgument(f"since_sequence must be >= 0, not {seq}")
+    ch = schema.changes
     if session_id:
-        # The (session_id, seq) index serves this directly.
+        # The (session_id, seq) index serves the messages; the session's few analysis changes
+        # come from a range scan of the change log above `seq`.
         query = (select(*_MESSAGE_COLUMNS).where(_m.c.session_id == session_id, _m.c.seq > seq)
                  .order_by(_m.c.seq).limit(limit))
         if project_key:
             query = query.where(_m.c.project_key == project_key)
-        return [_message_change(dict(r)) for r in conn.execute(query).mappings()]
-    ch = schema.changes
+        out = [_message_change(dict(r)) for r in conn.execute(query).mappings()]
+        analysed = (select(ch).where(ch.c.seq > seq, ch.c.session_id == session_id,
+                                     ch.c.kind.in_(_ANALYSIS_KINDS))
+                    .order_by(ch.c.seq).limit(limit))
+        if project_key:
+            analysed = analysed.where(ch.c.project_key == project_key)
+        extra = [dict(r) for r in conn.execute(analysed).mappings()]
+        if not extra:
+            return out
+        out = sorted(out + _with_summaries(conn, extra), key=lambda c: c["seq"])[:limit]
+        return out
     query = select(ch).where(ch.c.seq > seq).order_by(ch.c.seq).limit(limit)
     if project_key:
         query = query.where(ch.c.project_key == project_key)
@@ -228,8 +241,13 @@ def changes_since(conn: Connection, seq: int, project_key: str = "", session_id:
         pe = schema.parse_errors
         found.update((r["seq"], dict(r)) for r in conn.execute(
             select(pe).where(pe.c.seq.in_(by_kind[schema.PARSE_ERROR]))).mappings())
+    analysed = {c["seq"]: c for c in _with_summaries(
+        conn, [c for c in page if c["kind"] in _ANALYSIS_KINDS])}
     out = []
     for c in page:
+        if c["seq"] in analysed:
+            out.append(analysed[c["seq"]])
+            continue
         row = found.get(c["seq"])
         if row is None:  # cannot happen: rows and changes are written together
             continue
@@ -238,6 +256,22 @@ def changes_since(conn: Connection, seq: int, project_key: str = "", session_id:
                     "session_id": c["session_id"], "message": row if is_message else None,
                     "error": None if is_message else row})
     return out
+
+
+_ANALYSIS_KINDS = (schema.THREAD_UPDATED, schema.ANALYSIS_UPDATED)
+
+
+def _with_summaries(conn: Connection, changes: list[dict]) -> list[dict]:
+    """Analysis changes read back, each with its session's current summary row."""
+    if not changes:
+        return []
+    ss = schema.session_summaries
+    sessions = sorted({c["session_id"] for c in changes})
+    summaries = {r["session_id"]: dict(r) for r in conn.execute(
+        select(ss).where(ss.c.session_id.in_(sessions))).mappings()}
+    return [{"seq": c["seq"], "kind": c["kind"], "project_key": c["project_key"],
+             "session_id": c["session_id"], "message": None, "error": None,
+             "summary": summaries.get(c["session_id"])} for c in changes]
 
 
 def _message_change(row: dict) -> dict:
@@ -258,6 +292,10 @@ def export_record(row: dict) -> dict:
         "request_id": row["request_id"], "api_message_id": row["api_message_id"],
         "stop_reason": row["stop_reason"], "is_meta": bool(row["is_meta"]),
         "text": row["text"], "drift": row["drift"],
+        "thread_parent_uuid": row["thread_parent_uuid"],
+        "thread_parent_source": row["thread_parent_source"],
+        "thread_relation": row["thread_relation"],
+        "thread_confidence": row["thread_confidence"],
         "content": orjson.loads(row["content_json"]),
         "usage": ({k: row[k] for k in _USAGE} if row["input_tokens"] is not None else None),
         "source": {"path": row["source_path"], "byte_offset": row["source_byte_offset"],

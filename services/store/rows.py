@@ -22,6 +22,7 @@ from threadline.convert import (
     ROLE_FROM_PB,
     ROLE_TO_PB,
 )
+from threadline.v1 import analysis_types_pb2 as apb
 from threadline.v1 import common_pb2 as pb
 from threadline.v1 import store_pb2
 
@@ -72,6 +73,9 @@ def message_row(m: pb.Message) -> dict:
         "cwd": m.cwd, "git_branch": m.git_branch, "version": m.version,
         "request_id": m.request_id, "api_message_id": m.api_message_id,
         "stop_reason": m.stop_reason, "is_meta": m.is_meta, "text": m.text, "drift": m.drift,
+        "thread_parent_uuid": m.thread_parent_uuid,
+        "thread_parent_source": m.thread_parent_source,
+        "thread_relation": m.thread_relation, "thread_confidence": m.thread_confidence,
         "content_json": orjson.dumps([_block_dict(b) for b in m.content]),
         "source_path": src.path, "source_byte_offset": src.byte_offset,
         "source_line_number": src.line_number, "source_byte_length": src.byte_length,
@@ -92,6 +96,77 @@ def message_row(m: pb.Message) -> dict:
                    cache_read_input_tokens=None, service_tier=None,
                    reasoning_output_tokens=None)
     return row
+
+
+def segment_row(g: apb.Segment) -> dict:
+    return {"session_id": g.session_id, "idx": g.index, "start_key": g.start_key,
+            "end_key": g.end_key, "first_timestamp": g.first_timestamp,
+            "last_timestamp": g.last_timestamp, "title": g.title,
+            "keywords_json": orjson.dumps(list(g.keywords)).decode(),
+            "message_count": g.message_count, "prompt_count": g.prompt_count,
+            "tool_call_count": g.tool_call_count, "boundary_reason": g.boundary_reason,
+            "boundary_score": g.boundary_score, "coherence": g.coherence}
+
+
+def turn_row(t: apb.TurnAnalysis) -> dict:
+    return {"key": t.key, "session_id": t.session_id, "timestamp": t.timestamp,
+            "intent": t.intent, "intent_confidence": t.intent_confidence,
+            "intent_evidence": t.intent_evidence, "sentiment": t.sentiment, "urgency": t.urgency,
+            "clarity": t.clarity, "complexity": t.complexity,
+            "similarity_previous": t.similarity_previous, "word_count": t.word_count,
+            "segment_index": t.segment_index, "excerpt": t.excerpt}
+
+
+def relationship_row(r: apb.Relationship) -> dict:
+    return {"source_key": r.source_key, "target_key": r.target_key, "kind": r.kind,
+            "session_id": r.session_id, "confidence": r.confidence, "evidence": r.evidence}
+
+
+_SUMMARY_FIELDS = [f.name for f in apb.SessionSummary.DESCRIPTOR.fields]
+
+
+def summary_row(s: apb.SessionSummary) -> dict:
+    return {name: getattr(s, name) for name in _SUMMARY_FIELDS}
+
+
+def analysis_row(u: apb.AnalysisUpdate) -> dict:
+    """One session's AnalysisUpdate as the rows `writer.write_analysis` stores."""
+    return {
+        "session_id": u.session_id, "project_key": u.summary.project_key,
+        "segments": [segment_row(g) for g in u.segments if not g.merged],
+        "merged": [g.index for g in u.segments if g.merged],
+        "turns": [turn_row(t) for t in u.turns],
+        "relationships": [relationship_row(r) for r in u.relationships],
+        "summary": summary_row(u.summary) if u.HasField("summary") else None,
+        "thread_changed": u.thread_changed,
+    }
+
+
+def segment_pb(row: Mapping) -> apb.Segment:
+    return apb.Segment(
+        session_id=row["session_id"], index=row["idx"], start_key=row["start_key"],
+        end_key=row["end_key"], first_timestamp=row["first_timestamp"],
+        last_timestamp=row["last_timestamp"], title=row["title"],
+        keywords=orjson.loads(row["keywords_json"]), message_count=row["message_count"],
+        prompt_count=row["prompt_count"], tool_call_count=row["tool_call_count"],
+        boundary_reason=row["boundary_reason"], boundary_score=row["boundary_score"],
+        coherence=row["coherence"])
+
+
+def turn_pb(row: Mapping) -> apb.TurnAnalysis:
+    return apb.TurnAnalysis(**{k: row[k] for k in (
+        "key", "session_id", "timestamp", "intent", "intent_confidence", "intent_evidence",
+        "sentiment", "urgency", "clarity", "complexity", "similarity_previous", "word_count",
+        "segment_index", "excerpt")})
+
+
+def relationship_pb(row: Mapping) -> apb.Relationship:
+    return apb.Relationship(**{k: row[k] for k in (
+        "source_key", "target_key", "kind", "confidence", "evidence", "session_id")})
+
+
+def summary_pb(row: Mapping) -> apb.SessionSummary:
+    return apb.SessionSummary(**{name: row[name] for name in _SUMMARY_FIELDS})
 
 
 def error_row(e: pb.ParseError) -> dict:
@@ -151,7 +226,10 @@ def message_pb(row: Mapping) -> pb.Message:
         git_branch=row["git_branch"], version=row["version"], request_id=row["request_id"],
         api_message_id=row["api_message_id"], stop_reason=row["stop_reason"],
         is_meta=bool(row["is_meta"]), text=row["text"], raw=row.get("raw") or b"",
-        drift=row.get("drift") or "",
+        drift=row.get("drift") or "", thread_parent_uuid=row.get("thread_parent_uuid") or "",
+        thread_parent_source=row.get("thread_parent_source") or "",
+        thread_relation=row.get("thread_relation") or "",
+        thread_confidence=row.get("thread_confidence") or 0.0,
     )
     if row["input_tokens"] is not None:
         m.usage.CopyFrom(pb.TokenUsage(service_tier=row["service_tier"] or "",
@@ -192,8 +270,23 @@ def session_pb(row: Mapping) -> store_pb2.Session:
         format=FORMAT_TO_PB.get(row["format"], pb.SOURCE_FORMAT_UNSPECIFIED))
 
 
+_ANALYSIS_KINDS = {"thread_updated": pb.CHANGE_KIND_THREAD_UPDATED,
+                   "analysis_updated": pb.CHANGE_KIND_ANALYSIS_UPDATED}
+
+
 def change_pb(c: Mapping) -> pb.Change:
-    """A change read back from the database (messages without their raw bytes)."""
+    """A change read back from the database (messages without their raw bytes).
+
+    An analysis change read back carries the session's summary as it is now (what changed
+    in that one batch is not kept), with `thread_changed` set for a thread change."""
+    kind = _ANALYSIS_KINDS.get(c["kind"])
+    if kind is not None:
+        update = apb.AnalysisUpdate(session_id=c["session_id"],
+                                    thread_changed=kind == pb.CHANGE_KIND_THREAD_UPDATED)
+        if c.get("summary") is not None:
+            update.summary.CopyFrom(summary_pb(c["summary"]))
+        return pb.Change(sequence=c["seq"], kind=kind, project_key=c["project_key"],
+                         session_id=c["session_id"], analysis=update)
     if c["message"] is not None:
         return pb.Change(sequence=c["seq"], kind=pb.CHANGE_KIND_MESSAGE,
                          project_key=c["project_key"], session_id=c["session_id"],
@@ -220,13 +313,14 @@ def write_batch(batch: pb.Batch, trace_context: dict[str, str]) -> WriteBatch:
         if chunk.HasField("position"):
             out.offsets.append(offset_row(chunk.position, chunk.reset))
     out.tool_calls = [tool_call_row(t) for t in batch.tool_calls]
-    out.context = (message_pbs, error_pbs, trace_context)
+    out.analysis = [analysis_row(u) for u in batch.analysis]
+    out.context = (message_pbs, error_pbs, trace_context, list(batch.analysis))
     return out
 
 
 def live_changes(batch: WriteBatch, result: WriteResult) -> list[LiveChange]:
     """Change events for what a committed batch stored, raw bytes left out."""
-    message_pbs, error_pbs, trace_context = batch.context
+    message_pbs, error_pbs, trace_context, updates = batch.context
     out = []
     for i, seq in result.new_messages:
         m = message_pbs[i]
@@ -241,6 +335,17 @@ def live_changes(batch: WriteBatch, result: WriteResult) -> list[LiveChange]:
             out.append(LiveChange(seq, e.project_key, "", pb.Change(
                 sequence=seq, kind=pb.CHANGE_KIND_PARSE_ERROR, project_key=e.project_key,
                 parse_error=e, trace_context=trace_context)))
+    for i, seq, kind in result.new_analysis:
+        u = updates[i]
+        if kind == "thread_updated":
+            # The thread event names what changed; the segments and turns ride on the other.
+            u = apb.AnalysisUpdate(session_id=u.session_id, summary=u.summary,
+                                   thread_changed=True)
+        project = u.summary.project_key
+        out.append(LiveChange(seq, project, u.session_id, pb.Change(
+            sequence=seq, kind=_ANALYSIS_KINDS[kind], project_key=project,
+            session_id=u.session_id, analysis=u, trace_context=trace_context)))
+    if result.new_errors or result.new_analysis:
         out.sort(key=lambda c: c.seq)
     return out
 

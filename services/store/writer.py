@@ -68,6 +68,8 @@ class WriteBatch:
     # Source offsets the batch covers, in order; each row has a "reset" flag.
     offsets: list[dict] = field(default_factory=list)
     tool_calls: list[dict] = field(default_factory=list)
+    # Per session, what analysis derived from the batch (rows.analysis_rows).
+    analysis: list[dict] = field(default_factory=list)
     # Opaque to the writer: handed back to the on_commit hook with the result.
     context: Any = None
     # The ordered stream this batch belongs to, if any.
@@ -84,6 +86,8 @@ class WriteResult:
     # (index into WriteBatch.messages / .errors, sequence) of the rows that were new.
     new_messages: list[tuple[int, int]]
     new_errors: list[tuple[int, int]]
+    # (index into WriteBatch.analysis, sequence, change kind) of the analysis changes.
+    new_analysis: list[tuple[int, int, str]] = field(default_factory=list)
 
 
 CommitHook = Callable[[WriteBatch, WriteResult], None]
@@ -267,7 +271,29 @@ class Writer:
         if batch.tool_calls:
             upsert_tool_calls(conn, batch.tool_calls)
         offsets = _store_offsets(conn, batch.offsets) if batch.offsets else []
-        return WriteResult(batch.batch_id, offsets, self.last_sequence, new_messages, new_errors)
+        new_analysis = self._write_analysis(conn, batch.analysis) if batch.analysis else []
+        return WriteResult(batch.batch_id, offsets, self.last_sequence, new_messages, new_errors,
+                           new_analysis)
+
+    def _write_analysis(self, conn: Connection, updates: list[dict]) -> list[tuple[int, int, str]]:
+        """Store each session's analysis update and number it as one or two changes."""
+        changes: list[dict] = []
+        new: list[tuple[int, int, str]] = []
+        seq = self.last_sequence
+        for i, update in enumerate(updates):
+            write_analysis(conn, update)
+            kinds = ([schema.THREAD_UPDATED] if update["thread_changed"] else []) + [
+                schema.ANALYSIS_UPDATED]
+            for kind in kinds:
+                seq += 1
+                new.append((i, seq, kind))
+                changes.append({"seq": seq, "kind": kind, "ref": update["session_id"],
+                                "project_key": update["project_key"],
+                                "session_id": update["session_id"]})
+        if changes:
+            conn.exec_driver_sql(_INSERT_CHANGE, changes)
+            self.last_sequence = seq
+        return new
 
     def _insert_messages(self, conn: Connection, rows: list[dict]) -> list[tuple[int, int]]:
         if not rows:
@@ -494,6 +520,36 @@ def upsert_tool_calls(conn: Connection, rows: list[dict]) -> None:
         conn.execute(_UPSERT_TOOL_USE, uses)
     if results:
         conn.execute(_UPSERT_TOOL_RESULT, results)
+
+
+_UPSERT_SEGMENT = _insert_sql(schema.segments).replace("INSERT", "INSERT OR REPLACE", 1)
+_INSERT_TURN = _insert_sql(schema.turns).replace("INSERT", "INSERT OR IGNORE", 1)
+_INSERT_RELATIONSHIP = _insert_sql(schema.relationships).replace("INSERT", "INSERT OR IGNORE", 1)
+_names = [c.name for c in schema.session_summaries.columns]
+# The summary is a snapshot from analysis; `resumed_from` is learnt from one file and is not
+# known to a session rebuilt from the store, so an empty value never erases a stored one.
+_UPSERT_SUMMARY = text(
+    f"INSERT INTO session_summaries ({', '.join(_names)}) "
+    f"VALUES ({', '.join(':' + n for n in _names)}) ON CONFLICT (session_id) DO UPDATE SET "
+    + ", ".join(f"{n} = excluded.{n}" for n in _names if n not in ("session_id", "resumed_from"))
+    + ", resumed_from = CASE WHEN excluded.resumed_from = '' "
+      "THEN session_summaries.resumed_from ELSE excluded.resumed_from END")
+
+
+def write_analysis(conn: Connection, update: dict) -> None:
+    """Segments are replaced whole (a merged one is deleted), turns and relationships are
+    final once written (INSERT OR IGNORE keeps a resent batch idempotent)."""
+    if update["segments"]:
+        conn.exec_driver_sql(_UPSERT_SEGMENT, update["segments"])
+    for index in update["merged"]:
+        conn.execute(schema.segments.delete().where(
+            schema.segments.c.session_id == update["session_id"], schema.segments.c.idx == index))
+    if update["turns"]:
+        conn.exec_driver_sql(_INSERT_TURN, update["turns"])
+    if update["relationships"]:
+        conn.exec_driver_sql(_INSERT_RELATIONSHIP, update["relationships"])
+    if update["summary"] is not None:
+        conn.execute(_UPSERT_SUMMARY, update["summary"])
 
 
 def _store_offsets(conn: Connection, offsets: list[dict]) -> list[dict]:

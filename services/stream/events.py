@@ -11,6 +11,7 @@ and lets the JSON use plain names ("user", "text") instead of enum constants.
 from __future__ import annotations
 
 import orjson
+from google.protobuf import json_format
 
 from threadline.convert import BLOCK_FROM_PB, FORMAT_FROM_PB, ROLE_FROM_PB
 from threadline.v1 import common_pb2 as pb
@@ -42,8 +43,18 @@ class Event:
         return self._head + str(subscription).encode() + self._tail
 
 
+_ANALYSIS_TYPES = {pb.CHANGE_KIND_THREAD_UPDATED: "thread_updated",
+                   pb.CHANGE_KIND_ANALYSIS_UPDATED: "analysis_updated"}
+
+
 def _encode(change: pb.Change) -> tuple[bytes, bytes]:
-    if change.kind == pb.CHANGE_KIND_PARSE_ERROR or change.WhichOneof("payload") == "parse_error":
+    if change.kind in _ANALYSIS_TYPES:
+        # Few and small (one per session per batch): the generic mapping is fast enough.
+        kind, field = _ANALYSIS_TYPES[change.kind], b"analysis"
+        body = orjson.dumps(json_format.MessageToDict(
+            change.analysis, preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True))
+    elif change.kind == pb.CHANGE_KIND_PARSE_ERROR or change.WhichOneof("payload") == "parse_error":
         kind, field = "parse_error", b"error"
         body = orjson.dumps(parse_error_dict(change.parse_error))
     else:
@@ -113,6 +124,9 @@ def message_dict(m: pb.Message, parse_input: bool = True) -> dict:
         "api_message_id": m.api_message_id, "stop_reason": m.stop_reason,
         "content": [_block(b, parse_input) for b in m.content], "usage": usage,
         "source": _source(m.source),
+        "thread_parent_uuid": m.thread_parent_uuid,
+        "thread_parent_source": m.thread_parent_source,
+        "thread_relation": m.thread_relation, "thread_confidence": m.thread_confidence,
     }
 
 

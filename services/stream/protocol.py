@@ -9,6 +9,8 @@ Server -> client:
     {"type": "subscribed", "subscription", "project", "session", "since", "head"}
     {"type": "message" | "parse_error", "sequence", "project", "session", "subscription",
      "message" | "error": {...}}                                  (see events.py)
+    {"type": "thread_updated" | "analysis_updated", "sequence", "project", "session",
+     "subscription", "analysis": {...}}     (threadline.v1.AnalysisUpdate as JSON field names)
     {"type": "unsubscribed", "subscription"}, {"type": "pong"},
     {"type": "status", "head", "subscriptions": [...], "clients"}
     {"type": "error", "error": <short code>, "message": <what was wrong>}

@@ -1,0 +1,69 @@
+"""Each record's place in threadline's reply tree: its parent, where that came from, how sure.
+
+A record's thread parent is the `parentUuid` its source recorded when there is one ("recorded",
+confidence 1). Otherwise it is inferred from file order by `reply_inference.ReplyThreader`
+("inferred"), and its confidence is the precision the rule that chose it reached on real
+Claude Code transcripts whose links were removed (`make eval` measures it and
+`python -m evaluation.threading --write-calibration` stores it in reply_calibration.json; a
+test checks the file against the corpus). The relation says what kind of link it is: a
+record holding tool results continues the tool call it answers ("tool_continuation"), any
+other child "response"; roots have none.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from services.analysis.reply_inference import NONE, ReplyThreader
+from threadline.records import Record
+
+CALIBRATION_FILE = Path(__file__).with_name("reply_calibration.json")
+
+RECORDED = "recorded"
+INFERRED = "inferred"
+RESPONSE = "response"
+TOOL_CONTINUATION = "tool_continuation"
+
+
+@dataclass(slots=True, frozen=True)
+class ThreadLink:
+    parent_uuid: str = ""
+    source: str = ""  # recorded, inferred, or "" for a root / a record without uuid
+    relation: str = ""  # response, tool_continuation, or ""
+    confidence: float = 0.0
+    rule: str = ""  # the inference rule, or "parentUuid" when recorded
+
+
+@cache
+def rule_precision() -> dict[str, float]:
+    """Measured precision of each inference rule (empty when the file is missing)."""
+    try:
+        data = json.loads(CALIBRATION_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {rule: float(v["precision"]) for rule, v in data.get("rules", {}).items()}
+
+
+def _relation(rec: Record) -> str:
+    for block in rec.content:
+        if block.kind == "tool_result":
+            return TOOL_CONTINUATION
+    return RESPONSE
+
+
+def link(rec: Record, threader: ReplyThreader) -> ThreadLink:
+    """The record's link; `threader` (the record's file's) always steps, to stay in order."""
+    inferred, rule = threader.step(rec)
+    if not rec.uuid:
+        return ThreadLink(rule=NONE)
+    if rec.parent_uuid:
+        return ThreadLink(rec.parent_uuid, RECORDED, _relation(rec), 1.0, "parentUuid")
+    if not inferred:
+        return ThreadLink(rule=rule)
+    return ThreadLink(inferred, INFERRED, _relation(rec), rule_precision().get(rule, 0.0), rule)
+
+
+__all__ = ["INFERRED", "RECORDED", "ThreadLink", "link", "rule_precision"]
