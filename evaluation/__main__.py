@@ -3,8 +3,10 @@
 1. Import: files, lines, records, sessions and parse errors, through the real pipeline.
 2. Census: records by format and type, format drift by format/version/reason, parse errors
    by reason (what the parser did not understand is counted, never dropped).
-3. Reply-structure inference (evaluation/threading.py): parent links removed from real Claude
-   Code transcripts, inferred again, compared per source folder with two baselines.
+3. Reply-structure inference: parent links removed from real Claude Code transcripts, the
+   copies imported through the pipeline and the stored thread parents compared per source
+   folder (`threadline eval threading`, threadline/thread_eval.py); then the same files
+   threaded directly beside two baselines (evaluation/threading.py).
 4. Token accounting beside ccusage 20.0.24 (evaluation/ccusage.py): days and sessions that
    match exactly, and every difference with its cause. Needs npm to install ccusage once
    (into .tools/ccusage), not when it is there.
@@ -55,8 +57,11 @@ def main() -> int:
         print("  parse errors by reason:")
         _table(census["parse_errors"], ["reason", "count"])
     print(flush=True)
+    imported = subprocess.run([sys.executable, "-m", "threadline", "eval", "threading",
+                               str(args.corpus)], check=False).returncode
+    print(flush=True)
     inferred = subprocess.run([sys.executable, "-m", "evaluation.threading", "--corpus",
-                                str(args.corpus)], check=False).returncode
+                                str(args.corpus)], check=False).returncode or imported
     print(flush=True)
     installed = ccusage.TOOLS / "node_modules" / ".bin" / "ccusage"
     if not installed.exists() and shutil.which("npm") is None:

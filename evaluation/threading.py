@@ -25,7 +25,8 @@ from pathlib import Path
 import orjson
 
 from evaluation.corpus import DEFAULT_CORPUS
-from services.analysis.reply_inference import infer_parents
+from services.analysis.reply_inference import ReplyThreader, infer_parents
+from services.analysis.thread_links import CALIBRATION_FILE
 from services.ingest.parser import parse_line
 from threadline.records import CLAUDE_CODE, Position, Record
 
@@ -143,6 +144,33 @@ def score_file(threaded: ThreadedFile) -> Score:
     return score
 
 
+def rule_precision(corpus: Path) -> dict[str, dict]:
+    """Per inference rule: how many scored records it decided and how many it got right.
+
+    This is what thread links report as the confidence of an inferred parent."""
+    counts: dict[str, list[int]] = {}
+    for threaded in corpus_files(corpus):
+        threader = ReplyThreader()
+        for rec, true_parent in zip(threaded.records, threaded.truth, strict=True):
+            guess, rule = threader.step(rec)
+            if rec.format != CLAUDE_CODE or rec.type not in SCORED_TYPES or not guess:
+                continue  # a root inferred as none is no link, so has no confidence to report
+            tally = counts.setdefault(rule, [0, 0])
+            tally[0] += guess == true_parent
+            tally[1] += 1
+    return {rule: {"correct": c, "total": t, "precision": round(c / t, 4)}
+            for rule, (c, t) in sorted(counts.items())}
+
+
+def write_calibration(corpus: Path) -> dict:
+    data = {"about": "Precision of each reply-inference rule on real Claude Code transcripts "
+                     "with their parent links removed; written by "
+                     "`python -m evaluation.threading --write-calibration`.",
+            "rules": rule_precision(corpus)}
+    CALIBRATION_FILE.write_text(json.dumps(data, indent=2) + "\n")
+    return data
+
+
 def evaluate(corpus: Path) -> dict[str, Score]:
     """Scores per source folder, plus "overall"."""
     folders: dict[str, Score] = {}
@@ -159,10 +187,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evaluation.threading")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--write-calibration", action="store_true",
+                        help=f"store each rule's precision in {CALIBRATION_FILE.name}")
     args = parser.parse_args(argv)
     if not args.corpus.is_dir():
         print(f"evaluation.threading: no transcript folder at {args.corpus} (pass --corpus PATH)")
         return 2
+    if args.write_calibration:
+        print(json.dumps(write_calibration(args.corpus)["rules"], indent=2))
+        return 0
     scores = evaluate(args.corpus)
     if args.json:
         print(json.dumps({k: v.as_dict() for k, v in scores.items()}, indent=2))

@@ -33,7 +33,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 GRPC_PORTS = {"store": 50051, "analysis": 50052, "ingest": 50053, "stream": 50054}
 WS_PORT = 8765
 # Container ports published to the host, each on the same host port.
-PUBLISHED = {"store": {50051}, "analysis": set(), "ingest": set(), "stream": {WS_PORT, 50054}}
+PUBLISHED = {"store": {50051}, "analysis": {50052}, "ingest": set(), "stream": {WS_PORT, 50054}}
 TRACING = "jaeger"
 OTLP_GRPC_PORT = 4317
 TRACING_UI_PORT = 16686

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import orjson
 
 from evaluation import threading as threading_eval
@@ -117,3 +119,23 @@ def test_corpus_inference_beats_tool_pairing_baseline(corpus):
     assert overall.total > 1000
     assert overall.correct["inferred"] >= overall.correct["previous+tool_pairing"]
     assert overall.correct["inferred"] > overall.correct["previous"]
+
+
+def test_stored_rule_precision_matches_the_corpus(corpus):
+    """Inferred links report their rule's precision as confidence: the stored figures must be
+    what the evaluation measures now (rerun `--write-calibration` after changing a rule)."""
+    from evaluation.threading import rule_precision
+    from services.analysis.thread_links import CALIBRATION_FILE
+
+    stored = json.loads(CALIBRATION_FILE.read_text())["rules"]
+    assert stored == rule_precision(corpus)
+    assert all(0 < rule["precision"] <= 1 for rule in stored.values())
+
+
+def test_threader_memory_is_bounded():
+    from services.analysis.reply_inference import MAX_REMEMBERED_USES, ReplyThreader
+
+    threader = ReplyThreader()
+    for i in range(3 * MAX_REMEMBERED_USES):
+        threader.step(rec("assistant", f"a{i}", blocks=[use(f"t{i}")]))
+    assert len(threader._uses) == MAX_REMEMBERED_USES

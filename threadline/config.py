@@ -70,6 +70,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ready_file", "THREADLINE_READY_FILE", None,
             "write the bound port here once serving (used by the supervisor)"),
     Setting("log_level", "THREADLINE_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Setting("analyse", "THREADLINE_ANALYSE", True,
+            "thread and analyse sessions as records arrive (false: store records only)"),
     Setting("pricing_file", "THREADLINE_PRICING_FILE", None,
             "JSON price table merged over the bundled one (usage costs; see docs/accounting.md)"),
 )
@@ -99,6 +101,7 @@ class Settings:
     ready_file: Path | None
     log_level: str
     pricing_file: Path | None
+    analyse: bool
 
     def replace(self, **changes: object) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

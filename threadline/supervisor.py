@@ -106,7 +106,7 @@ class Supervisor:
                 "--analysis-addr", self.address("analysis"), "--ready-file", str(ready)]
         for service in services:
             args += ["--port", f"{service}={self.ports[service]}"]
-        if "store" in services:
+        if "store" in services or "analysis" in services:
             args += ["--db", str(s.db)]
         if "stream" in services:
             args += ["--ws-host", s.ws_host, "--ws-port", str(self.ports["ws"])]
@@ -121,7 +121,8 @@ class Supervisor:
         child.ready_file.unlink(missing_ok=True)
         child.started_at = time.monotonic()
         out = subprocess.DEVNULL if self.quiet else None
-        env = {**CHILD_ENVIRONMENT, **os.environ}
+        env = {**CHILD_ENVIRONMENT, **os.environ,
+               "THREADLINE_ANALYSE": "true" if self.settings.analyse else "false"}
         child.process = subprocess.Popen(child.args, stdout=out, stderr=out, env=env,
                                          start_new_session=True)
 
