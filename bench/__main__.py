@@ -9,6 +9,8 @@
    client, p50/p99 over many single-line appends.
 4. Peak resident memory of all service processes together during the import (sum of RSS,
    sampled every 20 ms with psutil).
+Threading and analysis are on for every figure; the import also runs once with analysis off
+(THREADLINE_ANALYSE=false) first, in the same run, as the baseline its cost is compared to.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import statistics
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -98,6 +101,54 @@ async def live_latency(ws_url: str, path: Path, appends: int, gap: float) -> lis
     return latencies
 
 
+@dataclass
+class ImportRun:
+    throughput: float  # messages/s once every service answers
+    with_startup: float  # messages/s from launch
+    startup: float  # seconds from launch until the services answer
+    seconds: float  # from launch until the last message was committed
+    stats: store_pb2.StoreStats
+    sampler: MemorySampler
+
+
+def import_run(root: Path, db: Path, lines: int, analyse: bool,
+               live: tuple[int, float, list[float]] | None = None) -> ImportRun:
+    """Import `root` into `db` with all services; then, if `live` is (appends, gap, out),
+    measure live latency into `out` before stopping them."""
+    settings = config.resolve({"db": db, "roots": [root], "grpc_port": 0, "ws_port": 0,
+                               "analyse": analyse}, environ={})
+    supervisor = Supervisor(settings, quiet=True)
+    sampler = MemorySampler(supervisor.pids)
+    sampler.start()
+    launched = time.monotonic()
+    supervisor.start()
+    try:
+        # Every service process is launched at once and ingest reads as soon as it runs.
+        # The import rate is counted from the moment all of them answer (what was
+        # committed before is left out on both sides); the time from launch is shown too.
+        ready = time.monotonic()
+        store = supervisor.address("store")
+        at_ready = store_stats(store).messages
+        while (stats := store_stats(store)).messages < lines:
+            time.sleep(0.02)
+        done = time.monotonic()
+        sampler.stop_event.set()
+        sampler.join()
+        if live is not None:
+            appends, gap, out = live
+            live_file = root / "-home-dev-live" / "bench-live-session.jsonl"
+            live_file.parent.mkdir(parents=True, exist_ok=True)
+            live_file.touch()
+            time.sleep(1.0)  # let the watcher pick up the new folder
+            ws_url = f"ws://{settings.ws_host}:{supervisor.ports['ws']}/ws"
+            out.extend(asyncio.run(live_latency(ws_url, live_file, appends, gap)))
+    finally:
+        supervisor.stop()
+    return ImportRun((stats.messages - at_ready) / (done - ready),
+                     stats.messages / (done - launched), ready - launched, done - launched,
+                     stats, sampler)
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
@@ -127,38 +178,16 @@ def main() -> int:
         size_mb = sum(f.stat().st_size for f in files) / 1e6
         print(f"corpus: {len(files)} files, {lines:,} lines, {size_mb:.0f} MB", flush=True)
 
-        settings = config.resolve({"db": Path(tmp) / "bench.db", "roots": [root],
-                                   "grpc_port": 0, "ws_port": 0}, environ={})
-        supervisor = Supervisor(settings, quiet=True)
-        sampler = MemorySampler(supervisor.pids)
-        sampler.start()
-        launched = time.monotonic()
-        supervisor.start()
-        try:
-            # Every service process is launched at once and ingest reads as soon as it runs.
-            # The import rate is counted from the moment all of them answer (what was
-            # committed before is left out on both sides); the time from launch is shown too.
-            ready = time.monotonic()
-            store = supervisor.address("store")
-            at_ready = store_stats(store).messages
-            while (stats := store_stats(store)).messages < lines:
-                time.sleep(0.02)
-            done = time.monotonic()
-            sampler.stop_event.set()
-            sampler.join()
-            throughput = (stats.messages - at_ready) / (done - ready)
-            with_startup = stats.messages / (done - launched)
+        # The same corpus imported twice into fresh databases, analysis off then on: the
+        # first run is the baseline the analysis cost is measured against.
+        baseline = import_run(root, Path(tmp) / "baseline.db", lines, analyse=False)
+        print(f"analysis off: {baseline.throughput:,.0f} messages/s", flush=True)
+        latencies: list[float] = []
+        measured = import_run(root, Path(tmp) / "bench.db", lines, analyse=True,
+                              live=(args.appends, args.gap_ms / 1000, latencies))
 
-            live_file = root / "-home-dev-live" / "bench-live-session.jsonl"
-            live_file.parent.mkdir(parents=True, exist_ok=True)
-            live_file.touch()
-            time.sleep(1.0)  # let the watcher pick up the new folder
-            ws_url = f"ws://{settings.ws_host}:{supervisor.ports['ws']}/ws"
-            latencies = asyncio.run(live_latency(ws_url, live_file, args.appends,
-                                                 args.gap_ms / 1000))
-        finally:
-            supervisor.stop()
-
+    throughput, with_startup = measured.throughput, measured.with_startup
+    stats, sampler = measured.stats, measured.sampler
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     pss_mb, rss_mb = sampler.peak_pss / 2**20, sampler.peak_rss / 2**20
     bare_rate = parse_generated.bare_per_s
@@ -171,7 +200,10 @@ def main() -> int:
           f"once the services are up (target >= {TARGETS['throughput']:,.0f}: "
           f"{verdict(met_rate)})")
     print(f"                {with_startup:9,.0f} messages/s counting the services' start-up "
-          f"({ready - launched:.2f} s): {stats.messages:,} messages in {done - launched:.2f} s")
+          f"({measured.startup:.2f} s): {stats.messages:,} messages in {measured.seconds:.2f} s")
+    print(f"                analysis on; the same import with analysis off ran at "
+          f"{baseline.throughput:,.0f} messages/s in this run (on/off "
+          f"{throughput / baseline.throughput:.2f})")
     print(f"  bare orjson   {bare_rate:9,.0f} lines/s over the same lines; "
           f"pipeline/bare ratio {throughput / bare_rate:.3f}")
     for name, rates in (("generated", parse_generated), ("real corpus", parse_real)):

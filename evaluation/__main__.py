@@ -10,6 +10,9 @@
 4. Token accounting beside ccusage 20.0.24 (evaluation/ccusage.py): days and sessions that
    match exactly, and every difference with its cause. Needs npm to install ccusage once
    (into .tools/ccusage), not when it is there.
+5. Intent classification against hand labels (evaluation/intent.py,
+   evaluation/data/intent_labels.csv): per-class precision, recall and F1, accuracy,
+   macro-F1, a confusion matrix and the time analyse_prompt takes per prompt.
 """
 
 from __future__ import annotations
@@ -64,13 +67,17 @@ def main() -> int:
                                 str(args.corpus)], check=False).returncode or imported
     print(flush=True)
     installed = ccusage.TOOLS / "node_modules" / ".bin" / "ccusage"
+    compared = 0
     if not installed.exists() and shutil.which("npm") is None:
         print(f"ccusage comparison skipped: npm is not installed (needed once to install "
               f"ccusage into {ccusage.TOOLS})")
-        return inferred
-    compared = subprocess.run([sys.executable, "-m", "evaluation.ccusage", "--corpus",
-                               str(args.corpus)], check=False).returncode
-    return inferred or compared
+    else:
+        compared = subprocess.run([sys.executable, "-m", "evaluation.ccusage", "--corpus",
+                                   str(args.corpus)], check=False).returncode
+    print(flush=True)
+    classified = subprocess.run([sys.executable, "-m", "evaluation.intent", "--corpus",
+                                 str(args.corpus)], check=False).returncode
+    return inferred or compared or classified
 
 
 if __name__ == "__main__":

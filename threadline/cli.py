@@ -302,6 +302,110 @@ def usage_table(rows: list[dict], total: dict, by: str) -> str:
     return "\n".join([fmt(head), *(fmt(line) for line in body[:-1]), rule, fmt(body[-1])])
 
 
+def cmd_tools(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from services.analysis import tool_patterns
+    from services.store import queries
+    from services.store.errors import StoreError
+    from services.store.tool_facts import tool_facts
+
+    settings = _settings(args)
+    zone = args.timezone or "UTC"
+    try:
+        engine = queries.open_readonly(settings.db)
+        try:
+            with engine.connect() as conn:
+                facts = tool_facts(conn, project_key=args.project or "",
+                                   session_id=args.session or "", since=args.since or "",
+                                   until=args.until or "", timezone=zone,
+                                   pricing_file=settings.pricing_file)
+        finally:
+            engine.dispose()
+        report = tool_patterns.summarise(facts, by=args.by, timezone=zone)
+    except (StoreError, ValueError) as exc:
+        print(f"threadline tools: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report)))
+        return 0
+    print(tools_text(report))
+    return 0
+
+
+def tools_text(report) -> str:
+    """A tool-usage report (services/analysis/tool_report.py) as tables, then its
+    recommendations with their evidence."""
+    from threadline.tables import render
+
+    def pct(k: int, n: int) -> str:
+        return f"{100 * k / n:.1f}%" if n else ""
+
+    def seconds(ms: float, timed: int) -> str:
+        return f"{ms / 1000:.1f}" if timed else ""
+
+    grouped = report.by != "tool"
+    head = [*(["SESSION" if report.by == "session" else "PROJECT"] if grouped else []),
+            "TOOL", "CALLS", "ERRORS", "ERR%", "REJECTED", "INTERRUPTED", "P50 S", "P95 S",
+            "RETRIES", "SWITCHES", "REACTIONS", "SENTIMENT", "ERROR CLASSES"]
+
+    def cells(r) -> list:
+        classes = ", ".join(f"{c} {n}" for c, n in r.error_classes.items())
+        return [*([r.group] if grouped else []), r.tool, r.calls, r.errors,
+                pct(r.errors, r.calls), r.rejections, r.interruptions,
+                seconds(r.latency_p50_ms, r.timed_calls), seconds(r.latency_p95_ms, r.timed_calls),
+                r.retries, r.switches, r.reactions,
+                f"{r.reaction_sentiment_mean:+.2f}" if r.reactions else "", classes]
+
+    first = 1 if grouped else 0
+    out = [f"{report.total.calls:,} tool calls in {report.total.sessions:,} sessions; "
+           f"times in {report.timezone}", "",
+           render(head, [cells(r) for r in report.rows] + [cells(report.total)],
+                  right=range(first + 1, first + 12), max_width=70)]
+    if report.sequences:
+        out += ["", "frequent sequences (consecutive calls)",
+                render(["TOOLS", "SUPPORT", "CONFIDENCE"],
+                       [[" > ".join(q.tools), q.support, f"{q.confidence:.2f}"]
+                        for q in report.sequences[:15]], right=[1, 2])]
+    if report.switches:
+        out += ["", "after a failure: the next call used another tool",
+                render(["FROM", "TO", "COUNT", "NEXT SUCCEEDED"],
+                       [[s.from_tool, s.to_tool, s.count, f"{100 * s.success_rate:.0f}%"]
+                        for s in report.switches[:15]], right=[2, 3])]
+    if report.loops:
+        out += ["", "loops (identical calls repeated without progress)",
+                render(["SESSION", "TOOL", "REPEATS", "FIRST", "INPUT"],
+                       [[lp.session_id, lp.tool, lp.repeats, lp.first_timestamp,
+                         lp.input_excerpt] for lp in report.loops[:15]], right=[2])]
+    if report.churn:
+        out += ["", "edit churn (most edited files)",
+                render(["PATH", "EDITS", "SESSIONS", "FAILED"],
+                       [[c.path, c.edits, c.sessions, c.failed_edits] for c in report.churn],
+                       right=[1, 2, 3], max_width=90)]
+    if report.subagents:
+        costly = sorted(report.subagents, key=lambda a: -a.cost_usd)[:10]
+        out += ["", f"subagents ({len(report.subagents)}; the most expensive)",
+                render(["TOOL CALL", "AGENT", "SESSION", "MSGS", "SECONDS", "TOKENS", "COST"],
+                       [[a.tool_use_id, a.agent_id, a.session_id, a.messages,
+                         f"{a.duration_seconds:.1f}", f"{a.tokens:,}", f"{a.cost_usd:.2f}"]
+                        for a in costly], right=[3, 4, 5, 6])]
+    days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    for title, buckets, names in (("hour", report.by_hour, [f"{b.slot:02d}" for b in
+                                                              report.by_hour]),
+                                  ("weekday", report.by_weekday, days)):
+        out += ["", f"calls and errors by {title} ({report.timezone})",
+                render([title.upper(), *names],
+                       [["calls", *(b.calls for b in buckets)],
+                        ["errors", *(b.errors for b in buckets)]],
+                       right=range(1, len(names) + 1))]
+    out += ["", "recommendations" if report.recommendations
+            else "recommendations: none (not enough evidence for any rule)"]
+    for r in report.recommendations:
+        out.append(f"[{r.strength:.2f}] {r.kind}{f' ({r.tool})' if r.tool else ''}: {r.text}")
+        out += [f"    - {e}" for e in r.evidence]
+    return "\n".join(out)
+
+
 def error_record(row: dict) -> dict:
     """A stored parse error as JSON-ready values; the excerpt is text, bytes that are not
     UTF-8 escaped (backslashreplace)."""
@@ -406,6 +510,147 @@ def cmd_config(args: argparse.Namespace) -> int:  # noqa: ARG001 - uniform signa
     return 0
 
 
+def _session_view(args: argparse.Namespace, command: str, fn_name: str) -> dict | None:
+    """Run services.analysis.views.<fn_name> on the database; prints why when it cannot."""
+    from services.analysis import views
+    from services.store import queries
+    from services.store.errors import StoreError
+
+    try:
+        engine = queries.open_readonly(_settings(args).db)
+    except StoreError as exc:
+        print(f"threadline {command}: {exc}", file=sys.stderr)
+        return None
+    try:
+        with engine.connect() as conn:
+            found = getattr(views, fn_name)(conn, args.session)
+    finally:
+        engine.dispose()
+    if found is None:
+        print(f"threadline {command}: no session {args.session!r} (see `threadline sessions`)",
+              file=sys.stderr)
+    return found
+
+
+def _when(ts: str) -> str:
+    return ts[:19].replace("T", " ") if ts else ""
+
+
+def cmd_threads(args: argparse.Namespace) -> int:
+    from threadline.tables import render
+
+    found = _session_view(args, "threads", "threads")
+    if found is None:
+        return 2
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    nodes = found["nodes"]
+    inferred = sum(1 for n in nodes if n["parent_source"] == "inferred")
+    print(f"session {found['session_id']}: {len(nodes)} records, {inferred} parents inferred"
+          + (f"; continues {found['resumed_from']}" if found["resumed_from"] else "")
+          + (f"; continued by {', '.join(found['resumed_by'])}" if found["resumed_by"] else ""))
+    print("\nsegments")
+    print(render(["#", "START", "END", "MSGS", "PROMPTS", "TOOLS", "BOUNDARY", "SCORE", "TITLE"],
+                 [[g["index"], _when(g["first_timestamp"]), _when(g["last_timestamp"]),
+                   g["message_count"], g["prompt_count"], g["tool_call_count"],
+                   g["boundary_reason"], f"{g['boundary_score']:.2f}", g["title"]]
+                  for g in found["segments"]], right=[0, 3, 4, 5, 7]))
+    if found["branches"]:
+        print("\nbranches (rewinds and edited prompts)")
+        print(render(["PARENT", "ALTERNATIVES"],
+                     [[b["parent_uuid"], ", ".join(b["child_uuids"])] for b in found["branches"]],
+                     max_width=120))
+    if found["subagents"]:
+        print("\nsubagents")
+        print(render(["TOOL CALL", "AGENT", "MSGS", "SECONDS", "TOKENS", "COST"],
+                     [[a["tool_use_id"], a["agent_id"], a["messages"],
+                       f"{a['duration_seconds']:.1f}", f"{a['tokens']:,}",
+                       f"{a['cost_usd']:.2f}"] for a in found["subagents"]],
+                     right=[2, 3, 4, 5]))
+    if found["compactions"]:
+        print("\ncompactions")
+        print(render(["AT", "TRIGGER", "TOKENS BEFORE", "CONTINUES FROM"],
+                     [[_when(c["timestamp"]), c["trigger"], f"{c['pre_tokens']:,}",
+                       c["logical_parent_uuid"]] for c in found["compactions"]], right=[2]))
+    if args.tree:
+        print("\nreply tree (indent = depth; ~ inferred parent)")
+        depth: dict[str, int] = {}
+        for n in nodes:
+            d = depth.get(n["parent_uuid"], -1) + 1 if n["parent_uuid"] else 0
+            if n["uuid"]:
+                depth[n["uuid"]] = d
+            mark = "~" if n["parent_source"] == "inferred" else " "
+            label = n["type"] + (f"/{n['role']}" if n["role"] and n["role"] != n["type"] else "")
+            print(f"{mark}{'  ' * min(d, 40)}{label}: {' '.join(n['excerpt'].split())[:80]}")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from threadline.tables import render
+
+    found = _session_view(args, "analyze", "analysis")
+    if found is None:
+        return 2
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    s = found["summary"]
+    prompts = s.get("prompts", 0)
+    responses = s.get("responses", 0)
+    print(f"session {s['session_id']}: {s.get('messages', 0)} records, {prompts} prompts, "
+          f"{s.get('assistant_messages', 0)} assistant records, {s.get('segments', 0)} segments")
+    print(f"  {_when(s.get('first_timestamp', ''))} .. {_when(s.get('last_timestamp', ''))}; "
+          f"interruptions {s.get('interruptions', 0)}"
+          + (f" ({s['interruptions'] / prompts:.0%} of prompts)" if prompts else "")
+          + (f"; mean response {s['response_seconds_sum'] / responses:.1f} s"
+             if responses else "")
+          + (f"; mean sentiment {s['sentiment_sum'] / prompts:+.2f}" if prompts else "")
+          + f"; branches {s.get('branches', 0)}, compactions {s.get('compactions', 0)}, "
+            f"subagents {s.get('subagents', 0)}")
+    if found["intents"]:
+        print("  intents: " + ", ".join(f"{k} {v}" for k, v in found["intents"].items()))
+    print("\nsegments")
+    print(render(["#", "MSGS", "PROMPTS", "BOUNDARY", "SCORE", "COHERENCE", "TITLE", "KEYWORDS"],
+                 [[g["index"], g["message_count"], g["prompt_count"], g["boundary_reason"],
+                   f"{g['boundary_score']:.2f}", f"{g['coherence']:.2f}", g["title"],
+                   ", ".join(g["keywords"][:5])] for g in found["segments"]],
+                 right=[0, 1, 2, 4, 5], max_width=50))
+    print("\nprompts")
+    print(render(["AT", "SEG", "INTENT", "CONF", "SENTIMENT", "URGENCY", "CLARITY", "GRADE",
+                  "SIM", "PROMPT"],
+                 [[_when(t["timestamp"]), t["segment_index"], t["intent"],
+                   f"{t['intent_confidence']:.2f}", f"{t['sentiment']:+.2f}",
+                   f"{t['urgency']:.2f}", f"{t['clarity']:.2f}", f"{t['complexity']:.1f}",
+                   f"{t['similarity_previous']:.2f}", t["excerpt"]] for t in found["turns"]],
+                 right=[1, 3, 4, 5, 6, 7, 8], max_width=60))
+    linked = [r for r in found["relationships"]
+              if r["kind"] in ("reference", "topic_follow_up")]
+    if linked:
+        print("\nreferences and follow-ups")
+        print(render(["KIND", "FROM", "TO", "CONF", "EVIDENCE"],
+                     [[r["kind"], r["source_key"], r["target_key"], f"{r['confidence']:.2f}",
+                       r["evidence"]] for r in linked], right=[3]))
+    return 0
+
+
+def cmd_eval_threading(args: argparse.Namespace) -> int:
+    from threadline import thread_eval
+
+    paths = [Path(p).expanduser().resolve() for p in args.paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(f"threadline eval: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    scores = thread_eval.evaluate(paths)
+    if args.json:
+        print(json.dumps(thread_eval.as_json(scores), indent=2))
+    else:
+        print("reply-tree inference: parent links removed, imported, thread parents compared")
+        print(thread_eval.table(scores))
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -481,6 +726,22 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--json", action="store_true", help="a JSON list, one object a period")
     usage.set_defaults(func=cmd_usage)
 
+    tools = sub.add_parser("tools", help="tool usage: errors, latency, retries, sequences, "
+                                         "loops, edit churn, subagents, recommendations")
+    db_flag(tools)
+    tools.add_argument("--project", help="only this project key")
+    tools.add_argument("--session", help="only this session")
+    tools.add_argument("--since", help="first date, YYYY-MM-DD (inclusive)")
+    tools.add_argument("--until", help="last date, YYYY-MM-DD (inclusive)")
+    tools.add_argument("--timezone", help="IANA time zone of the dates and the hour/weekday "
+                                          "patterns (default UTC)")
+    tools.add_argument("--by", default="tool", choices=["tool", "session", "project"],
+                       help="rows per tool (default), or per tool within each session or "
+                            "project")
+    tools.add_argument("--json", action="store_true", help="the whole report as one JSON "
+                                                           "object")
+    tools.set_defaults(func=cmd_tools)
+
     errors = sub.add_parser("errors", help="list the lines that could not become records")
     db_flag(errors)
     errors.add_argument("--json", action="store_true", help="a JSON list of objects")
@@ -511,6 +772,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     cfg = sub.add_parser("config", help="list every setting with its variable and default")
     cfg.set_defaults(func=cmd_config)
+
+    threads = sub.add_parser("threads", help="a session's structure: segments, branches, "
+                                              "subagents, compactions, the reply tree")
+    threads.add_argument("session")
+    db_flag(threads)
+    threads.add_argument("--tree", action="store_true", help="also print the reply tree")
+    threads.add_argument("--json", action="store_true")
+    threads.set_defaults(func=cmd_threads)
+
+    analyze = sub.add_parser("analyze", help="a session's analysis: intents, sentiment, "
+                                             "segments, references, engagement")
+    analyze.add_argument("session")
+    db_flag(analyze)
+    analyze.add_argument("--json", action="store_true")
+    analyze.set_defaults(func=cmd_analyze)
+
+    ev = sub.add_parser("eval", help="measure threadline on your own transcripts")
+    ev_sub = ev.add_subparsers(dest="evaluation", required=True)
+    ev_threads = ev_sub.add_parser(
+        "threading", help="remove Claude Code's parent links, import, and score the inferred "
+                          "reply tree per folder")
+    ev_threads.add_argument("paths", nargs="+", metavar="PATH",
+                            help="transcript files or folders (read, never changed)")
+    ev_threads.add_argument("--json", action="store_true")
+    ev_threads.set_defaults(func=cmd_eval_threading)
     return parser
 
 

@@ -93,6 +93,8 @@ class SessionChanges:
 
     session_id: str
     segments: dict[int, Segment] = field(default_factory=dict)
+    # Indices of segments merged into the one before them, in order (applied first).
+    merged: list[int] = field(default_factory=list)
     turns: list[Turn] = field(default_factory=list)
     relationships: list[Relationship] = field(default_factory=list)
     summary: SessionSummary | None = None
@@ -124,3 +126,6 @@ class ToolFact:
     # The next real user prompt after the result, when there is one before the next call.
     reaction_intent: str = ""
     reaction_sentiment: float | None = None
+    # Who asked for the call: "" for the main conversation, else the subagent's agentId
+    # ("sidechain" for an inline 1.0.x subagent); each caller is its own run of calls.
+    caller: str = ""

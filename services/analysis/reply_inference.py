@@ -125,8 +125,12 @@ class ReplyThreader:
         self._seen_uuid = False
         self._after_boundary = False
 
-    def step(self, rec: Record) -> tuple[str, str]:
-        if not rec.uuid:
+    def step(self, rec: Record, ident: str | None = None) -> tuple[str, str]:
+        """The parent of `rec` and the rule that chose it. `ident` is the record's identity in
+        the tree (default: its uuid; "" means it is not a node, rule 1)."""
+        if ident is None:
+            ident = rec.uuid
+        if not ident:
             return "", NONE
         tips = self._tips
         parent = tips[self._active]
@@ -156,11 +160,11 @@ class ReplyThreader:
         self._after_boundary = rec.type == "system" and rec.subtype == "compact_boundary"
         if chain not in tips:
             chain = 0
-        tips[chain] = rec.uuid
+        tips[chain] = ident
         self._active = chain
         for block in rec.content:
             if block.kind == "tool_use" and block.tool_use_id:
-                self._uses[block.tool_use_id] = (rec.uuid, chain)
+                self._uses[block.tool_use_id] = (ident, chain)
         _trim(self._uses, MAX_REMEMBERED_USES)
         prompt = _agent_prompt(rec)
         if prompt:

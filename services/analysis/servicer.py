@@ -1,21 +1,34 @@
-"""AnalysisService: batches in from ingest, normalised batches out to the store, acks back.
+"""AnalysisService: batches in from ingest, analysed batches out to the store, acks back.
 
-The servicer only maps protobuf to the plain values `normalize` works on. Each Process stream
-opens its own Write stream to the store and relays the store's acknowledgements: analysis
-holds nothing that is not yet durable, so when either side breaks, the stream ends with
-UNAVAILABLE and ingest resends every unacknowledged batch.
+The servicer only maps protobuf to the plain values `normalize` and the `Analyser` work on.
+Each Process stream opens its own Write stream to the store and relays the store's
+acknowledgements: analysis holds nothing that is not yet durable, so when either side breaks,
+the stream ends with UNAVAILABLE and ingest resends every unacknowledged batch. The analysis
+state is dropped then too and rebuilt from what the store committed, so a resent batch is
+analysed exactly once (services/analysis/sessions.py).
+
+Analysis runs in one worker thread (in batch order): it may read the database to rebuild a
+session, which must not block the event loop relaying acknowledgements.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+from google.protobuf import json_format
 
-from services.analysis import normalize
+from services.analysis import normalize, tool_patterns, tool_wire, views, wire
+from services.analysis.context import analyse_prompt
+from services.analysis.model import SessionChanges
+from services.analysis.sessions import Analyser
+from services.analysis.store_access import StoreReader
+from services.store import tool_facts
+from services.store.errors import StoreError
 from threadline import convert, telemetry
-from threadline.v1 import analysis_pb2_grpc, common_pb2, store_pb2_grpc
+from threadline.v1 import analysis_pb2, analysis_pb2_grpc, common_pb2, store_pb2_grpc
 
 log = logging.getLogger(__name__)
 _tracer = telemetry.tracer("analysis")
@@ -23,9 +36,116 @@ TOOL_USE = common_pb2.BLOCK_KIND_TOOL_USE
 TOOL_RESULT = common_pb2.BLOCK_KIND_TOOL_RESULT
 
 
+def _fold(total: SessionChanges, later: SessionChanges) -> None:
+    """Add what a later chunk changed in a session to what earlier chunks of the batch did."""
+    for index in later.merged:
+        total.segments.pop(index, None)
+        total.merged.append(index)
+        for turn in total.turns:
+            if turn.segment_index == index:
+                turn.segment_index = index - 1
+    total.segments.update(later.segments)
+    total.turns.extend(later.turns)
+    total.relationships.extend(later.relationships)
+    total.summary = later.summary
+    total.thread_changed |= later.thread_changed
+
+
+def tool_report(conn, project: str, session: str, since: str, until: str, timezone: str,
+                by: str):
+    """The tool-usage report for a filter (what `threadline tools` prints)."""
+    zone = timezone or "UTC"
+    facts = tool_facts.tool_facts(conn, project_key=project, session_id=session, since=since,
+                                  until=until, timezone=zone)
+    return tool_patterns.summarise(facts, by=by, timezone=zone)
+
+
 class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
-    def __init__(self, store: store_pb2_grpc.StoreServiceStub):
+    def __init__(self, store: store_pb2_grpc.StoreServiceStub, reader: StoreReader,
+                 analyse: bool = True):
         self._store = store
+        self._analyse = analyse
+        self._reader = reader
+        self.analyser = Analyser(reader.session_records, reader.file_records,
+                                 reader.stored_keys)
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
+        self._queries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="analysis-query")
+        # The readability measure loads its pronunciation dictionary on first use (1-3 s):
+        # pay that now, not on the first live prompt.
+        self._worker.submit(analyse_prompt, "Warm up: how are prompts analysed?")
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True, cancel_futures=True)
+        self._queries.shutdown(wait=True, cancel_futures=True)
+        self._reader.close()
+
+    # --- queries: read the store's database in a thread, answer with the views' dicts -------
+
+    async def _query(self, fn, *args):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._queries, lambda: self._reader.run(fn, *args, default=None))
+
+    async def _session_view(self, fn, session_id: str, response, context):
+        if not session_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "session_id is required")
+        found = await self._query(fn, session_id)
+        if found is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {session_id!r}")
+        return json_format.ParseDict(found, response, ignore_unknown_fields=True)
+
+    async def GetThreads(self, request, context):
+        return await self._session_view(views.threads, request.session_id,
+                                        analysis_pb2.GetThreadsResponse(), context)
+
+    async def GetSessionAnalysis(self, request, context):
+        return await self._session_view(views.analysis, request.session_id,
+                                        analysis_pb2.SessionAnalysis(), context)
+
+    async def _tool_report(self, request, context):
+        try:
+            report = await self._query(tool_report, request.project_key, request.session_id,
+                                       request.since, request.until, request.timezone,
+                                       request.by or "tool")
+        except (ValueError, StoreError) as exc:  # a bad date, time zone or grouping
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if report is None:
+            report = tool_patterns.summarise([], by=request.by or "tool",
+                                             timezone=request.timezone or "UTC")
+        return report
+
+    async def GetToolStats(self, request, context):
+        return tool_wire.report_to_pb(await self._tool_report(request, context))
+
+    async def GetRecommendations(self, request, context):
+        report = await self._tool_report(request, context)
+        return tool_wire.recommendations_to_pb(report.recommendations)
+
+    def analyse(self, batch: common_pb2.Batch) -> common_pb2.Batch:
+        """Normalise, then thread and analyse each chunk's records, in place."""
+        self.normalise(batch)
+        if not self._analyse:
+            return batch
+        updates: dict[str, SessionChanges] = {}
+        for chunk in batch.chunks:
+            if not chunk.messages:
+                continue
+            records = [convert.message_from_pb(m) for m in chunk.messages]
+            links, changes = self.analyser.process(records)
+            for m, thread in zip(chunk.messages, links, strict=True):
+                if thread.source:
+                    m.thread_parent_uuid = thread.parent_uuid
+                    m.thread_parent_source = thread.source
+                    m.thread_relation = thread.relation
+                    m.thread_confidence = thread.confidence
+            for session_id, change in changes.items():
+                total = updates.get(session_id)
+                if total is None:
+                    updates[session_id] = change
+                else:
+                    _fold(total, change)
+        batch.analysis.extend(wire.update_to_pb(c) for c in updates.values())
+        return batch
 
     def normalise(self, batch: common_pb2.Batch) -> common_pb2.Batch:
         """Fill in keys and session ids and collect tool calls, in place."""
@@ -49,12 +169,13 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
 
     async def Process(self, request_iterator, context: grpc.aio.ServicerContext):
         call = self._store.Write()
+        loop = asyncio.get_running_loop()
 
         async def forward() -> None:
             async for batch in request_iterator:
                 with telemetry.span_from(_tracer, "analysis.batch", batch.trace_context,
                                          batch_id=batch.batch_id):
-                    self.normalise(batch)
+                    await loop.run_in_executor(self._worker, self.analyse, batch)
                     batch.trace_context.clear()
                     telemetry.inject(batch.trace_context)
                 await call.write(batch)
@@ -68,13 +189,21 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
                 call.cancel()
 
         forwarding.add_done_callback(stop_relay_if_failed)
+        completed = False
         try:
             async for ack in call:
                 yield ack
             await forwarding
+            completed = True
         except grpc.aio.AioRpcError as exc:
             log.warning("store stream ended: %s", exc.code())
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"store unavailable: {exc.details()}")
         finally:
             forwarding.cancel()
             call.cancel()
+            if not completed:
+                # Unacknowledged batches will be resent: forget what they taught us.
+                try:
+                    self._worker.submit(self.analyser.reset)
+                except RuntimeError:  # shutting down: the state goes with the process
+                    pass

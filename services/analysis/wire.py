@@ -49,8 +49,10 @@ def summary_to_pb(s: SessionSummary) -> apb.SessionSummary:
 
 
 def update_to_pb(c: SessionChanges) -> apb.AnalysisUpdate:
+    merged = [apb.Segment(session_id=c.session_id, index=i, merged=True) for i in c.merged]
     out = apb.AnalysisUpdate(
-        session_id=c.session_id, segments=[segment_to_pb(g) for g in c.segments.values()],
+        session_id=c.session_id,
+        segments=merged + [segment_to_pb(g) for g in c.segments.values()],
         turns=[turn_to_pb(t) for t in c.turns],
         relationships=[relationship_to_pb(r) for r in c.relationships],
         thread_changed=c.thread_changed)

@@ -6,12 +6,12 @@ old data without the original files: `reparse(db_path)` reads each stored line a
 from it exactly as a fresh import would store it, because it builds rows with the same code
 (`convert.message_to_pb`, then `rows.message_row`).
 
-Kept as stored: `seq`, `key`, `raw`, the source position, `session_id` and `project_key`.
-These came from the line's context (its file, the records before it, analysis), not from the
-line. Derived again: every other message column; the tool calls named by messages whose
-content or timestamp changed (each such call is rebuilt from every stored message naming it,
-in sequence order, as the store's upserts built it); each session's and project's cwd,
-branch, version, format, time span and message count.
+Kept as stored: `seq`, `key`, `raw`, the source position, `session_id`, `project_key` and
+the thread columns. These came from the line's context (its file, the records before it,
+analysis), not from the line. Derived again: every other message column; the tool calls
+named by messages whose content or timestamp changed (each such call is rebuilt from every
+stored message naming it, in sequence order, as the store's upserts built it); each
+session's and project's cwd, branch, version, format, time span and message count.
 
 A stored line that the current parser rejects outright keeps its row unchanged and is
 reported: deleting a message is not this command's call. Parse errors are not revisited:
@@ -49,7 +49,10 @@ from threadline.records import LineError, Position, Record, ToolCall
 
 # Columns that hold the line's context rather than what the parser read from the line.
 KEPT = frozenset({"seq", "key", "raw", "source_path", "source_byte_offset",
-                  "source_line_number", "source_byte_length", "session_id", "project_key"})
+                  "source_line_number", "source_byte_length", "session_id", "project_key",
+                  # threadline's reply tree: set by analysis from the file's order.
+                  "thread_parent_uuid", "thread_parent_source", "thread_relation",
+                  "thread_confidence"})
 DERIVED = tuple(c.name for c in schema.messages.c if c.name not in KEPT)
 # Rows read at a time: raw lines can be large (images), so keep a page modest.
 PAGE = 200

@@ -537,13 +537,18 @@ _UPSERT_SUMMARY = text(
 
 
 def write_analysis(conn: Connection, update: dict) -> None:
-    """Segments are replaced whole (a merged one is deleted), turns and relationships are
-    final once written (INSERT OR IGNORE keeps a resent batch idempotent)."""
+    """Merges first: a segment merged into the one before it is deleted and its turns move
+    there (the next segment then takes over its index). Then segments are replaced whole;
+    turns and relationships are final once written (INSERT OR IGNORE keeps a resent batch
+    idempotent)."""
+    sg, t = schema.segments, schema.turns
+    session = update["session_id"]
+    for index in update["merged"]:
+        conn.execute(t.update().where(t.c.session_id == session, t.c.segment_index == index)
+                     .values(segment_index=index - 1))
+        conn.execute(sg.delete().where(sg.c.session_id == session, sg.c.idx == index))
     if update["segments"]:
         conn.exec_driver_sql(_UPSERT_SEGMENT, update["segments"])
-    for index in update["merged"]:
-        conn.execute(schema.segments.delete().where(
-            schema.segments.c.session_id == update["session_id"], schema.segments.c.idx == index))
     if update["turns"]:
         conn.exec_driver_sql(_INSERT_TURN, update["turns"])
     if update["relationships"]:

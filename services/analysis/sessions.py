@@ -1,0 +1,293 @@
+"""Incremental threading and analysis of sessions, record by record, with bounded state.
+
+`Analyser.process(records)` takes one source file's new records in file order and returns
+each record's thread link (thread_links.py) and, per session, what the records changed
+(`SessionChanges`: segments, turn figures, relationships, the summary). The work per record
+does not depend on how long its session already is: everything kept per session is a fixed
+number of counters, the segment tracker's and relationship finder's bounded windows, and
+capped tables.
+
+State is a cache. At most `max_sessions` sessions and `max_files` files are held (least
+recently used go first); a session or file not in memory is rebuilt from what the store
+holds, through the loaders given to the Analyser: a file's threader replays the file's
+stored records, a session's analysis replays the session's stored records. `reset()` drops
+everything, which is what the service does when a stream breaks: batches that may be resent
+are then analysed from what the store actually committed, never twice.
+
+Records already stored (a resumed session's file replays its history with the same uuids;
+a batch resent after a lost acknowledgement) are threaded, so the file's chain stays right,
+but not analysed again; `known_keys` says which ones those are.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.analysis.context import analyse_prompt
+from services.analysis.model import SessionChanges, SessionSummary, Turn
+from services.analysis.prompts import prompt_text
+from services.analysis.relationships import RelationshipFinder
+from services.analysis.reply_inference import NONE, ReplyThreader
+from services.analysis.segments import SegmentTracker
+from services.analysis.thread_links import ThreadLink, link, node_id
+from threadline.records import Record
+
+MAX_SESSIONS = 256
+MAX_FILES = 1024
+# Parents remembered per session for branch detection (a rewind goes back a few turns).
+MAX_PARENTS = 2048
+MAX_SUBAGENTS = 1024
+# A prompt with no assistant reply within this long is not counted as answered late.
+MAX_RESPONSE_SECONDS = 6 * 3600.0
+EXCERPT_CHARS = 200
+# The previous assistant text handed to intent classification (its end is what matters).
+ASSISTANT_TAIL_CHARS = 1000
+INTERRUPTION = "interruption"
+
+# Loaders: stored records of a session (with their stored links) in store order; stored
+# records of one file in one session, in file order; which of these keys are stored.
+SessionLoader = Callable[[str], Iterable[tuple[Record, ThreadLink]]]
+FileLoader = Callable[[str, str], Sequence[Record]]
+KeyLookup = Callable[[Sequence[str]], set[str]]
+
+
+def _time(ts: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(ts) if ts else None
+    except ValueError:
+        return None
+
+
+@dataclass(slots=True)
+class FileState:
+    threader: ReplyThreader = field(default_factory=ReplyThreader)
+    # Byte offset after the last record threaded: anything before it was threaded already.
+    offset: int = 0
+    session_id: str = ""
+
+
+class SessionState:
+    """One session's incremental analysis."""
+
+    def __init__(self, session_id: str, project_key: str):
+        self.summary = SessionSummary(session_id, project_key)
+        self.segments = SegmentTracker(session_id)
+        self.relations = RelationshipFinder(session_id)
+        self.previous_prompt = ""
+        self.previous_assistant = ""
+        self._waiting_since: datetime | None = None
+        # parent uuid -> timestamp of its first child, and whether a branch was counted.
+        self._children: OrderedDict[str, tuple[str, bool]] = OrderedDict()
+        self._agents: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, rec: Record, thread: ThreadLink, changes: SessionChanges) -> None:
+        s = self.summary
+        s.messages += 1
+        if rec.timestamp:
+            if not s.first_timestamp or rec.timestamp < s.first_timestamp:
+                s.first_timestamp = rec.timestamp
+            if rec.timestamp > s.last_timestamp:
+                s.last_timestamp = rec.timestamp
+        if thread.rule != NONE:
+            changes.thread_changed = True
+        self._structure(rec, thread, changes)
+        if rec.is_sidechain or rec.agent_id:
+            return  # subagents' records count for the session, not for its topics and turns
+
+        prompt = prompt_text(rec)
+        analysis = None
+        if prompt is not None:
+            analysis = analyse_prompt(prompt, self.previous_prompt, self.previous_assistant)
+            self.previous_prompt = prompt
+            s.prompts += 1
+            s.sentiment_sum += analysis.sentiment
+            if analysis.intent == INTERRUPTION:
+                s.interruptions += 1
+            else:
+                self._waiting_since = _time(rec.timestamp)
+            if thread.parent_uuid:
+                self._branch(thread.parent_uuid, rec.timestamp, changes)
+        elif rec.role == "assistant":
+            s.assistant_messages += 1
+            if rec.text:
+                self.previous_assistant = rec.text[-ASSISTANT_TAIL_CHARS:]
+            self._answered(rec.timestamp)
+
+        for segment in self.segments.add(rec, prompt, analysis):
+            if not segment.merged:
+                changes.segments[segment.index] = segment
+                continue
+            # Merged into the segment before it; the next segment takes over its index. Its
+            # turns move to the one it joined (the store moves those of earlier batches).
+            changes.segments.pop(segment.index, None)
+            changes.merged.append(segment.index)
+            for turn in changes.turns:
+                if turn.segment_index == segment.index:
+                    turn.segment_index = segment.index - 1
+        index = self.segments.current_index
+        s.segments = index + 1  # indices stay consecutive through merges
+        changes.relationships.extend(self.relations.add(rec, prompt, analysis, index,
+                                                        self.segments.current_start_key))
+        if analysis is not None:
+            changes.turns.append(Turn(rec.key, s.session_id, rec.timestamp, analysis, index,
+                                      prompt[:EXCERPT_CHARS]))
+
+    def _structure(self, rec: Record, thread: ThreadLink, changes: SessionChanges) -> None:
+        if (rec.type == "system" and rec.subtype == "compact_boundary") or (
+                rec.subtype == "compact_summary" and not thread.parent_uuid):
+            self.summary.compactions += 1
+        for block in rec.content:
+            agent = block.agent_id
+            if block.kind == "tool_result" and agent and agent not in self._agents:
+                self._agents[agent] = None
+                if len(self._agents) > MAX_SUBAGENTS:
+                    self._agents.popitem(last=False)
+                self.summary.subagents += 1
+
+    def _branch(self, parent: str, timestamp: str, changes: SessionChanges) -> None:
+        """A typed prompt under a parent that already has a child written at another time is
+        a real alternative (a rewind or an edited prompt), not a parallel tool result or a
+        progress side line (format notes, section 5)."""
+        seen = self._children.get(parent)
+        if seen is None:
+            self._children[parent] = (timestamp, False)
+            if len(self._children) > MAX_PARENTS:
+                self._children.popitem(last=False)
+        elif not seen[1] and seen[0] != timestamp:
+            self._children[parent] = (seen[0], True)
+            self.summary.branches += 1
+            changes.thread_changed = True
+
+    def note_child(self, parent: str, timestamp: str) -> None:
+        """Any child of a parent, so a later typed prompt under it is seen as a branch."""
+        if parent and parent not in self._children:
+            self._children[parent] = (timestamp, False)
+            if len(self._children) > MAX_PARENTS:
+                self._children.popitem(last=False)
+
+    def _answered(self, timestamp: str) -> None:
+        if self._waiting_since is None:
+            return
+        at = _time(timestamp)
+        if at is None:
+            return
+        try:
+            seconds = (at - self._waiting_since).total_seconds()
+        except TypeError:  # one timestamp with a zone, the other without
+            seconds = -1.0
+        self._waiting_since = None
+        if 0 <= seconds <= MAX_RESPONSE_SECONDS:
+            self.summary.response_seconds_sum += seconds
+            self.summary.responses += 1
+
+
+class Analyser:
+    def __init__(self, load_session: SessionLoader | None = None,
+                 load_file: FileLoader | None = None, known_keys: KeyLookup | None = None,
+                 max_sessions: int = MAX_SESSIONS, max_files: int = MAX_FILES):
+        self._load_session = load_session
+        self._load_file = load_file
+        self._known_keys = known_keys
+        self._sessions: OrderedDict[str, SessionState] = OrderedDict()
+        self._files: OrderedDict[str, FileState] = OrderedDict()
+        self._max_sessions = max(1, max_sessions)
+        self._max_files = max(1, max_files)
+        # Keys analysed but maybe not committed yet (the store lookup cannot see them).
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self.rebuilds = 0
+
+    def reset(self) -> None:
+        self._sessions.clear()
+        self._files.clear()
+        self._recent.clear()
+
+    def held(self) -> tuple[int, int]:
+        """Sessions and files in memory."""
+        return len(self._sessions), len(self._files)
+
+    def process(self, records: Sequence[Record]) -> tuple[list[ThreadLink],
+                                                          dict[str, SessionChanges]]:
+        """Thread and analyse one file's new records (in file order)."""
+        links: list[ThreadLink] = []
+        changes: dict[str, SessionChanges] = {}
+        if not records:
+            return links, changes
+        stored = self._stored([r.key for r in records if r.key])
+        for rec in records:
+            state = self._file(rec.source.path, rec.session_id)
+            if rec.source.byte_offset < state.offset:
+                links.append(ThreadLink())  # threaded before; the store holds it already
+                continue
+            thread = link(rec, state.threader)
+            state.offset = rec.source.byte_offset + max(rec.source.byte_length, 1)
+            links.append(thread)
+            previous_session, state.session_id = state.session_id, rec.session_id
+            if rec.key in stored or rec.key in self._recent:
+                continue
+            self._remember(rec.key)
+            session = self._session(rec.session_id, rec.project_key)
+            change = changes.get(rec.session_id)
+            if change is None:
+                change = changes[rec.session_id] = SessionChanges(rec.session_id)
+            if (previous_session and previous_session != rec.session_id
+                    and not session.summary.resumed_from):
+                session.summary.resumed_from = previous_session
+                change.thread_changed = True
+            session.add(rec, thread, change)
+            if thread.parent_uuid:
+                session.note_child(thread.parent_uuid, rec.timestamp)
+        for session_id, change in changes.items():
+            change.summary = self._sessions[session_id].summary
+        return links, changes
+
+    def _stored(self, keys: list[str]) -> set[str]:
+        if self._known_keys is None or not keys:
+            return set()
+        return self._known_keys(keys)
+
+    def _remember(self, key: str) -> None:
+        self._recent[key] = None
+        if len(self._recent) > 4 * 4096:
+            self._recent.popitem(last=False)
+
+    def _file(self, path: str, session_id: str) -> FileState:
+        state = self._files.get(path)
+        if state is not None:
+            self._files.move_to_end(path)
+            return state
+        state = FileState()
+        if self._load_file is not None:
+            for rec in self._load_file(path, session_id):
+                state.threader.step(rec, node_id(rec))
+                state.offset = rec.source.byte_offset + max(rec.source.byte_length, 1)
+                state.session_id = rec.session_id
+        self._files[path] = state
+        if len(self._files) > self._max_files:
+            self._files.popitem(last=False)
+        return state
+
+    def _session(self, session_id: str, project_key: str) -> SessionState:
+        state = self._sessions.get(session_id)
+        if state is not None:
+            self._sessions.move_to_end(session_id)
+            return state
+        state = SessionState(session_id, project_key)
+        if self._load_session is not None:
+            scratch = SessionChanges(session_id)
+            replayed = False
+            for rec, thread in self._load_session(session_id):
+                state.add(rec, thread, scratch)
+                if thread.parent_uuid:
+                    state.note_child(thread.parent_uuid, rec.timestamp)
+                replayed = True
+            self.rebuilds += replayed
+        self._sessions[session_id] = state
+        if len(self._sessions) > self._max_sessions:
+            self._sessions.popitem(last=False)
+        return state
+
+
+__all__ = ["Analyser", "FileState", "SessionState"]
