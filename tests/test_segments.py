@@ -316,23 +316,27 @@ def test_counts_keys_timestamps_and_keywords():
     assert any("uploader" in k.lower() or "retries" in k.lower() for k in first.keywords)
 
 
-def test_keywords_of_the_open_segment_are_computed_every_few_prompts(monkeypatch):
-    calls = []
-    real = segments.textmeasures.keywords
-
-    def counted(texts, top=8):
-        calls.append(1)
-        return real(texts, top)
-
-    monkeypatch.setattr(segments.textmeasures, "keywords", counted)
+def test_keywords_of_the_open_segment_follow_its_prompts():
     run = Run()
-    for n in range(120):
+    for n in range(30):
         run.ask(f"tune the cache eviction policy variant {n}", pause=10)
-    # At the first prompt (record 1), then when KEYWORDS_EVERY more prompts came and
-    # KEYWORDS_MIN_RECORDS records went by: records 101 and 201 (not per message).
-    assert len(run.records) == 240
-    assert len(calls) == 3
-    assert run.segments[0].keywords
+    assert {"cache", "eviction"} <= set(run.segments[0].keywords[:4])
+
+
+def test_keywords_rank_what_sets_a_segment_apart_from_the_others():
+    """TF-IDF against the session's other segments: a word every segment uses ranks below
+    the words only this segment uses, even when it is more frequent."""
+    run = Run()
+    for n in range(4):
+        run.ask(f"python sqlite writer batch commit speed {n}", pause=60)
+    run.ask("new topic: python nginx logrotate rotation python config", pause=60)
+    for n in range(3):
+        run.ask(f"python nginx logrotate rotation again {n}", pause=60)
+    run.ask("unrelated: write the release notes", pause=60)
+    second = run.segments[1]
+    assert second.boundary_reason.startswith("explicit_switch")
+    assert "nginx" in second.keywords[:3]
+    assert second.keywords.index("python") > second.keywords.index("nginx")
 
 
 # --- bounded state and replay --------------------------------------------------------------
@@ -389,14 +393,17 @@ def test_state_stays_bounded_over_twenty_thousand_records(switch_every):
     else:
         assert tracker.current_index == 0
     (t7, f7), (t21, f21) = sizes[7_000], sizes[21_000]
-    # Flat: no more than a term vector's pruning swing (it is cut back to TERMS_CAP terms
-    # when it passes twice that) between 7,000 and 21,000 records ...
-    assert t21 <= t7 + 2 * segments.TERMS_CAP and f21 <= f7 + 2 * relationships.FOLLOW_TERMS_CAP
+    # Flat: no more than the pruning swing of a term vector (cut back to TERMS_CAP terms when
+    # it passes twice that) and of the document frequencies (likewise with DF_CAP) between
+    # 7,000 and 21,000 records ...
+    assert t21 <= t7 + 2 * segments.TERMS_CAP + 2 * segments.DF_CAP
+    assert f21 <= f7 + 2 * relationships.FOLLOW_TERMS_CAP
     # ... and below what the caps allow: two segments' terms, working sets and samples, the
     # pause window and the turn; the mention map (key + (message, number) per entry) and
     # the closed segments' terms.
     per_segment = 2 * segments.TERMS_CAP + segments.WS_SEGMENT_CAP + 40
-    assert t21 <= 2 * per_segment + segments.GAP_WINDOW + segments.WS_TURN_CAP
+    assert t21 <= (2 * per_segment + segments.GAP_WINDOW + segments.WS_TURN_CAP
+                   + 2 * segments.DF_CAP)
     assert f21 <= 3 * relationships.MENTION_CAP + 20 + (relationships.FOLLOW_SEGMENTS + 1) * (
         2 * relationships.FOLLOW_TERMS_CAP + 5)
     state = tracker.state_sizes()
@@ -404,7 +411,7 @@ def test_state_stays_bounded_over_twenty_thousand_records(switch_every):
     assert state["turn"] <= segments.WS_TURN_CAP
     assert state["current.working"] <= segments.WS_SEGMENT_CAP
     assert state["current.terms"] <= 2 * segments.TERMS_CAP
-    assert state["current.sample_chars"] <= 4200
+    assert state["frequency"] <= 2 * segments.DF_CAP
     assert finder.state_sizes()["mentions"] <= 3000
 
 

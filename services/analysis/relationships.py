@@ -44,6 +44,10 @@ from threadline.records import Record
 REFERENCE_WINDOW = 500
 MENTION_CAP = 3000
 MENTION_TEXT_CHARS = 3000
+# Of what is not a prompt (assistant text, tool output), only the start is indexed: names
+# worth pointing back to come early, and scanning long outputs was most of the cost.
+RECORD_SCAN_CHARS = 800
+TOOL_OUTPUT_SCAN_CHARS = 300
 MENTIONS_PER_RECORD = 60
 PROMPT_TOKENS = 40
 MAX_REFERENCES = 3
@@ -193,9 +197,9 @@ def _tool_text(rec: Record) -> str:
             except orjson.JSONDecodeError:
                 continue
             if isinstance(data, dict):
-                parts.extend(v[:500] for v in data.values() if isinstance(v, str))
+                parts.extend(v[:300] for v in data.values() if isinstance(v, str))
         elif block.kind == "tool_result" and block.text:
-            parts.append(block.text[:1000])
+            parts.append(block.text[:TOOL_OUTPUT_SCAN_CHARS])
     return "\n".join(parts)
 
 
@@ -305,7 +309,7 @@ class RelationshipFinder:
                 latest["error"] = (key, seq)
             text = prompt
         else:
-            text = rec.text if rec.role in ("assistant", "user", "tool") else ""
+            text = rec.text[:RECORD_SCAN_CHARS] if rec.role in ("assistant", "user", "tool") else ""
             if rec.role == "assistant" and rec.text:
                 latest["answer"] = (key, seq)
             tools = _tool_text(rec)

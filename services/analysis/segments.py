@@ -3,7 +3,7 @@
 `SegmentTracker` (one per session) is fed every record of the session in arrival order, with
 the real user prompt's text and figures when the record is one. It keeps only fixed-size
 state: the open segment, the one closed before it (so a short segment can still be merged
-into it), a window of recent pauses and capped term, text and working-set samples. Nothing
+into it), a window of recent pauses and capped term and working-set samples. Nothing
 depends on the wall clock or on hashing order, so replaying the stored records rebuilds the
 same segments (the service does that after evicting a session).
 
@@ -45,9 +45,10 @@ else) or its words are like the segment before it (cosine of the term vectors at
 
 Each segment's title is its first typed prompt (not a command or interruption; a command's
 `/name args` stands in until one comes), cut to `TITLE_CHARS` on a word boundary. Keywords
-are YAKE's over a bounded sample (the first prompts, the latest prompts, the start of the
-latest assistant texts), computed when a segment closes or is extended by a merge and, for
-the open segment, on the schedule of `KEYWORDS_EVERY`. Coherence is the mean
+are the segment's terms (its prompts' and the start of its assistant texts', prompts
+weighted double) ranked by TF-IDF against the session's other segments, refreshed at each
+prompt, every `KEYWORDS_REPLIES` assistant texts, and when a segment closes or is extended
+by a merge. Coherence is the mean
 `similarity_previous` of the segment's prompts after its first (the first one's is with the
 segment before); 1.0 with fewer than two prompts.
 """
@@ -133,25 +134,18 @@ _SWITCHES: tuple[tuple[re.Pattern[str], float], ...] = tuple(
 
 # --- keywords, terms, titles -------------------------------------------------------------
 KEYWORDS_TOP = 8
-# The open segment's keywords are computed at its first typed prompt, then again after this
-# many more prompts (or, in a stretch without prompts such as an autonomous run after a
-# compaction, this many assistant texts), but never within KEYWORDS_MIN_RECORDS records of the
-# last time: YAKE costs 5-30 ms on the sample, so at most ~0.3 ms per record, never per message.
-KEYWORDS_EVERY = 5
-KEYWORDS_EVERY_REPLIES = 20
-KEYWORDS_MIN_RECORDS = 100
+# Keywords are the segment's terms ranked by TF-IDF (text.tfidf_keywords), the segments of
+# the session so far being the documents: cheap on the bounded term bag, so the open
+# segment's keywords are refreshed at each of its prompts and every KEYWORDS_REPLIES
+# assistant texts in a stretch without prompts (an autonomous run after a compaction).
+KEYWORDS_REPLIES = 20
+# Document frequencies kept per session (the most frequent terms; bounded like the bags).
+DF_CAP = 1000
 TITLE_CHARS = 80
 # Term vectors keep their most frequent terms only (pruned back to TERMS_CAP beyond twice).
 TERMS_CAP = 200
 PROMPT_TERM_CHARS = 2000
 REPLY_TERM_CHARS = 300
-# A bounded text sample per segment for YAKE: the first prompts, the latest prompts and the
-# start of the latest assistant texts (at most ~2,600 characters; YAKE's cost grows with it).
-SAMPLE_HEAD_CHARS = 800
-SAMPLE_RECENT = 4
-SAMPLE_PROMPT_CHARS = 300
-SAMPLE_REPLIES = 4
-SAMPLE_REPLY_CHARS = 150
 
 # --- merging -----------------------------------------------------------------------------
 MERGE_MAX_PROMPTS = 2
@@ -355,49 +349,13 @@ def jaccard_distance(a: Iterable[str], b: Iterable[str]) -> float:
     return 1.0 - len(a & b) / union if union else 0.0
 
 
-class _Sample:
-    """The bounded text a segment's keywords are computed from."""
-
-    __slots__ = ("head", "head_chars", "recent", "replies", "prompts_added", "replies_added")
-
-    def __init__(self) -> None:
-        self.head: list[str] = []
-        self.head_chars = 0
-        self.recent: deque[str] = deque(maxlen=SAMPLE_RECENT)
-        self.replies: deque[str] = deque(maxlen=SAMPLE_REPLIES)
-        # How many texts were ever offered (to schedule keyword updates).
-        self.prompts_added = 0
-        self.replies_added = 0
-
-    def add_prompt(self, text: str) -> None:
-        self.prompts_added += 1
-        text = text[:SAMPLE_PROMPT_CHARS]
-        if self.head_chars < SAMPLE_HEAD_CHARS:
-            self.head.append(text)
-            self.head_chars += len(text)
-        else:
-            self.recent.append(text)
-
-    def add_reply(self, text: str) -> None:
-        self.replies_added += 1
-        self.replies.append(text[:SAMPLE_REPLY_CHARS])
-
-    def absorb(self, other: _Sample) -> None:
-        for text in (*other.head, *other.recent):
-            self.add_prompt(text)
-        self.replies.extend(other.replies)
-
-    def texts(self) -> list[str]:
-        return [*self.head, *self.recent, *self.replies]
-
-
 class _State:
     """One segment being built (or the closed one before it)."""
 
     __slots__ = ("index", "start_key", "end_key", "first", "last", "title", "title_final",
                  "message_count", "prompt_count", "tool_call_count", "reasons", "score",
-                 "sim_sum", "sim_n", "first_sim", "terms", "sample", "working",
-                 "keywords", "keywords_at")
+                 "sim_sum", "sim_n", "first_sim", "terms", "prompts_added", "replies_added",
+                 "working", "keywords", "keywords_at")
     # keywords_at: (prompts, replies, records) the segment had when keywords were computed
 
     def __init__(self, index: int, reasons: list[str], score: float) -> None:
@@ -419,7 +377,9 @@ class _State:
         # before, so not part of this segment's coherence until the two are merged.
         self.first_sim: float | None = None
         self.terms = TermBag()
-        self.sample = _Sample()
+        # Texts offered to the term bag, to schedule keyword updates.
+        self.prompts_added = 0
+        self.replies_added = 0
         # An insertion-ordered dict used as a set with least-recently-touched eviction.
         self.working: dict[str, None] = {}
         self.keywords: list[str] = []
@@ -444,20 +404,17 @@ class _State:
     def coherence(self) -> float:
         return round(self.sim_sum / self.sim_n, 4) if self.sim_n else 1.0
 
-    def refresh_keywords(self) -> None:
-        self.keywords = textmeasures.keywords(self.sample.texts(), KEYWORDS_TOP)
-        self.keywords_at = (self.sample.prompts_added, self.sample.replies_added,
-                            self.message_count)
+    def refresh_keywords(self, frequency: Counter, documents: int) -> None:
+        """TF-IDF over this segment's terms; `frequency` counts the other segments of the
+        session that hold each term, `documents` is how many there are."""
+        self.keywords = textmeasures.tfidf_keywords(self.terms.counts, frequency, documents,
+                                                    KEYWORDS_TOP)
+        self.keywords_at = (self.prompts_added, self.replies_added, self.message_count)
 
     def keywords_due(self) -> bool:
-        """The open segment's schedule (see KEYWORDS_EVERY)."""
-        prompts, replies, records = self.keywords_at
-        added = self.sample.prompts_added
-        if added and not prompts:
-            return True
-        return self.message_count - records >= KEYWORDS_MIN_RECORDS and (
-            added - prompts >= KEYWORDS_EVERY
-            or self.sample.replies_added - replies >= KEYWORDS_EVERY_REPLIES)
+        prompts, replies, _records = self.keywords_at
+        return (self.prompts_added > prompts
+                or self.replies_added >= replies + KEYWORDS_REPLIES)
 
     def absorb(self, other: _State) -> None:
         """Extend this segment with the one after it (merging)."""
@@ -482,7 +439,8 @@ class _State:
             elif self.first_sim is None:
                 self.first_sim = other.first_sim
         self.terms.absorb(other.terms)
-        self.sample.absorb(other.sample)
+        self.prompts_added += other.prompts_added
+        self.replies_added += other.replies_added
         self.remember(other.working)
 
     def snapshot(self, session_id: str, merged: bool = False) -> Segment:
@@ -509,6 +467,9 @@ class SegmentTracker:
         self._pending_gap = 0.0
         # What tool calls touched since the last real prompt (capped).
         self._turn: dict[str, None] = {}
+        # Closed segments, and how many of them hold each term (for TF-IDF keywords).
+        self._documents = 0
+        self._frequency: Counter = Counter()
         # Evidence counters, for measurement and the docs: reason -> boundaries placed.
         self.fired: Counter = Counter()
         self.merges = 0
@@ -573,11 +534,11 @@ class SegmentTracker:
             if rec.role == "assistant" and rec.text and prompt is None:
                 reply = rec.text[:REPLY_TERM_CHARS]
                 seg.terms.add(textmeasures.tokens(reply))
-                seg.sample.add_reply(reply)
+                seg.replies_added += 1
         if prompt is not None:
             self._count_prompt(seg, prompt, analysis)
         if seg.keywords_due():
-            seg.refresh_keywords()
+            seg.refresh_keywords(self._frequency, self._documents)
         if when is not None and not side and (
                 prompt is not None or rec.role in ("assistant", "tool")
                 or any(b.kind == "tool_result" for b in rec.content)):
@@ -665,19 +626,31 @@ class SegmentTracker:
         previous = self._previous
         if previous is not None and self._mergeable(closing, previous):
             changed.append(closing.snapshot(self.session_id, merged=True))
+            self._count_terms(set(closing.terms.counts) - set(previous.terms.counts))
             previous.absorb(closing)
-            previous.refresh_keywords()
+            others = self._frequency.copy()  # the session's other segments: all but this one
+            others.subtract(set(previous.terms.counts))
+            previous.refresh_keywords(+others, self._documents - 1)
             changed.append(previous.snapshot(self.session_id))
             self.merges += 1
             index = closing.index
         else:
-            closing.refresh_keywords()
+            closing.refresh_keywords(self._frequency, self._documents)
             changed.append(closing.snapshot(self.session_id))
+            self._count_terms(closing.terms.counts)
+            self._documents += 1
             self._previous = closing
             index = closing.index + 1
         self._current = _State(index, reasons, score)
         self._current.start_key = key
         return changed
+
+    def _count_terms(self, terms) -> None:
+        frequency = self._frequency
+        frequency.update(set(terms))
+        if len(frequency) > 2 * DF_CAP:
+            # most_common keeps first-seen order among ties: the same on every replay.
+            self._frequency = Counter(dict(frequency.most_common(DF_CAP)))
 
     @staticmethod
     def _mergeable(closing: _State, previous: _State) -> bool:
@@ -703,20 +676,19 @@ class SegmentTracker:
             if not seg.title_final:
                 seg.title, seg.title_final = title_of(body), True
             seg.terms.add(textmeasures.tokens(body[:PROMPT_TERM_CHARS]), 2)
-            seg.sample.add_prompt(body)
+            seg.prompts_added += 1
         elif not seg.title and is_command(prompt, analysis):
             seg.title = command_title(prompt)
 
     def state_sizes(self) -> dict[str, int]:
         """Sizes of every container the tracker holds (for tests of bounded memory)."""
-        sizes = {"pauses": len(self._pauses), "turn": len(self._turn)}
+        sizes = {"pauses": len(self._pauses), "turn": len(self._turn),
+                 "frequency": len(self._frequency)}
         for name, seg in (("current", self._current), ("previous", self._previous)):
             if seg is None:
                 continue
             sizes[f"{name}.terms"] = len(seg.terms.counts)
             sizes[f"{name}.working"] = len(seg.working)
-            sizes[f"{name}.sample"] = len(seg.sample.texts())
-            sizes[f"{name}.sample_chars"] = sum(map(len, seg.sample.texts()))
             sizes[f"{name}.reasons"] = len(seg.reasons)
             sizes[f"{name}.keywords"] = len(seg.keywords)
         return sizes

@@ -2,9 +2,10 @@
 
 Similarity is the cosine of bag-of-words term-count vectors (lower-cased word tokens of two or
 more characters, English stop words removed): cheap enough to run on every prompt, and
-good at what it is used for here (has the topic stayed the same?). Keywords come from YAKE
-(Campos et al., 2020), an unsupervised single-document extractor, so no corpus-wide statistics
-have to be kept; it is run on a bounded amount of text because its cost grows with the length.
+good at what it is used for here (has the topic stayed the same?). Keywords are TF-IDF
+(term frequency times smoothed inverse document frequency) over such term counts, the
+documents being a session's segments: incremental and cheap enough to refresh at every
+prompt. YAKE was tried first; at 5-30 ms per run it cost more than the rest of the analysis.
 """
 
 from __future__ import annotations
@@ -12,16 +13,11 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
-
-import yake
+from collections.abc import Mapping
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.\-/]*[a-z0-9]|[a-z]{2,}")
-# YAKE's cost grows with the text; beyond this many characters only the start and the end
-# of the text are given to it.
-KEYWORD_TEXT_LIMIT = 4000
 
-# A small English stop-word list (YAKE ships its own for keywords; this one is for similarity).
+# A small English stop-word list, for similarity and keywords.
 STOP_WORDS = frozenset("""
 a about above after again against all am an and any are as at be because been before being
 below between both but by can could did do does doing down during each few for from further
@@ -59,25 +55,20 @@ def similarity(first: str, second: str) -> float:
     return cosine(term_vector(first), term_vector(second))
 
 
-_extractor: yake.KeywordExtractor | None = None
+def tfidf_keywords(counts: Mapping[str, int], frequency: Mapping[str, int], documents: int,
+                   top: int = 8) -> list[str]:
+    """The terms of one document ranked by TF-IDF, best first (ties in first-seen order).
+
+    `counts` are the document's term counts; `frequency[t]` is how many of the `documents`
+    other documents hold t. The weight is count * idf with the smoothed idf of scikit-learn's
+    TfidfVectorizer, ln((1 + n) / (1 + df)) + 1, counting the document itself in n and df, so
+    a term every document shares still weighs something (a session of one segment ranks its
+    terms by frequency)."""
+    n = documents + 1
+    weights = {term: count * (math.log((1 + n) / (2 + frequency.get(term, 0))) + 1)
+               for term, count in counts.items()}
+    ranked = sorted(weights, key=lambda t: -weights[t])  # stable: first-seen order on ties
+    return ranked[:top]
 
 
-def keywords(texts: Iterable[str], top: int = 8) -> list[str]:
-    """YAKE keywords (one- and two-word phrases) of the texts joined, best first (top <= 20)."""
-    text = "\n".join(t for t in texts if t)
-    if len(text) > KEYWORD_TEXT_LIMIT:
-        half = KEYWORD_TEXT_LIMIT // 2
-        text = text[:half] + "\n" + text[-half:]
-    if not text.strip():
-        return []
-    global _extractor
-    if _extractor is None:
-        _extractor = yake.KeywordExtractor(lan="en", n=2, top=20, dedupLim=0.7)
-    try:
-        found = _extractor.extract_keywords(text)
-    except (ValueError, ZeroDivisionError, IndexError):  # YAKE on text with no usable words
-        return []
-    return [phrase for phrase, _score in found[:top]]
-
-
-__all__ = ["KEYWORD_TEXT_LIMIT", "cosine", "keywords", "similarity", "term_vector", "tokens"]
+__all__ = ["cosine", "similarity", "term_vector", "tfidf_keywords", "tokens"]
