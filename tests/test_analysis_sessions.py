@@ -1,5 +1,6 @@
-"""The Analyser's incremental contract: results do not depend on how records are chunked,
-on evictions (state rebuilt from what is stored), or on records arriving twice."""
+"""The incremental contract of threading and session analysis: results do not depend on how
+records are chunked, on evictions (state rebuilt from what is stored), or on records arriving
+twice."""
 
 from __future__ import annotations
 
@@ -8,23 +9,32 @@ from dataclasses import asdict
 from session_records import Session
 
 from services.analysis.model import SessionChanges
-from services.analysis.sessions import Analyser
+from services.analysis.sessions import FileThreading, SessionAnalyser
 
 
 class Stored:
-    """What a store would hold after applying each update in order (the loaders read it)."""
+    """A store: records once each, in sequence order, and each analysis update applied in
+    order (the loaders read it, as the services' loaders read the database)."""
 
     def __init__(self) -> None:
-        self.records: list = []  # (record, link) in store order
+        self.records: list = []  # (seq, record, link)
         self.turns: dict[str, int] = {}  # key -> segment index
         self.segments: dict[tuple[str, int], object] = {}
         self.summaries: dict[str, dict] = {}
         self.merges = 0
 
-    def apply(self, records, links, changes: dict[str, SessionChanges]) -> None:
-        known = {r.key for r, _ in self.records}
-        self.records += [(r, t) for r, t in zip(records, links, strict=True)
-                         if r.key not in known]
+    def store(self, records, links) -> list:
+        """The new ones, numbered (a record already stored is ignored)."""
+        known = {r.key for _, r, _ in self.records}
+        new = []
+        for rec, link in zip(records, links, strict=True):
+            if rec.key not in known:
+                known.add(rec.key)
+                new.append((len(self.records) + 1, rec, link))
+                self.records.append(new[-1])
+        return new
+
+    def apply(self, changes: dict[str, SessionChanges]) -> None:
         for session, change in changes.items():
             self.merges += len(change.merged)
             for index in change.merged:
@@ -38,17 +48,14 @@ class Stored:
                 self.turns.setdefault(turn.key, turn.segment_index)
             self.summaries[session] = asdict(change.summary)
 
-    def session_records(self, session_id: str):
-        return [(r, t) for r, t in self.records if r.session_id == session_id]
+    def session_records(self, session_id: str, before_seq: int):
+        return [(r, t) for seq, r, t in self.records
+                if r.session_id == session_id and seq < before_seq]
 
     def file_records(self, path: str, session_id: str):
-        return sorted((r for r, _ in self.records
+        return sorted((r for _, r, _ in self.records
                        if r.source.path == path and r.session_id == session_id),
                       key=lambda r: r.source.byte_offset)
-
-    def stored_keys(self, keys) -> set[str]:
-        known = {r.key for r, _ in self.records}
-        return {k for k in keys if k in known}
 
 
 def two_sessions() -> list:
@@ -72,21 +79,19 @@ def two_sessions() -> list:
 
 
 def run(records, chunk: int, max_sessions: int = 256) -> Stored:
+    """Feed records in arrival order, `chunk` records of one file at a time: threaded as a
+    batch passes, stored, then analysed in store order."""
     store = Stored()
-    analyser = Analyser(store.session_records, store.file_records, store.stored_keys,
-                        max_sessions=max_sessions, max_files=max_sessions)
-    by_file: dict[str, list] = {}
-    for rec in records:
-        by_file.setdefault(rec.source.path, []).append(rec)
-    # Feed in arrival order, `chunk` records of one file at a time.
+    threading = FileThreading(store.file_records, max_files=max_sessions)
+    analyser = SessionAnalyser(store.session_records, max_sessions=max_sessions)
     pending = list(records)
     while pending:
         path = pending[0].source.path
         batch = [r for r in pending if r.source.path == path][:chunk]
         for r in batch:
             pending.remove(r)
-        links, changes = analyser.process(batch)
-        store.apply(batch, links, changes)
+        links, _resumed = threading.thread(batch)
+        store.apply(analyser.analyse(store.store(batch, links)))
     return store
 
 
@@ -108,20 +113,27 @@ def test_results_do_not_depend_on_chunking_or_eviction():
     assert all((sessions[key], index) in whole.segments for key, index in whole.turns.items())
 
 
-def test_a_record_seen_again_is_not_counted_twice():
-    records = two_sessions()
+def test_threading_a_file_again_after_a_reset_continues_from_what_is_stored():
+    """After a broken stream the service drops its threaders: a resent record then gets
+    the link it got the first time, rebuilt from the stored records of its file."""
+    records = [r for r in two_sessions() if r.session_id == "sa"]
     store = Stored()
-    analyser = Analyser(store.session_records, store.file_records, store.stored_keys)
-    first = [r for r in records if r.session_id == "sa"][:6]
-    links, changes = analyser.process(first)
-    store.apply(first, links, changes)
-    before = dict(store.summaries["sa"])
-    # The same records again (a resent batch, or history replayed by a resumed session).
-    links, changes = analyser.process(first)
-    store.apply(first, links, changes)
-    assert not changes or store.summaries["sa"] == before
-    # And after the state was dropped (the service resets on a broken stream).
-    analyser.reset()
-    links, changes = analyser.process(first)
-    assert not changes
-    assert analyser.rebuilds == 0  # nothing new to analyse: no session was rebuilt
+    threading = FileThreading(store.file_records)
+    first, rest = records[:6], records[6:]
+    links, _ = threading.thread(first)
+    store.store(first, links)
+    expected, _ = threading.thread(rest)
+    threading.reset()
+    again, _ = threading.thread(rest)
+    assert again == expected
+    assert any(link.parent_uuid for link in again)
+
+
+def test_a_file_holding_two_sessions_shows_a_resumption():
+    a, b = Session("old", "/repo"), Session("new", "/repo")
+    records = [a.prompt("first question about the parser"), a.reply("answer"),
+               b.prompt("continue where we left off"), b.reply("sure")]
+    for n, rec in enumerate(records):  # one file, in this order
+        rec.source.path, rec.source.byte_offset = "new.jsonl", n * 100
+    _links, resumed = FileThreading().thread(records)
+    assert resumed == {"new": "old"}

@@ -195,6 +195,12 @@ def cmd_import(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 return 1
             time.sleep(0.1)
+        if settings.analyse and not _wait_for_analysis(supervisor, settings.db,
+                                                       args.stall_seconds):
+            print(f"threadline import: analysis made no progress for {args.stall_seconds:.0f} "
+                  "s; the records are stored, their analysis resumes on the next start",
+                  file=sys.stderr)
+            return 1
     finally:
         if progress is not None:
             progress.close()
@@ -205,6 +211,29 @@ def cmd_import(args: argparse.Namespace) -> int:
     else:
         print("imported " + ", ".join(f"{k}: {v}" for k, v in summary.items()))
     return 0
+
+
+def _wait_for_analysis(supervisor, db: Path, stall_seconds: float) -> bool:
+    """Wait until the analysis follower has analysed every stored message (it trails the
+    import); False when it stops making progress."""
+    from services.store import analysis_reads, queries
+
+    engine = queries.open_readonly(db)
+    try:
+        last, moved_at = -1, time.monotonic()
+        while True:
+            supervisor.check()
+            with engine.connect() as conn:
+                backlog = analysis_reads.analysis_backlog(conn)
+            if not backlog:
+                return True
+            if backlog != last:
+                last, moved_at = backlog, time.monotonic()
+            elif time.monotonic() - moved_at > stall_seconds:
+                return False
+            time.sleep(0.1)
+    finally:
+        engine.dispose()
 
 
 def import_summary(db: Path, status, seconds: float) -> dict:

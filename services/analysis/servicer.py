@@ -1,14 +1,16 @@
-"""AnalysisService: batches in from ingest, analysed batches out to the store, acks back.
+"""AnalysisService: batches in from ingest, threaded batches out to the store, acks back;
+and the queries about threads, sessions and tools.
 
-The servicer only maps protobuf to the plain values `normalize` and the `Analyser` work on.
+The servicer only maps protobuf to the plain values `normalize` and `FileThreading` work on.
 Each Process stream opens its own Write stream to the store and relays the store's
 acknowledgements: analysis holds nothing that is not yet durable, so when either side breaks,
-the stream ends with UNAVAILABLE and ingest resends every unacknowledged batch. The analysis
+the stream ends with UNAVAILABLE and ingest resends every unacknowledged batch. The threading
 state is dropped then too and rebuilt from what the store committed, so a resent batch is
-analysed exactly once (services/analysis/sessions.py).
+threaded as the first time (services/analysis/sessions.py). The session analysis proper runs
+in the follower (follower.py), on committed records.
 
-Analysis runs in one worker thread (in batch order): it may read the database to rebuild a
-session, which must not block the event loop relaying acknowledgements.
+Threading runs in one worker thread (in batch order): it may read the database to rebuild a
+file's threader, which must not block the event loop relaying acknowledgements.
 """
 
 from __future__ import annotations
@@ -20,10 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from google.protobuf import json_format
 
-from services.analysis import normalize, tool_patterns, tool_wire, views, wire
-from services.analysis.context import analyse_prompt
-from services.analysis.model import SessionChanges
-from services.analysis.sessions import Analyser
+from services.analysis import normalize, tool_patterns, tool_wire, views
+from services.analysis.reply_inference import NONE
+from services.analysis.sessions import FileThreading
 from services.analysis.store_access import StoreReader
 from services.store import tool_facts
 from services.store.errors import StoreError
@@ -34,21 +35,6 @@ log = logging.getLogger(__name__)
 _tracer = telemetry.tracer("analysis")
 TOOL_USE = common_pb2.BLOCK_KIND_TOOL_USE
 TOOL_RESULT = common_pb2.BLOCK_KIND_TOOL_RESULT
-
-
-def _fold(total: SessionChanges, later: SessionChanges) -> None:
-    """Add what a later chunk changed in a session to what earlier chunks of the batch did."""
-    for index in later.merged:
-        total.segments.pop(index, None)
-        total.merged.append(index)
-        for turn in total.turns:
-            if turn.segment_index == index:
-                turn.segment_index = index - 1
-    total.segments.update(later.segments)
-    total.turns.extend(later.turns)
-    total.relationships.extend(later.relationships)
-    total.summary = later.summary
-    total.thread_changed |= later.thread_changed
 
 
 def tool_report(conn, project: str, session: str, since: str, until: str, timezone: str,
@@ -66,13 +52,9 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
         self._store = store
         self._analyse = analyse
         self._reader = reader
-        self.analyser = Analyser(reader.session_records, reader.file_records,
-                                 reader.stored_keys)
+        self.threading = FileThreading(reader.file_records)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
         self._queries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="analysis-query")
-        # The readability measure loads its pronunciation dictionary on first use (1-3 s):
-        # pay that now, not on the first live prompt.
-        self._worker.submit(analyse_prompt, "Warm up: how are prompts analysed?")
 
     def close(self) -> None:
         self._worker.shutdown(wait=True, cancel_futures=True)
@@ -122,29 +104,32 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
         return tool_wire.recommendations_to_pb(report.recommendations)
 
     def analyse(self, batch: common_pb2.Batch) -> common_pb2.Batch:
-        """Normalise, then thread and analyse each chunk's records, in place."""
+        """Normalise, then give each chunk's records their thread links, in place. Each
+        session whose reply tree grew gets a thread update (and the session it resumes,
+        when a file shows one); the rest of the analysis follows the committed records
+        (follower.py), off the pipeline's path."""
         self.normalise(batch)
         if not self._analyse:
             return batch
-        updates: dict[str, SessionChanges] = {}
+        grown: dict[str, str] = {}  # session -> project
+        resumed: dict[str, str] = {}
         for chunk in batch.chunks:
             if not chunk.messages:
                 continue
             records = [convert.message_from_pb(m) for m in chunk.messages]
-            links, changes = self.analyser.process(records)
+            links, found = self.threading.thread(records)
+            resumed.update(found)
             for m, thread in zip(chunk.messages, links, strict=True):
+                if thread.rule and thread.rule != NONE:
+                    grown.setdefault(m.session_id, m.project_key)
                 if thread.source:
                     m.thread_parent_uuid = thread.parent_uuid
                     m.thread_parent_source = thread.source
                     m.thread_relation = thread.relation
                     m.thread_confidence = thread.confidence
-            for session_id, change in changes.items():
-                total = updates.get(session_id)
-                if total is None:
-                    updates[session_id] = change
-                else:
-                    _fold(total, change)
-        batch.analysis.extend(wire.update_to_pb(c) for c in updates.values())
+        for session_id, project in grown.items():
+            batch.analysis.add(session_id=session_id, project_key=project, thread_changed=True,
+                               resumed_from=resumed.get(session_id, ""))
         return batch
 
     def normalise(self, batch: common_pb2.Batch) -> common_pb2.Batch:
@@ -204,6 +189,6 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
             if not completed:
                 # Unacknowledged batches will be resent: forget what they taught us.
                 try:
-                    self._worker.submit(self.analyser.reset)
+                    self._worker.submit(self.threading.reset)
                 except RuntimeError:  # shutting down: the state goes with the process
                     pass

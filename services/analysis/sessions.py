@@ -1,22 +1,22 @@
 """Incremental threading and analysis of sessions, record by record, with bounded state.
 
-`Analyser.process(records)` takes one source file's new records in file order and returns
-each record's thread link (thread_links.py) and, per session, what the records changed
-(`SessionChanges`: segments, turn figures, relationships, the summary). The work per record
-does not depend on how long its session already is: everything kept per session is a fixed
-number of counters, the segment tracker's and relationship finder's bounded windows, and
-capped tables.
+Two halves, run at two moments:
 
-State is a cache. At most `max_sessions` sessions and `max_files` files are held (least
-recently used go first); a session or file not in memory is rebuilt from what the store
-holds, through the loaders given to the Analyser: a file's threader replays the file's
-stored records, a session's analysis replays the session's stored records. `reset()` drops
-everything, which is what the service does when a stream breaks: batches that may be resent
-are then analysed from what the store actually committed, never twice.
+- `FileThreading.thread(records)` runs inline, as a batch passes from ingest to the store: it
+  gives each record of one file its thread link (thread_links.py) and notices a session
+  resumed from another (a file that holds one session's records, then another's). It is
+  cheap (a few microseconds a record), so it never holds the pipeline up.
+- `SessionAnalyser.analyse(records)` runs in the analysis follower (follower.py) on records
+  the store has committed, in the store's order: per session, the summary counters, each real
+  prompt's context figures, the segment tracker and the relationship finder
+  (`SessionChanges`). Every stored record reaches it exactly once, in sequence order.
 
-Records already stored (a resumed session's file replays its history with the same uuids;
-a batch resent after a lost acknowledgement) are threaded, so the file's chain stays right,
-but not analysed again; `known_keys` says which ones those are.
+The work per record does not depend on how long its session already is: everything kept per
+session is a fixed number of counters, the segment tracker's and relationship finder's
+bounded windows, and capped tables. Both halves hold a bounded number of files / sessions
+(least recently used go first) and rebuild one that is not in memory from the store: a
+file's threader replays the file's stored records; a session's analysis replays the
+session's records stored before the one at hand, with their stored links.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from services.analysis.context import analyse_prompt
 from services.analysis.model import SessionChanges, SessionSummary, Turn
 from services.analysis.prompts import prompt_text
 from services.analysis.relationships import RelationshipFinder
-from services.analysis.reply_inference import NONE, ReplyThreader
+from services.analysis.reply_inference import ReplyThreader
 from services.analysis.segments import SegmentTracker
 from services.analysis.thread_links import ThreadLink, link, node_id
 from threadline.records import Record
@@ -47,11 +47,10 @@ EXCERPT_CHARS = 200
 ASSISTANT_TAIL_CHARS = 1000
 INTERRUPTION = "interruption"
 
-# Loaders: stored records of a session (with their stored links) in store order; stored
-# records of one file in one session, in file order; which of these keys are stored.
-SessionLoader = Callable[[str], Iterable[tuple[Record, ThreadLink]]]
+# Loaders: a session's records stored before a sequence (with their stored links), in store
+# order; the stored records of one file in one session, in file order.
+SessionLoader = Callable[[str, int], Iterable[tuple[Record, ThreadLink]]]
 FileLoader = Callable[[str, str], Sequence[Record]]
-KeyLookup = Callable[[Sequence[str]], set[str]]
 
 
 def _time(ts: str) -> datetime | None:
@@ -91,8 +90,6 @@ class SessionState:
                 s.first_timestamp = rec.timestamp
             if rec.timestamp > s.last_timestamp:
                 s.last_timestamp = rec.timestamp
-        if thread.rule != NONE:
-            changes.thread_changed = True
         self._structure(rec, thread, changes)
         if rec.is_sidechain or rec.agent_id:
             return  # subagents' records count for the session, not for its topics and turns
@@ -184,74 +181,33 @@ class SessionState:
             self.summary.responses += 1
 
 
-class Analyser:
-    def __init__(self, load_session: SessionLoader | None = None,
-                 load_file: FileLoader | None = None, known_keys: KeyLookup | None = None,
-                 max_sessions: int = MAX_SESSIONS, max_files: int = MAX_FILES):
-        self._load_session = load_session
+class FileThreading:
+    """Thread links for records as they pass inline (see the module docstring)."""
+
+    def __init__(self, load_file: FileLoader | None = None, max_files: int = MAX_FILES):
         self._load_file = load_file
-        self._known_keys = known_keys
-        self._sessions: OrderedDict[str, SessionState] = OrderedDict()
         self._files: OrderedDict[str, FileState] = OrderedDict()
-        self._max_sessions = max(1, max_sessions)
         self._max_files = max(1, max_files)
-        # Keys analysed but maybe not committed yet (the store lookup cannot see them).
-        self._recent: OrderedDict[str, None] = OrderedDict()
-        self.rebuilds = 0
 
     def reset(self) -> None:
-        self._sessions.clear()
         self._files.clear()
-        self._recent.clear()
 
-    def held(self) -> tuple[int, int]:
-        """Sessions and files in memory."""
-        return len(self._sessions), len(self._files)
-
-    def process(self, records: Sequence[Record]) -> tuple[list[ThreadLink],
-                                                          dict[str, SessionChanges]]:
-        """Thread and analyse one file's new records (in file order)."""
+    def thread(self, records: Sequence[Record]) -> tuple[list[ThreadLink], dict[str, str]]:
+        """Links of one file's new records (in file order), and the sessions found resumed
+        (session -> the session it continues)."""
         links: list[ThreadLink] = []
-        changes: dict[str, SessionChanges] = {}
-        if not records:
-            return links, changes
-        stored = self._stored([r.key for r in records if r.key])
+        resumed: dict[str, str] = {}
         for rec in records:
             state = self._file(rec.source.path, rec.session_id)
             if rec.source.byte_offset < state.offset:
                 links.append(ThreadLink())  # threaded before; the store holds it already
                 continue
-            thread = link(rec, state.threader)
+            links.append(link(rec, state.threader))
             state.offset = rec.source.byte_offset + max(rec.source.byte_length, 1)
-            links.append(thread)
-            previous_session, state.session_id = state.session_id, rec.session_id
-            if rec.key in stored or rec.key in self._recent:
-                continue
-            self._remember(rec.key)
-            session = self._session(rec.session_id, rec.project_key)
-            change = changes.get(rec.session_id)
-            if change is None:
-                change = changes[rec.session_id] = SessionChanges(rec.session_id)
-            if (previous_session and previous_session != rec.session_id
-                    and not session.summary.resumed_from):
-                session.summary.resumed_from = previous_session
-                change.thread_changed = True
-            session.add(rec, thread, change)
-            if thread.parent_uuid:
-                session.note_child(thread.parent_uuid, rec.timestamp)
-        for session_id, change in changes.items():
-            change.summary = self._sessions[session_id].summary
-        return links, changes
-
-    def _stored(self, keys: list[str]) -> set[str]:
-        if self._known_keys is None or not keys:
-            return set()
-        return self._known_keys(keys)
-
-    def _remember(self, key: str) -> None:
-        self._recent[key] = None
-        if len(self._recent) > 4 * 4096:
-            self._recent.popitem(last=False)
+            previous, state.session_id = state.session_id, rec.session_id
+            if previous and rec.session_id and previous != rec.session_id:
+                resumed.setdefault(rec.session_id, previous)
+        return links, resumed
 
     def _file(self, path: str, session_id: str) -> FileState:
         state = self._files.get(path)
@@ -269,7 +225,41 @@ class Analyser:
             self._files.popitem(last=False)
         return state
 
-    def _session(self, session_id: str, project_key: str) -> SessionState:
+
+class SessionAnalyser:
+    """Session analysis of committed records, in store order (see the module docstring)."""
+
+    def __init__(self, load_session: SessionLoader | None = None,
+                 max_sessions: int = MAX_SESSIONS):
+        self._load_session = load_session
+        self._sessions: OrderedDict[str, SessionState] = OrderedDict()
+        self._max_sessions = max(1, max_sessions)
+        self.rebuilds = 0
+
+    def reset(self) -> None:
+        self._sessions.clear()
+
+    def held(self) -> int:
+        return len(self._sessions)
+
+    def analyse(self, records: Iterable[tuple[int, Record, ThreadLink]]
+                ) -> dict[str, SessionChanges]:
+        """What these stored records (sequence, record, its link; in sequence order) changed,
+        per session."""
+        changes: dict[str, SessionChanges] = {}
+        for seq, rec, thread in records:
+            session = self._session(rec.session_id, rec.project_key, seq)
+            change = changes.get(rec.session_id)
+            if change is None:
+                change = changes[rec.session_id] = SessionChanges(rec.session_id)
+            session.add(rec, thread, change)
+            if thread.parent_uuid:
+                session.note_child(thread.parent_uuid, rec.timestamp)
+        for session_id, change in changes.items():
+            change.summary = self._sessions[session_id].summary
+        return changes
+
+    def _session(self, session_id: str, project_key: str, seq: int) -> SessionState:
         state = self._sessions.get(session_id)
         if state is not None:
             self._sessions.move_to_end(session_id)
@@ -278,7 +268,7 @@ class Analyser:
         if self._load_session is not None:
             scratch = SessionChanges(session_id)
             replayed = False
-            for rec, thread in self._load_session(session_id):
+            for rec, thread in self._load_session(session_id, seq):
                 state.add(rec, thread, scratch)
                 if thread.parent_uuid:
                     state.note_child(thread.parent_uuid, rec.timestamp)
@@ -290,4 +280,4 @@ class Analyser:
         return state
 
 
-__all__ = ["Analyser", "FileState", "SessionState"]
+__all__ = ["FileState", "FileThreading", "SessionAnalyser", "SessionState"]

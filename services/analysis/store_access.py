@@ -10,7 +10,7 @@ stored, so every read finds nothing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -49,13 +49,13 @@ class StoreReader:
         with engine.connect() as conn:
             return fn(conn, *args)
 
-    # The Analyser's loaders (services/analysis/sessions.py).
-    def stored_keys(self, keys: Sequence[str]) -> set[str]:
-        return self.run(analysis_reads.stored_keys, keys, default=set())
+    # The loaders of services/analysis/sessions.py, and the follower's checkpoint.
+    def session_records(self, session_id: str, before_seq: int) -> list:
+        return self.run(lambda c: list(analysis_reads.session_records(c, session_id,
+                                                                      before_seq)), default=[])
 
-    def session_records(self, session_id: str) -> list:
-        return self.run(lambda c, s: list(analysis_reads.session_records(c, s)), session_id,
-                        default=[])
+    def analysed_through(self) -> int:
+        return self.run(analysis_reads.analysed_through, default=0)
 
     def file_records(self, path: str, session_id: str) -> list:
         return self.run(analysis_reads.file_records, path, session_id, default=[])

@@ -6,9 +6,9 @@ objects: the analysis service replays them through the same code that handled th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from services.analysis.thread_links import ThreadLink
 from services.store import rows, schema
@@ -17,18 +17,24 @@ from threadline.convert import message_from_pb
 from threadline.records import Record
 
 _m = schema.messages
-# SQLite's default limit on host parameters in one statement is 32,766; stay well below.
-KEY_CHUNK = 500
 PAGE = 2000
 
 
-def stored_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
-    """Which of these message keys are stored."""
-    found: set[str] = set()
-    for i in range(0, len(keys), KEY_CHUNK):
-        chunk = list(keys[i:i + KEY_CHUNK])
-        found.update(conn.execute(select(_m.c.key).where(_m.c.key.in_(chunk))).scalars())
-    return found
+def analysed_through(conn: Connection) -> int:
+    """The analysis follower's checkpoint: every message up to this sequence is analysed."""
+    return conn.scalar(select(schema.analysis_progress.c.seq)
+                       .where(schema.analysis_progress.c.id == 1)) or 0
+
+
+def analysis_backlog(conn: Connection) -> int:
+    """Stored messages the analysis follower has not analysed yet."""
+    checkpoint = analysed_through(conn)
+    return conn.scalar(select(func.count()).select_from(_m).where(_m.c.seq > checkpoint)) or 0
+
+
+def link_of(row) -> ThreadLink:
+    return ThreadLink(row["thread_parent_uuid"], row["thread_parent_source"],
+                      row["thread_relation"], row["thread_confidence"])
 
 
 def _records(conn: Connection, where, order) -> Iterator[dict]:
@@ -42,12 +48,12 @@ def _records(conn: Connection, where, order) -> Iterator[dict]:
         after = page[-1]["seq"]
 
 
-def session_records(conn: Connection, session_id: str) -> Iterator[tuple[Record, ThreadLink]]:
-    """A session's stored records in the order they were stored, with their thread links."""
-    for row in _records(conn, _m.c.session_id == session_id, _m.c.seq):
-        rec = message_from_pb(rows.message_pb(row))
-        yield rec, ThreadLink(row["thread_parent_uuid"], row["thread_parent_source"],
-                              row["thread_relation"], row["thread_confidence"])
+def session_records(conn: Connection, session_id: str,
+                    before_seq: int) -> Iterator[tuple[Record, ThreadLink]]:
+    """A session's records stored before `before_seq`, in store order, with their links."""
+    where = (_m.c.session_id == session_id) & (_m.c.seq < before_seq)
+    for row in _records(conn, where, _m.c.seq):
+        yield message_from_pb(rows.message_pb(row)), link_of(row)
 
 
 def file_records(conn: Connection, path: str, session_id: str) -> list[Record]:

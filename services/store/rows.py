@@ -132,13 +132,14 @@ def summary_row(s: apb.SessionSummary) -> dict:
 def analysis_row(u: apb.AnalysisUpdate) -> dict:
     """One session's AnalysisUpdate as the rows `writer.write_analysis` stores."""
     return {
-        "session_id": u.session_id, "project_key": u.summary.project_key,
+        "session_id": u.session_id, "project_key": u.summary.project_key or u.project_key,
         "segments": [segment_row(g) for g in u.segments if not g.merged],
         "merged": [g.index for g in u.segments if g.merged],
         "turns": [turn_row(t) for t in u.turns],
         "relationships": [relationship_row(r) for r in u.relationships],
         "summary": summary_row(u.summary) if u.HasField("summary") else None,
         "thread_changed": u.thread_changed,
+        "resumed_from": u.resumed_from,
     }
 
 
@@ -314,6 +315,7 @@ def write_batch(batch: pb.Batch, trace_context: dict[str, str]) -> WriteBatch:
             out.offsets.append(offset_row(chunk.position, chunk.reset))
     out.tool_calls = [tool_call_row(t) for t in batch.tool_calls]
     out.analysis = [analysis_row(u) for u in batch.analysis]
+    out.analysed_through = batch.analysed_through
     out.context = (message_pbs, error_pbs, trace_context, list(batch.analysis))
     return out
 
@@ -341,7 +343,7 @@ def live_changes(batch: WriteBatch, result: WriteResult) -> list[LiveChange]:
             # The thread event names what changed; the segments and turns ride on the other.
             u = apb.AnalysisUpdate(session_id=u.session_id, summary=u.summary,
                                    thread_changed=True)
-        project = u.summary.project_key
+        project = u.summary.project_key or u.project_key
         out.append(LiveChange(seq, project, u.session_id, pb.Change(
             sequence=seq, kind=_ANALYSIS_KINDS[kind], project_key=project,
             session_id=u.session_id, analysis=u, trace_context=trace_context)))

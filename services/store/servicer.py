@@ -92,7 +92,8 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
 
     def on_commit(self, batch: WriteBatch, result: WriteResult) -> None:
         """Writer hook, on the event loop in commit order: publish live changes."""
-        if self._feed.has_subscribers and (result.new_messages or result.new_errors):
+        if self._feed.has_subscribers and (result.new_messages or result.new_errors
+                                          or result.new_analysis):
             self._feed.publish(rows.live_changes(batch, result))
 
     async def _commit(self, batch: common_pb2.Batch, stream: WriteStream) -> WriteResult:

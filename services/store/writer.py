@@ -68,8 +68,10 @@ class WriteBatch:
     # Source offsets the batch covers, in order; each row has a "reset" flag.
     offsets: list[dict] = field(default_factory=list)
     tool_calls: list[dict] = field(default_factory=list)
-    # Per session, what analysis derived from the batch (rows.analysis_rows).
+    # Per session, what analysis derived from the batch (rows.analysis_row).
     analysis: list[dict] = field(default_factory=list)
+    # The analysis follower's checkpoint (0: none in this batch).
+    analysed_through: int = 0
     # Opaque to the writer: handed back to the on_commit hook with the result.
     context: Any = None
     # The ordered stream this batch belongs to, if any.
@@ -272,6 +274,8 @@ class Writer:
             upsert_tool_calls(conn, batch.tool_calls)
         offsets = _store_offsets(conn, batch.offsets) if batch.offsets else []
         new_analysis = self._write_analysis(conn, batch.analysis) if batch.analysis else []
+        if batch.analysed_through:
+            conn.execute(_SAVE_PROGRESS, {"seq": batch.analysed_through})
         return WriteResult(batch.batch_id, offsets, self.last_sequence, new_messages, new_errors,
                            new_analysis)
 
@@ -282,8 +286,9 @@ class Writer:
         seq = self.last_sequence
         for i, update in enumerate(updates):
             write_analysis(conn, update)
-            kinds = ([schema.THREAD_UPDATED] if update["thread_changed"] else []) + [
-                schema.ANALYSIS_UPDATED]
+            kinds = [schema.THREAD_UPDATED] if update["thread_changed"] else []
+            if update["summary"] is not None:
+                kinds.append(schema.ANALYSIS_UPDATED)
             for kind in kinds:
                 seq += 1
                 new.append((i, seq, kind))
@@ -536,6 +541,20 @@ _UPSERT_SUMMARY = text(
       "THEN session_summaries.resumed_from ELSE excluded.resumed_from END")
 
 
+# A resumption is learnt while threading, before the session has any figures: a new row
+# gets every column's default (the Table defaults apply to SQLAlchemy inserts, not to text).
+_SUMMARY_DEFAULTS = {c.name: c.default.arg for c in schema.session_summaries.columns
+                     if c.default is not None}
+_SAVE_RESUMED = text(
+    f"INSERT INTO session_summaries ({', '.join(['session_id', *_SUMMARY_DEFAULTS])}) "
+    f"VALUES ({', '.join(':' + n for n in ['session_id', *_SUMMARY_DEFAULTS])}) "
+    "ON CONFLICT (session_id) DO UPDATE SET resumed_from = excluded.resumed_from")
+_SAVE_PROGRESS = text("""
+INSERT INTO analysis_progress (id, seq) VALUES (1, :seq)
+ON CONFLICT (id) DO UPDATE SET seq = max(analysis_progress.seq, excluded.seq)
+""")
+
+
 def write_analysis(conn: Connection, update: dict) -> None:
     """Merges first: a segment merged into the one before it is deleted and its turns move
     there (the next segment then takes over its index). Then segments are replaced whole;
@@ -555,6 +574,10 @@ def write_analysis(conn: Connection, update: dict) -> None:
         conn.exec_driver_sql(_INSERT_RELATIONSHIP, update["relationships"])
     if update["summary"] is not None:
         conn.execute(_UPSERT_SUMMARY, update["summary"])
+    if update["resumed_from"]:
+        conn.execute(_SAVE_RESUMED, {**_SUMMARY_DEFAULTS, "session_id": session,
+                                     "project_key": update["project_key"],
+                                     "resumed_from": update["resumed_from"]})
 
 
 def _store_offsets(conn: Connection, offsets: list[dict]) -> list[dict]:

@@ -125,17 +125,21 @@ class SessionSummary(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., project_key: _Optional[str] = ..., messages: _Optional[int] = ..., prompts: _Optional[int] = ..., assistant_messages: _Optional[int] = ..., interruptions: _Optional[int] = ..., response_seconds_sum: _Optional[float] = ..., responses: _Optional[int] = ..., first_timestamp: _Optional[str] = ..., last_timestamp: _Optional[str] = ..., branches: _Optional[int] = ..., compactions: _Optional[int] = ..., subagents: _Optional[int] = ..., resumed_from: _Optional[str] = ..., sentiment_sum: _Optional[float] = ..., segments: _Optional[int] = ...) -> None: ...
 
 class AnalysisUpdate(_message.Message):
-    __slots__ = ("session_id", "segments", "turns", "relationships", "summary", "thread_changed")
+    __slots__ = ("session_id", "segments", "turns", "relationships", "summary", "thread_changed", "resumed_from", "project_key")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     TURNS_FIELD_NUMBER: _ClassVar[int]
     RELATIONSHIPS_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     THREAD_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FROM_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     segments: _containers.RepeatedCompositeFieldContainer[Segment]
     turns: _containers.RepeatedCompositeFieldContainer[TurnAnalysis]
     relationships: _containers.RepeatedCompositeFieldContainer[Relationship]
     summary: SessionSummary
     thread_changed: bool
-    def __init__(self, session_id: _Optional[str] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., turns: _Optional[_Iterable[_Union[TurnAnalysis, _Mapping]]] = ..., relationships: _Optional[_Iterable[_Union[Relationship, _Mapping]]] = ..., summary: _Optional[_Union[SessionSummary, _Mapping]] = ..., thread_changed: _Optional[bool] = ...) -> None: ...
+    resumed_from: str
+    project_key: str
+    def __init__(self, session_id: _Optional[str] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., turns: _Optional[_Iterable[_Union[TurnAnalysis, _Mapping]]] = ..., relationships: _Optional[_Iterable[_Union[Relationship, _Mapping]]] = ..., summary: _Optional[_Union[SessionSummary, _Mapping]] = ..., thread_changed: _Optional[bool] = ..., resumed_from: _Optional[str] = ..., project_key: _Optional[str] = ...) -> None: ...
