@@ -46,7 +46,8 @@ class MemorySampler(threading.Thread):
 
     `peak_pss`: the sum of their proportional set sizes (Linux smaps): each resident page
     counted once across the set, shared pages (the interpreter, gRPC's library) split between
-    the processes that map them. This is the physical memory the services occupy together.
+    the processes that map them. This is the physical memory the services occupy together
+    (their own children, the analysis follower, included).
     `peak_rss`: the plain sum of RSS, which counts every shared page once per process.
     """
 
@@ -57,12 +58,23 @@ class MemorySampler(threading.Thread):
         self.peak_rss = 0
         self.stop_event = threading.Event()
 
+    def _processes(self) -> list[psutil.Process]:
+        """The services and their own children (the analysis follower)."""
+        found = []
+        for pid in self.pids_of():
+            try:
+                process = psutil.Process(pid)
+                found += [process, *process.children(recursive=True)]
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return found
+
     def run(self) -> None:
         while not self.stop_event.is_set():
             pss = rss = 0
-            for pid in self.pids_of():
+            for process in self._processes():
                 try:
-                    info = psutil.Process(pid).memory_full_info()
+                    info = process.memory_full_info()
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
                 pss += info.pss
