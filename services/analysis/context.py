@@ -8,9 +8,7 @@ Bounded work: a prompt can hold a pasted 100 KB log. The cues are read from `win
 the first `HEAD_CHARS` and the last `TAIL_CHARS` characters (what the person wrote is almost
 always at the start or the end of a paste). VADER's cost grows faster than the text, so
 sentiment reads a smaller window (`SENTIMENT_HEAD` + `SENTIMENT_TAIL`), and readability reads
-at most `PROSE_CHARS` characters of prose. `word_count` alone counts the whole text. The
-first call of a process takes about a second more: textstat loads its pronunciation
-dictionary then.
+at most `PROSE_CHARS` characters of prose. `word_count` alone counts the whole text.
 
 Intent (one of `INTENTS`, definitions in docs/analysis.md): a transparent rule-based
 classifier. Each cue that fires adds its weight to one class's score; the highest score
@@ -84,14 +82,16 @@ prompts of 1-3 words lose 0.15 and prompts over 400 words lose 0.1. A well-forme
 concrete reference -0.2; hedges ("maybe", "somehow", "kind of", "etc") -0.05 each, at most
 -0.15. Clamped to 0..1. A heuristic without ground truth: use it to compare prompts.
 
-Complexity: Flesch-Kincaid grade level (textstat) of the prose: fenced and inline code,
+Complexity: Coleman-Liau grade level (textstat) of the prose: fenced and inline code,
 URLs, paths and log-like lines (fewer than half of their characters letters) removed, and
 each line break without end punctuation read as a sentence end (prompts are often written
-as unpunctuated lines, which would otherwise read as one endless sentence). Flesch-Kincaid
-because it is a grade (years of schooling), readable without a table, and depends on
-sentence length and syllables only; Dale-Chall counts every word outside a list of 3,000
-familiar words as difficult, which marks almost all technical vocabulary. Clamped to 0..20;
-0 for prose of fewer than three words.
+as unpunctuated lines, which would otherwise read as one endless sentence). Coleman-Liau
+because it is a grade (years of schooling), readable without a table, and depends only on
+letters per word and words per sentence: Flesch-Kincaid needs syllable counts, for which
+textstat loads the CMU pronouncing dictionary (74 MB resident, 1-3 s to load) in every
+process that analyses; Dale-Chall counts every word outside a list of 3,000 familiar words
+as difficult, which marks almost all technical vocabulary. Clamped to 0..20; 0 for prose
+of fewer than three words.
 
 Similarity with the previous prompt: `services.analysis.text.similarity` of the two windows.
 """
@@ -608,7 +608,7 @@ _END_PUNCT = frozenset(".!?:;")
 
 
 def complexity(view: str) -> float:
-    """Flesch-Kincaid grade of the prose, 0..20 (see the module docstring)."""
+    """Coleman-Liau grade of the prose, 0..20 (see the module docstring)."""
     if "```" in view:
         view = _FENCED.sub("\n", view)
     sentences = []
@@ -629,7 +629,7 @@ def complexity(view: str) -> float:
     prose = " ".join(sentences)[:PROSE_CHARS]
     if len(_WORDS.findall(prose)) < 3:
         return 0.0
-    grade = float(textstat.flesch_kincaid_grade(prose))
+    grade = float(textstat.coleman_liau_index(prose))
     return round(min(COMPLEXITY_MAX, max(0.0, grade)), 2)
 
 

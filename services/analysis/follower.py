@@ -36,7 +36,7 @@ from threadline import bootstrap, convert, telemetry
 from threadline.v1 import common_pb2, store_pb2, store_pb2_grpc
 
 log = logging.getLogger(__name__)
-NICENESS = 10
+NICENESS = 19
 # How often the follower checks that the service that started it is still there.
 PARENT_CHECK_SECONDS = 1.0
 
