@@ -57,6 +57,9 @@ class StoreReader:
     def analysed_through(self) -> int:
         return self.run(analysis_reads.analysed_through, default=0)
 
+    def records_after(self, seq: int, limit: int) -> list:
+        return self.run(analysis_reads.records_after, seq, limit, default=[])
+
     def file_records(self, path: str, session_id: str) -> list:
         return self.run(analysis_reads.file_records, path, session_id, default=[])
 

@@ -48,6 +48,14 @@ def _records(conn: Connection, where, order) -> Iterator[dict]:
         after = page[-1]["seq"]
 
 
+def records_after(conn: Connection, seq: int,
+                  limit: int) -> list[tuple[int, Record, ThreadLink]]:
+    """Up to `limit` stored records after sequence `seq`, in order, with their links."""
+    page = conn.execute(select(*_MESSAGE_COLUMNS).where(_m.c.seq > seq).order_by(_m.c.seq)
+                        .limit(limit)).mappings().all()
+    return [(row["seq"], message_from_pb(rows.message_pb(row)), link_of(row)) for row in page]
+
+
 def session_records(conn: Connection, session_id: str,
                     before_seq: int) -> Iterator[tuple[Record, ThreadLink]]:
     """A session's records stored before `before_seq`, in store order, with their links."""
