@@ -137,3 +137,31 @@ def test_a_file_holding_two_sessions_shows_a_resumption():
         rec.source.path, rec.source.byte_offset = "new.jsonl", n * 100
     _links, resumed = FileThreading().thread(records)
     assert resumed == {"new": "old"}
+
+
+def test_the_pipeline_view_of_a_message_threads_like_the_whole_record(corpus):
+    """Inline threading reads a reduced view of each message (servicer.thread_view): on
+    real transcripts of every format it must give exactly the links the full record gives."""
+    from services.analysis.normalize import message_key, session_of
+    from services.analysis.servicer import thread_view
+    from services.ingest.parser import parse_line
+    from threadline.convert import message_to_pb
+    from threadline.records import Position, Record
+
+    compared = 0
+    for path in sorted(corpus.rglob("*.jsonl"))[::3]:
+        records, offset = [], 0
+        for number, line in enumerate(path.read_bytes().split(b"\n"), 1):
+            parsed = parse_line(line, Position(str(path), offset, number, len(line)))
+            offset += len(line) + 1
+            for rec in parsed if isinstance(parsed, list) else [parsed]:
+                if isinstance(rec, Record):
+                    rec.key = message_key(rec.uuid, "p", str(path), rec.source.byte_offset,
+                                          rec.raw)
+                    rec.session_id = session_of(str(path), rec.session_id)
+                    records.append(rec)
+        full, _ = FileThreading().thread(records)
+        viewed, _ = FileThreading().thread([thread_view(message_to_pb(r)) for r in records])
+        assert viewed == full, path
+        compared += len(records)
+    assert compared > 5000

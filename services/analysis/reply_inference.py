@@ -46,7 +46,7 @@ import orjson
 from threadline.records import Record
 
 # Tools whose tool_use starts a subagent (`Task`, renamed `Agent` in 2.1.63).
-_AGENT_TOOLS = frozenset({"Task", "Agent"})
+AGENT_TOOLS = frozenset({"Task", "Agent"})
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -73,7 +73,7 @@ def _sibling_results(rec: Record) -> bool:
 def _agent_prompt(rec: Record) -> str:
     """The prompt a Task/Agent tool_use hands its subagent ("" for any other line)."""
     for block in rec.content:
-        if block.kind == "tool_use" and block.tool_name in _AGENT_TOOLS and block.tool_input_json:
+        if block.kind == "tool_use" and block.tool_name in AGENT_TOOLS and block.tool_input_json:
             try:
                 data = orjson.loads(block.tool_input_json)
             except orjson.JSONDecodeError:
@@ -169,7 +169,7 @@ class ReplyThreader:
         prompt = _agent_prompt(rec)
         if prompt:
             for block in rec.content:
-                if block.kind == "tool_use" and block.tool_name in _AGENT_TOOLS:
+                if block.kind == "tool_use" and block.tool_name in AGENT_TOOLS:
                     self._prompts[prompt] = block.tool_use_id
                     break
             _trim(self._prompts, MAX_PENDING_PROMPTS)
@@ -188,4 +188,4 @@ def infer_parents(records: Sequence[Record]) -> list[str]:
     return [threader.step(rec)[0] for rec in records]
 
 
-__all__ = ["ReplyThreader", "infer_parents"]
+__all__ = ["AGENT_TOOLS", "ReplyThreader", "infer_parents"]

@@ -23,18 +23,37 @@ import grpc
 from google.protobuf import json_format
 
 from services.analysis import normalize, tool_patterns, tool_wire, views
-from services.analysis.reply_inference import NONE
+from services.analysis.reply_inference import AGENT_TOOLS, NONE
 from services.analysis.sessions import FileThreading
 from services.analysis.store_access import StoreReader
 from services.store import tool_facts
 from services.store.errors import StoreError
 from threadline import convert, telemetry
+from threadline.convert import BLOCK_FROM_PB, FORMAT_FROM_PB, ROLE_FROM_PB
+from threadline.records import CLAUDE_CODE, Block, Position, Record
 from threadline.v1 import analysis_pb2, analysis_pb2_grpc, common_pb2, store_pb2_grpc
 
 log = logging.getLogger(__name__)
 _tracer = telemetry.tracer("analysis")
 TOOL_USE = common_pb2.BLOCK_KIND_TOOL_USE
 TOOL_RESULT = common_pb2.BLOCK_KIND_TOOL_RESULT
+
+
+def thread_view(m: common_pb2.Message) -> Record:
+    """What threading reads of a message, without converting all of it (this runs on every
+    record in the pipeline's path): the envelope, the tool blocks (a Task/Agent call's input,
+    for the subagent prompt), and a user record's text (matched against those prompts)."""
+    blocks = [Block(BLOCK_FROM_PB[b.kind], tool_use_id=b.tool_use_id, tool_name=b.tool_name,
+                    tool_input_json=b.tool_input_json if b.tool_name in AGENT_TOOLS else b"")
+              for b in m.content if b.kind == TOOL_USE or b.kind == TOOL_RESULT]
+    src = m.source
+    return Record(type=m.type, source=Position(src.path, src.byte_offset, src.line_number,
+                                               src.byte_length),
+                  raw=b"", format=FORMAT_FROM_PB.get(m.format, CLAUDE_CODE), uuid=m.uuid,
+                  parent_uuid=m.parent_uuid, session_id=m.session_id, subtype=m.subtype,
+                  role=ROLE_FROM_PB.get(m.role, ""), version=m.version,
+                  text=m.text if m.type == "user" else "", content=blocks, key=m.key,
+                  project_key=m.project_key)
 
 
 def tool_report(conn, project: str, session: str, since: str, until: str, timezone: str,
@@ -116,8 +135,7 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
         for chunk in batch.chunks:
             if not chunk.messages:
                 continue
-            records = [convert.message_from_pb(m) for m in chunk.messages]
-            links, found = self.threading.thread(records)
+            links, found = self.threading.thread([thread_view(m) for m in chunk.messages])
             resumed.update(found)
             for m, thread in zip(chunk.messages, links, strict=True):
                 if thread.rule and thread.rule != NONE:
