@@ -179,3 +179,28 @@ def test_restart_rebuilds_session_state_from_the_store(tmp_path):
     assert after["assistant_messages"] == before["assistant_messages"] == 2
     assert after["responses"] == 1
     assert len(rows(db, schema.turns, session_id=SESSION)) == 2
+
+
+def test_a_follower_that_dies_is_restarted_and_resumes(tmp_path):
+    root = tmp_path / "projects"
+    transcript = root / "-home-u-app" / f"{SESSION}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    lines = conversation()
+    transcript.write_bytes(b"".join(lines[:4]))
+    db = tmp_path / "threadline.db"
+
+    def prompts():
+        found = rows(db, schema.session_summaries, session_id=SESSION)
+        return found[0]["prompts"] if found else 0
+
+    async def scenario():
+        async with running_pipeline(tmp_path, [root]) as p:
+            await eventually(lambda: prompts() == 1)
+            p.analysis.follower.process.kill()
+            with transcript.open("ab") as out:
+                out.write(lines[4])
+            await eventually(lambda: prompts() == 2)
+            return p.analysis.follower.restarts
+
+    assert asyncio.run(scenario()) == 1
+    assert len(rows(db, schema.turns, session_id=SESSION)) == 2

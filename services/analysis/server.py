@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 
@@ -13,21 +14,48 @@ from threadline.config import Settings
 from threadline.v1 import analysis_pb2_grpc, store_pb2_grpc
 
 SERVICE_NAME = "threadline.v1.AnalysisService"
+log = logging.getLogger(__name__)
 
 
 FOLLOWER_STOP_SECONDS = 10.0
+# How often the service checks that its follower still runs (and restarts it if not).
+FOLLOWER_CHECK_SECONDS = 1.0
 
 
-def start_follower(settings: Settings) -> subprocess.Popen:
-    """The analysis follower (follower.py) as a child process of this service."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.analysis.follower", "--store-addr",
-         settings.store_addr, "--db", str(settings.db), "--log-level", settings.log_level])
+class FollowerProcess:
+    """The analysis follower (follower.py) as a child process of this service, restarted when
+    it dies (it resumes from its checkpoint) and stopped with the service."""
+
+    def __init__(self, settings: Settings):
+        self._args = [sys.executable, "-m", "services.analysis.follower", "--store-addr",
+                      settings.store_addr, "--db", str(settings.db), "--log-level",
+                      settings.log_level]
+        self.process = subprocess.Popen(self._args)
+        self.restarts = 0
+        self._watch = asyncio.create_task(self._keep_running())
+
+    async def _keep_running(self) -> None:
+        while True:
+            await asyncio.sleep(FOLLOWER_CHECK_SECONDS)
+            code = self.process.poll()
+            if code is not None:
+                log.warning("analysis follower exited with %s; starting it again", code)
+                self.restarts += 1
+                self.process = subprocess.Popen(self._args)
+
+    async def stop(self) -> None:
+        self._watch.cancel()
+        self.process.terminate()
+        try:
+            await asyncio.to_thread(self.process.wait, FOLLOWER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            await asyncio.to_thread(self.process.wait)
 
 
 class Running:
     def __init__(self, service: bootstrap.Service, channel, servicer: AnalysisServicer,
-                 follower: subprocess.Popen | None):
+                 follower: FollowerProcess | None):
         self._service = service
         self._channel = channel
         self.servicer = servicer
@@ -36,16 +64,10 @@ class Running:
 
     async def stop(self) -> None:
         if self.follower is not None:
-            self.follower.terminate()
+            await self.follower.stop()
         await self._service.stop()
         await self._channel.close()
         self.servicer.close()
-        if self.follower is not None:
-            try:
-                await asyncio.to_thread(self.follower.wait, FOLLOWER_STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.follower.kill()
-                await asyncio.to_thread(self.follower.wait)
 
 
 async def start(settings: Settings) -> Running:
@@ -55,5 +77,5 @@ async def start(settings: Settings) -> Running:
     service = await bootstrap.create_server(
         [lambda server: analysis_pb2_grpc.add_AnalysisServiceServicer_to_server(servicer, server)],
         [SERVICE_NAME], host=settings.host, port=settings.port)
-    follower = start_follower(settings) if settings.analyse else None
+    follower = FollowerProcess(settings) if settings.analyse else None
     return Running(service, channel, servicer, follower)
