@@ -38,6 +38,8 @@ from threadline.v1 import store_pb2, store_pb2_grpc
 
 TARGETS = {"throughput": 8000.0, "p50_ms": 10.0, "p99_ms": 25.0, "memory_mb": 250.0,
            "parser_ratio": 0.5}
+# Longest wait for the analysis follower to catch up after an import.
+ANALYSIS_WAIT_SECONDS = 600.0
 REAL_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 
 
@@ -149,6 +151,9 @@ def import_run(root: Path, db: Path, lines: int, analyse: bool,
         lag = None
         if analyse:
             while analysis_backlog(db):
+                if time.monotonic() - done > ANALYSIS_WAIT_SECONDS:
+                    raise RuntimeError("the analysis follower made no progress (see the "
+                                       "analysis service's log)")
                 time.sleep(0.05)
             lag = time.monotonic() - done
         sampler.stop_event.set()

@@ -14,7 +14,7 @@ Figures: per-class precision, recall, F1 and support, accuracy, macro-F1 (the un
 F1 over the classes that occur in the labels or the predictions), a confusion matrix (rows:
 label, columns: prediction), accuracy per confidence band (is the confidence worth
 anything?), a majority-class baseline, and the mean time of `analyse_prompt` per prompt (the
-first call of a process, which loads textstat's dictionary, is timed apart).
+first call of a process, which loads the analysers' tables, is timed apart).
 Skips (exit 0, with a message) when the corpus or the labels file is absent.
 """
 
@@ -182,7 +182,7 @@ def _timing(seconds: list[float]) -> dict:
 def evaluate(corpus: Path, labels_path: Path) -> dict:
     labels, bad = read_labels(labels_path)
     started = time.perf_counter()
-    analyse_prompt("Warm up: textstat loads its pronunciation dictionary on first use.")
+    analyse_prompt("Warm up: the first call loads the analysers' tables.")
     first_call = time.perf_counter() - started
     by_file: dict[str, list[Label]] = {}
     for label in labels:

@@ -204,3 +204,36 @@ def test_a_follower_that_dies_is_restarted_and_resumes(tmp_path):
 
     assert asyncio.run(scenario()) == 1
     assert len(rows(db, schema.turns, session_id=SESSION)) == 2
+
+
+def test_the_store_applies_an_analysis_run_only_after_its_checkpoint(tmp_path):
+    """Two followers (one outliving a restart) must not apply the same run twice: a batch
+    says which checkpoint it follows, and the store refuses it when that has moved on."""
+    from store_support import running_store, write
+
+    from threadline.v1 import analysis_types_pb2, common_pb2
+
+    def run(after: int, through: int) -> common_pb2.Batch:
+        update = analysis_types_pb2.AnalysisUpdate(session_id="s1", project_key="p")
+        update.summary.session_id, update.summary.messages = "s1", through
+        return common_pb2.Batch(batch_id=through, analysis=[update], analysed_after=after,
+                                analysed_through=through)
+
+    db = tmp_path / "t.db"
+
+    async def scenario():
+        async with running_store(db) as (_store, stub):
+            await write(stub, [run(0, 5)])
+            try:
+                await write(stub, [run(0, 7)])  # a second follower, from the old checkpoint
+                raise AssertionError("a stale analysis batch must be refused")
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.ABORTED
+            await write(stub, [run(5, 9)])
+
+    asyncio.run(scenario())
+    from services.store import analysis_reads
+
+    with queries.open_readonly(db).connect() as conn:
+        assert analysis_reads.analysed_through(conn) == 9
+    assert rows(db, schema.session_summaries, session_id="s1")[0]["messages"] == 9

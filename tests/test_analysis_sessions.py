@@ -10,6 +10,7 @@ from session_records import Session
 
 from services.analysis.model import SessionChanges
 from services.analysis.sessions import FileThreading, SessionAnalyser
+from services.analysis.thread_links import ThreadLink
 
 
 class Stored:
@@ -165,3 +166,39 @@ def test_the_pipeline_view_of_a_message_threads_like_the_whole_record(corpus):
         assert viewed == full, path
         compared += len(records)
     assert compared > 5000
+
+
+def test_records_of_one_document_share_a_position_and_are_all_threaded():
+    """A Gemini chat file or an OpenAI-style `messages` line yields several records at the
+    same source position: each must still get its link."""
+    s = Session("doc", "/repo")
+    records = [s.prompt("How does the cache work?"), s.reply("It keeps pages hot."),
+               s.prompt("Thanks, now add a test for it.")]
+    for rec in records:
+        rec.source.path, rec.source.byte_offset, rec.source.byte_length = "chat.json", 0, 900
+    links, _ = FileThreading().thread(records)
+    assert [link.parent_uuid for link in links] == ["", records[0].uuid, records[1].uuid]
+
+
+def test_a_resumed_file_names_the_session_it_continues():
+    """Claude Code's --resume writes B.jsonl: lines naming no session (they take the file's
+    name, B), the old session A replayed, then B. B continues A, never the reverse."""
+    a, b = Session("A", "/repo"), Session("B", "/repo")
+    snapshot = b.prompt("")
+    snapshot.uuid, snapshot.type = "", "file-history-snapshot"
+    records = [snapshot, a.prompt("first question"), a.reply("answer"),
+               b.prompt("continue where we left off"), b.reply("sure")]
+    for n, rec in enumerate(records):
+        rec.source.path, rec.source.byte_offset = "B.jsonl", n * 100
+    _links, resumed = FileThreading().thread(records)
+    assert resumed == {"B": "A"}
+
+
+def test_a_run_touching_more_sessions_than_are_held_is_analysed_whole():
+    sessions = [Session(f"s{n}") for n in range(5)]
+    items = [(n + 1, s.prompt(f"question {n} about the parser"), ThreadLink())
+             for n, s in enumerate(sessions)]
+    store = Stored()
+    changes = SessionAnalyser(store.session_records, max_sessions=2).analyse(items)
+    assert sorted(changes) == [s.session_id for s in sessions]
+    assert all(c.summary.prompts == 1 for c in changes.values())

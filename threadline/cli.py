@@ -607,8 +607,7 @@ def cmd_threads(args: argparse.Namespace) -> int:
         depth: dict[str, int] = {}
         for n in nodes:
             d = depth.get(n["parent_uuid"], -1) + 1 if n["parent_uuid"] else 0
-            if n["uuid"]:
-                depth[n["uuid"]] = d
+            depth[n["uuid"] or n["key"]] = d  # formats without ids link by key
             mark = "~" if n["parent_source"] == "inferred" else " "
             label = n["type"] + (f"/{n['role']}" if n["role"] and n["role"] != n["type"] else "")
             print(f"{mark}{'  ' * min(d, 40)}{label}: {' '.join(n['excerpt'].split())[:80]}")

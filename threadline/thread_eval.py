@@ -118,7 +118,8 @@ def import_copies(folder: Path, db: Path) -> dict:
 def score(db: Path, truth: dict[tuple[str, int], Truth]) -> dict[str, FolderScore]:
     m = schema.messages
     folders: dict[str, FolderScore] = {}
-    with queries.open_readonly(db).connect() as conn:
+    engine = queries.open_readonly(db)
+    with engine.connect() as conn:
         rows = conn.execute(select(m.c.source_path, m.c.source_line_number, m.c.type,
                                    m.c.format, m.c.thread_parent_uuid))
         for path, line, kind, fmt, parent in rows:
@@ -131,6 +132,7 @@ def score(db: Path, truth: dict[tuple[str, int], Truth]) -> dict[str, FolderScor
             s.total += 1
             s.correct += parent == t.parent
             s.unreachable += not t.reachable
+    engine.dispose()
     overall = FolderScore()
     for s in folders.values():
         overall.add(s)

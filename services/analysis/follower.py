@@ -5,12 +5,16 @@ the lowest CPU priority (`NICENESS`): analysing costs far more than threading, a
 it halved the pipeline's bulk throughput on a 2-core machine. It reads the committed records
 itself, through a read-only connection (WAL lets it read while the store writes), so the
 store's process spends nothing on feeding it; only its results go through the store's
-writer. Live, it looks for new records every `POLL_SECONDS` and analyses them within
-milliseconds of their commit; in a bulk import it trails the import and catches up.
+writer. Live, it looks for new records every `POLL_SECONDS` (backing off to `POLL_MAX_SECONDS`
+while nothing comes) and analyses them within milliseconds of their commit; in a bulk
+import it trails the import and catches up.
 
 Exactly once, through restarts: it reads from its checkpoint (`analysis_progress`), and every
 batch it writes carries the analysis of a run of committed records together with the
-sequence of the last one (`Batch.analysed_through`), committed in one transaction. A session it
+sequence of the last one (`Batch.analysed_through`), committed in one transaction, and the
+store applies it only if the checkpoint is still the one the run started from
+(`Batch.analysed_after`): a follower that outlived a restart cannot apply a run twice. A
+session it
 does not hold is rebuilt from the records stored before the one at hand
 (sessions.SessionAnalyser). When anything breaks, it drops its state and starts again from
 the checkpoint.
@@ -41,7 +45,9 @@ log = logging.getLogger(__name__)
 NICENESS = 19
 # Records analysed and written as one batch; and the pause when there is nothing new.
 PAGE = 500
+# Looking for new records: every 20 ms while they come, backing off to 0.5 s when idle.
 POLL_SECONDS = 0.02
+POLL_MAX_SECONDS = 0.5
 # How often the follower checks that the service that started it is still there.
 PARENT_CHECK_SECONDS = 1.0
 
@@ -55,22 +61,27 @@ class Follower:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="follower")
         self._batch_id = 0
 
-    def analyse(self, items: list[tuple[int, Record, ThreadLink]]) -> common_pb2.Batch:
-        """The write batch for a run of stored records (sequence, record, link)."""
+    def analyse(self, since: int, items: list[tuple[int, Record, ThreadLink]]
+                ) -> common_pb2.Batch:
+        """The write batch for a run of stored records (sequence, record, link) that follows
+        the checkpoint `since`; the store refuses it unless the checkpoint is still there."""
         changes = self.analyser.analyse(items)
         self._batch_id += 1
         return common_pb2.Batch(batch_id=self._batch_id,
                                 analysis=[wire.update_to_pb(c) for c in changes.values()],
-                                analysed_through=items[-1][0])
+                                analysed_after=since, analysed_through=items[-1][0])
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = bootstrap.Backoff()
         while not stop.is_set():
             try:
                 await self._follow(stop)
-            except (grpc.aio.AioRpcError, OSError) as exc:
+            except (grpc.aio.AioRpcError, OSError, asyncio.InvalidStateError) as exc:
+                # The store went away or refused a batch (its stream then ends).
                 reason = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else exc
                 log.warning("analysis follower: %s; starting again from the checkpoint", reason)
+            except Exception:
+                log.exception("analysis follower failed; starting again from the checkpoint")
             self.analyser.reset()
             if not stop.is_set():
                 await backoff.wait()
@@ -81,6 +92,7 @@ class Follower:
         async with bootstrap.channel(self._store_addr) as channel:
             writes = store_pb2_grpc.StoreServiceStub(channel).Write()
             acks = asyncio.create_task(self._drain(writes))
+            pause = POLL_SECONDS
             try:
                 while not stop.is_set():
                     if acks.done():  # the store refused a batch or went away
@@ -90,9 +102,11 @@ class Follower:
                                                        since, PAGE)
                     if not items:
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), POLL_SECONDS)
+                            await asyncio.wait_for(stop.wait(), pause)
+                        pause = min(pause * 2, POLL_MAX_SECONDS)
                         continue
-                    batch = await loop.run_in_executor(self._worker, self.analyse, items)
+                    pause = POLL_SECONDS
+                    batch = await loop.run_in_executor(self._worker, self.analyse, since, items)
                     await writes.write(batch)
                     since = items[-1][0]
             finally:

@@ -2,8 +2,9 @@
 
 Codex, Gemini, generic chat lines and old exports carry no parent links; Claude Code does
 (`parentUuid`), and its transcripts are what these rules were read from (see the shared
-transcript-format notes, sections 4 and 5). `infer_parents(records)` takes one file's records
-in file order and returns, per record, the `uuid` of its inferred parent ("" for none).
+transcript-format notes, sections 4 and 5). `ReplyThreader.step(rec)` takes one file's
+records one at a time, in file order, and returns each one's inferred parent ("" for none)
+and the rule that chose it; `infer_parents(records)` does the same for a whole file.
 
 The rules, in the order they are tried:
 
@@ -166,6 +167,10 @@ class ReplyThreader:
             if block.kind == "tool_use" and block.tool_use_id:
                 self._uses[block.tool_use_id] = (ident, chain)
         _trim(self._uses, MAX_REMEMBERED_USES)
+        _trim(self._side_of, MAX_PENDING_PROMPTS)  # subagents whose result never came back
+        while len(tips) > MAX_PENDING_PROMPTS + 1:
+            oldest = next(c for c in tips if c != 0 and c != self._active)
+            del tips[oldest]
         prompt = _agent_prompt(rec)
         if prompt:
             for block in rec.content:

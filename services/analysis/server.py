@@ -72,7 +72,10 @@ class Running:
 
 async def start(settings: Settings) -> Running:
     channel = bootstrap.channel(settings.store_addr)
+    # Threading (on the pipeline's path) and queries read through separate connections, so
+    # slow queries never make the pipeline wait for one.
     servicer = AnalysisServicer(store_pb2_grpc.StoreServiceStub(channel),
+                                StoreReader(settings.db, pool_size=1),
                                 StoreReader(settings.db), analyse=settings.analyse)
     service = await bootstrap.create_server(
         [lambda server: analysis_pb2_grpc.add_AnalysisServiceServicer_to_server(servicer, server)],

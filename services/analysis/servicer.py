@@ -66,12 +66,13 @@ def tool_report(conn, project: str, session: str, since: str, until: str, timezo
 
 
 class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
-    def __init__(self, store: store_pb2_grpc.StoreServiceStub, reader: StoreReader,
-                 analyse: bool = True):
+    def __init__(self, store: store_pb2_grpc.StoreServiceStub, threading_reader: StoreReader,
+                 reader: StoreReader, analyse: bool = True):
         self._store = store
         self._analyse = analyse
         self._reader = reader
-        self.threading = FileThreading(reader.file_records)
+        self._threading_reader = threading_reader
+        self.threading = FileThreading(threading_reader.file_records)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
         self._queries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="analysis-query")
 
@@ -79,6 +80,7 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
         self._worker.shutdown(wait=True, cancel_futures=True)
         self._queries.shutdown(wait=True, cancel_futures=True)
         self._reader.close()
+        self._threading_reader.close()
 
     # --- queries: read the store's database in a thread, answer with the views' dicts -------
 
@@ -135,7 +137,8 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
         for chunk in batch.chunks:
             if not chunk.messages:
                 continue
-            links, found = self.threading.thread([thread_view(m) for m in chunk.messages])
+            links, found = self.threading.thread([thread_view(m) for m in chunk.messages],
+                                                 restart=chunk.reset)
             resumed.update(found)
             for m, thread in zip(chunk.messages, links, strict=True):
                 if thread.rule and thread.rule != NONE:

@@ -63,8 +63,11 @@ def _time(ts: str) -> datetime | None:
 @dataclass(slots=True)
 class FileState:
     threader: ReplyThreader = field(default_factory=ReplyThreader)
-    # Byte offset after the last record threaded: anything before it was threaded already.
-    offset: int = 0
+    # Keys of the stored records the state was rebuilt from. After a broken stream, ingest
+    # resends what was not acknowledged, and some of it may be stored: those are not threaded
+    # twice. Dropped at the first record that is not among them.
+    replayed: set[str] = field(default_factory=set)
+    # The session of the last record that named one (for resumptions).
     session_id: str = ""
 
 
@@ -192,21 +195,30 @@ class FileThreading:
     def reset(self) -> None:
         self._files.clear()
 
-    def thread(self, records: Sequence[Record]) -> tuple[list[ThreadLink], dict[str, str]]:
+    def thread(self, records: Sequence[Record], restart: bool = False
+               ) -> tuple[list[ThreadLink], dict[str, str]]:
         """Links of one file's new records (in file order), and the sessions found resumed
-        (session -> the session it continues)."""
+        (session -> the session it continues). `restart`: the file was replaced or truncated
+        and is read again from its start, so its threading starts again too."""
         links: list[ThreadLink] = []
         resumed: dict[str, str] = {}
+        if restart and records:
+            self._files[records[0].source.path] = FileState()
         for rec in records:
             state = self._file(rec.source.path, rec.session_id)
-            if rec.source.byte_offset < state.offset:
-                links.append(ThreadLink())  # threaded before; the store holds it already
-                continue
+            if state.replayed:
+                if rec.key in state.replayed:
+                    links.append(ThreadLink())  # threaded before; the store holds it already
+                    continue
+                state.replayed = set()
             links.append(link(rec, state.threader))
-            state.offset = rec.source.byte_offset + max(rec.source.byte_length, 1)
-            previous, state.session_id = state.session_id, rec.session_id
-            if previous and rec.session_id and previous != rec.session_id:
-                resumed.setdefault(rec.session_id, previous)
+            if rec.uuid and rec.session_id:
+                # Only records that name their session count: a resumed Claude Code file
+                # starts with lines that name none (they take the file's), then replays the
+                # old session's records, then goes on with the new session.
+                previous, state.session_id = state.session_id, rec.session_id
+                if previous and previous != rec.session_id:
+                    resumed.setdefault(rec.session_id, previous)
         return links, resumed
 
     def _file(self, path: str, session_id: str) -> FileState:
@@ -218,8 +230,9 @@ class FileThreading:
         if self._load_file is not None:
             for rec in self._load_file(path, session_id):
                 state.threader.step(rec, node_id(rec))
-                state.offset = rec.source.byte_offset + max(rec.source.byte_length, 1)
-                state.session_id = rec.session_id
+                state.replayed.add(rec.key)
+                if rec.uuid and rec.session_id:
+                    state.session_id = rec.session_id
         self._files[path] = state
         if len(self._files) > self._max_files:
             self._files.popitem(last=False)
@@ -255,8 +268,8 @@ class SessionAnalyser:
             session.add(rec, thread, change)
             if thread.parent_uuid:
                 session.note_child(thread.parent_uuid, rec.timestamp)
-        for session_id, change in changes.items():
-            change.summary = self._sessions[session_id].summary
+            # The state itself (it may be evicted before the run ends, by other sessions).
+            change.summary = session.summary
         return changes
 
     def _session(self, session_id: str, project_key: str, seq: int) -> SessionState:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, select
 
 from services.analysis.thread_links import ThreadLink
 from services.store import rows, schema
@@ -37,10 +37,16 @@ def link_of(row) -> ThreadLink:
                       row["thread_relation"], row["thread_confidence"])
 
 
+# The raw line is left out (it can be large), except for compaction boundaries, whose trigger
+# (`compactMetadata`) lives only there and weighs their segment boundary.
+_COLUMNS = [*_MESSAGE_COLUMNS,
+            case((_m.c.subtype == "compact_boundary", _m.c.raw), else_=b"").label("raw")]
+
+
 def _records(conn: Connection, where, order) -> Iterator[dict]:
     after = 0
     while True:
-        page = conn.execute(select(*_MESSAGE_COLUMNS).where(where, _m.c.seq > after)
+        page = conn.execute(select(*_COLUMNS).where(where, _m.c.seq > after)
                             .order_by(order).limit(PAGE)).mappings().all()
         yield from page
         if len(page) < PAGE:
@@ -51,7 +57,7 @@ def _records(conn: Connection, where, order) -> Iterator[dict]:
 def records_after(conn: Connection, seq: int,
                   limit: int) -> list[tuple[int, Record, ThreadLink]]:
     """Up to `limit` stored records after sequence `seq`, in order, with their links."""
-    page = conn.execute(select(*_MESSAGE_COLUMNS).where(_m.c.seq > seq).order_by(_m.c.seq)
+    page = conn.execute(select(*_COLUMNS).where(_m.c.seq > seq).order_by(_m.c.seq)
                         .limit(limit)).mappings().all()
     return [(row["seq"], message_from_pb(rows.message_pb(row)), link_of(row)) for row in page]
 

@@ -6,6 +6,8 @@
     ├── StoreClosed             the store is shutting down or stopped; retry against a new one
     ├── EarlierBatchFailed      a Write batch refused because an earlier batch of the same
     │                           stream failed; resend from the acknowledged offsets
+    ├── StaleAnalysis           an analysis batch that does not follow the stored checkpoint
+    │                           (another follower got there first); start from the checkpoint
     ├── SubscriberTooSlow       a change subscriber whose queue overflowed; it resumes without
     │                           loss by subscribing again from the last sequence it received
     └── DatabaseMissing         `open_readonly` on a file that does not exist
@@ -37,6 +39,12 @@ class EarlierBatchFailed(StoreError):
         super().__init__(f"batch {batch_id} not written: an earlier batch of this Write stream "
                          "failed; resend from the acknowledged offsets")
         self.batch_id = batch_id
+
+
+class StaleAnalysis(StoreError):
+    def __init__(self, expected: int, stored: int):
+        super().__init__(f"analysis batch follows checkpoint {expected}, but the stored one is "
+                         f"{stored}: read again from the checkpoint")
 
 
 class SubscriberTooSlow(StoreError):

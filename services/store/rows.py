@@ -316,6 +316,7 @@ def write_batch(batch: pb.Batch, trace_context: dict[str, str]) -> WriteBatch:
     out.tool_calls = [tool_call_row(t) for t in batch.tool_calls]
     out.analysis = [analysis_row(u) for u in batch.analysis]
     out.analysed_through = batch.analysed_through
+    out.analysed_after = batch.analysed_after
     out.context = (message_pbs, error_pbs, trace_context, list(batch.analysis))
     return out
 
@@ -339,10 +340,11 @@ def live_changes(batch: WriteBatch, result: WriteResult) -> list[LiveChange]:
                 parse_error=e, trace_context=trace_context)))
     for i, seq, kind in result.new_analysis:
         u = updates[i]
-        if kind == "thread_updated":
+        if kind == "thread_updated" and u.HasField("summary"):
             # The thread event names what changed; the segments and turns ride on the other.
-            u = apb.AnalysisUpdate(session_id=u.session_id, summary=u.summary,
-                                   thread_changed=True)
+            u = apb.AnalysisUpdate(session_id=u.session_id, project_key=u.project_key,
+                                   summary=u.summary, thread_changed=True,
+                                   resumed_from=u.resumed_from)
         project = u.summary.project_key or u.project_key
         out.append(LiveChange(seq, project, u.session_id, pb.Change(
             sequence=seq, kind=_ANALYSIS_KINDS[kind], project_key=project,

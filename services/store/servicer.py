@@ -22,6 +22,7 @@ from services.store.errors import (
     EarlierBatchFailed,
     InvalidArgument,
     NotFound,
+    StaleAnalysis,
     StoreClosed,
     StoreError,
     SubscriberTooSlow,
@@ -38,6 +39,7 @@ STATUS_CODES: dict[type[StoreError], grpc.StatusCode] = {
     NotFound: grpc.StatusCode.NOT_FOUND,
     StoreClosed: grpc.StatusCode.UNAVAILABLE,
     EarlierBatchFailed: grpc.StatusCode.ABORTED,
+    StaleAnalysis: grpc.StatusCode.ABORTED,
     SubscriberTooSlow: grpc.StatusCode.RESOURCE_EXHAUSTED,
     DatabaseMissing: grpc.StatusCode.FAILED_PRECONDITION,
 }

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, func, se
 from sqlalchemy.pool import NullPool
 
 from services.store import schema
-from services.store.errors import EarlierBatchFailed, StoreClosed
+from services.store.errors import EarlierBatchFailed, StaleAnalysis, StoreClosed
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,10 @@ class WriteBatch:
     tool_calls: list[dict] = field(default_factory=list)
     # Per session, what analysis derived from the batch (rows.analysis_row).
     analysis: list[dict] = field(default_factory=list)
-    # The analysis follower's checkpoint (0: none in this batch).
+    # The analysis follower's checkpoint after this batch (0: none in this batch), and the one
+    # the batch follows (it is refused unless that is still the stored one).
     analysed_through: int = 0
+    analysed_after: int = 0
     # Opaque to the writer: handed back to the on_commit hook with the result.
     context: Any = None
     # The ordered stream this batch belongs to, if any.
@@ -273,9 +275,13 @@ class Writer:
         if batch.tool_calls:
             upsert_tool_calls(conn, batch.tool_calls)
         offsets = _store_offsets(conn, batch.offsets) if batch.offsets else []
-        new_analysis = self._write_analysis(conn, batch.analysis) if batch.analysis else []
         if batch.analysed_through:
+            current = conn.scalar(select(schema.analysis_progress.c.seq)
+                                  .where(schema.analysis_progress.c.id == 1)) or 0
+            if current != batch.analysed_after:
+                raise StaleAnalysis(batch.analysed_after, current)
             conn.execute(_SAVE_PROGRESS, {"seq": batch.analysed_through})
+        new_analysis = self._write_analysis(conn, batch.analysis) if batch.analysis else []
         return WriteResult(batch.batch_id, offsets, self.last_sequence, new_messages, new_errors,
                            new_analysis)
 
@@ -548,10 +554,12 @@ _SUMMARY_DEFAULTS = {c.name: c.default.arg for c in schema.session_summaries.col
 _SAVE_RESUMED = text(
     f"INSERT INTO session_summaries ({', '.join(['session_id', *_SUMMARY_DEFAULTS])}) "
     f"VALUES ({', '.join(':' + n for n in ['session_id', *_SUMMARY_DEFAULTS])}) "
-    "ON CONFLICT (session_id) DO UPDATE SET resumed_from = excluded.resumed_from")
+    "ON CONFLICT (session_id) DO UPDATE SET resumed_from = CASE "
+    "WHEN session_summaries.resumed_from = '' THEN excluded.resumed_from "
+    "ELSE session_summaries.resumed_from END")
 _SAVE_PROGRESS = text("""
 INSERT INTO analysis_progress (id, seq) VALUES (1, :seq)
-ON CONFLICT (id) DO UPDATE SET seq = max(analysis_progress.seq, excluded.seq)
+ON CONFLICT (id) DO UPDATE SET seq = excluded.seq
 """)
 
 

@@ -283,7 +283,7 @@ class SourceChunk(_message.Message):
     def __init__(self, position: _Optional[_Union[SourceOffset, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[ParseError, _Mapping]]] = ..., reset: _Optional[bool] = ...) -> None: ...
 
 class Batch(_message.Message):
-    __slots__ = ("batch_id", "chunks", "tool_calls", "trace_context", "analysis", "analysed_through")
+    __slots__ = ("batch_id", "chunks", "tool_calls", "trace_context", "analysis", "analysed_through", "analysed_after")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -297,13 +297,15 @@ class Batch(_message.Message):
     TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     ANALYSIS_FIELD_NUMBER: _ClassVar[int]
     ANALYSED_THROUGH_FIELD_NUMBER: _ClassVar[int]
+    ANALYSED_AFTER_FIELD_NUMBER: _ClassVar[int]
     batch_id: int
     chunks: _containers.RepeatedCompositeFieldContainer[SourceChunk]
     tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCall]
     trace_context: _containers.ScalarMap[str, str]
     analysis: _containers.RepeatedCompositeFieldContainer[_analysis_types_pb2.AnalysisUpdate]
     analysed_through: int
-    def __init__(self, batch_id: _Optional[int] = ..., chunks: _Optional[_Iterable[_Union[SourceChunk, _Mapping]]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., analysis: _Optional[_Iterable[_Union[_analysis_types_pb2.AnalysisUpdate, _Mapping]]] = ..., analysed_through: _Optional[int] = ...) -> None: ...
+    analysed_after: int
+    def __init__(self, batch_id: _Optional[int] = ..., chunks: _Optional[_Iterable[_Union[SourceChunk, _Mapping]]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., analysis: _Optional[_Iterable[_Union[_analysis_types_pb2.AnalysisUpdate, _Mapping]]] = ..., analysed_through: _Optional[int] = ..., analysed_after: _Optional[int] = ...) -> None: ...
 
 class BatchAck(_message.Message):
     __slots__ = ("batch_id", "offsets", "last_sequence", "new_messages")
