@@ -539,7 +539,8 @@ def cmd_config(args: argparse.Namespace) -> int:  # noqa: ARG001 - uniform signa
     return 0
 
 
-def _session_view(args: argparse.Namespace, command: str, fn_name: str) -> dict | None:
+def _session_view(args: argparse.Namespace, command: str, fn_name: str,
+                  *extra: object) -> dict | None:
     """Run services.analysis.views.<fn_name> on the database; prints why when it cannot."""
     from services.analysis import views
     from services.store import queries
@@ -552,7 +553,7 @@ def _session_view(args: argparse.Namespace, command: str, fn_name: str) -> dict 
         return None
     try:
         with engine.connect() as conn:
-            found = getattr(views, fn_name)(conn, args.session)
+            found = getattr(views, fn_name)(conn, args.session, *extra)
     finally:
         engine.dispose()
     if found is None:
@@ -568,7 +569,7 @@ def _when(ts: str) -> str:
 def cmd_threads(args: argparse.Namespace) -> int:
     from threadline.tables import render
 
-    found = _session_view(args, "threads", "threads")
+    found = _session_view(args, "threads", "threads", _settings(args).pricing_file)
     if found is None:
         return 2
     if args.json:

@@ -76,7 +76,8 @@ async def start(settings: Settings) -> Running:
     # slow queries never make the pipeline wait for one.
     servicer = AnalysisServicer(store_pb2_grpc.StoreServiceStub(channel),
                                 StoreReader(settings.db, pool_size=1),
-                                StoreReader(settings.db), analyse=settings.analyse)
+                                StoreReader(settings.db), analyse=settings.analyse,
+                                pricing_file=settings.pricing_file)
     service = await bootstrap.create_server(
         [lambda server: analysis_pb2_grpc.add_AnalysisServiceServicer_to_server(servicer, server)],
         [SERVICE_NAME], host=settings.host, port=settings.port)

@@ -57,18 +57,19 @@ def thread_view(m: common_pb2.Message) -> Record:
 
 
 def tool_report(conn, project: str, session: str, since: str, until: str, timezone: str,
-                by: str):
+                by: str, pricing_file):
     """The tool-usage report for a filter (what `threadline tools` prints)."""
     zone = timezone or "UTC"
     facts = tool_facts.tool_facts(conn, project_key=project, session_id=session, since=since,
-                                  until=until, timezone=zone)
+                                  until=until, timezone=zone, pricing_file=pricing_file)
     return tool_patterns.summarise(facts, by=by, timezone=zone)
 
 
 class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
     def __init__(self, store: store_pb2_grpc.StoreServiceStub, threading_reader: StoreReader,
-                 reader: StoreReader, analyse: bool = True):
+                 reader: StoreReader, analyse: bool = True, pricing_file=None):
         self._store = store
+        self._pricing_file = pricing_file
         self._analyse = analyse
         self._reader = reader
         self._threading_reader = threading_reader
@@ -98,8 +99,9 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
         return json_format.ParseDict(found, response, ignore_unknown_fields=True)
 
     async def GetThreads(self, request, context):
-        return await self._session_view(views.threads, request.session_id,
-                                        analysis_pb2.GetThreadsResponse(), context)
+        return await self._session_view(
+            lambda conn, session: views.threads(conn, session, self._pricing_file),
+            request.session_id, analysis_pb2.GetThreadsResponse(), context)
 
     async def GetSessionAnalysis(self, request, context):
         return await self._session_view(views.analysis, request.session_id,
@@ -109,7 +111,7 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
         try:
             report = await self._query(tool_report, request.project_key, request.session_id,
                                        request.since, request.until, request.timezone,
-                                       request.by or "tool")
+                                       request.by or "tool", self._pricing_file)
         except (ValueError, StoreError) as exc:  # a bad date, time zone or grouping
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if report is None:

@@ -56,15 +56,16 @@ def _segment(row: dict) -> dict:
             "boundary_score": row["boundary_score"], "coherence": row["coherence"]}
 
 
-def threads(conn: Connection, session_id: str) -> dict | None:
-    """GetThreadsResponse as a dict; None for an unknown session."""
+def threads(conn: Connection, session_id: str, pricing_file=None) -> dict | None:
+    """GetThreadsResponse as a dict; None for an unknown session. Subagent costs use the
+    bundled price table merged with `pricing_file`, as `threadline usage` does."""
     if not q.session_known(conn, session_id):
         return None
     nodes = q.thread_nodes(conn, session_id)
     prompt_keys = {t["key"] for t in q.turns(conn, session_id)}
     summary = q.summary(conn, session_id) or {}
     subagents = []
-    for fact in tool_facts.tool_facts(conn, session_id=session_id):
+    for fact in tool_facts.tool_facts(conn, session_id=session_id, pricing_file=pricing_file):
         if not fact.agent_id:
             continue
         subagents.append({
