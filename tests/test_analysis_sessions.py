@@ -202,3 +202,17 @@ def test_a_run_touching_more_sessions_than_are_held_is_analysed_whole():
     changes = SessionAnalyser(store.session_records, max_sessions=2).analyse(items)
     assert sorted(changes) == [s.session_id for s in sessions]
     assert all(c.summary.prompts == 1 for c in changes.values())
+
+
+def test_the_follower_stands_aside_while_a_bulk_import_grows_its_backlog():
+    from services.analysis.follower import BULK_BACKLOG, MAX_YIELD_SECONDS, BulkImport
+
+    bulk = BulkImport()
+    big = BULK_BACKLOG + 1
+    assert bulk.under_way(head=big, checkpoint=0, now=0.0)  # large and growing
+    assert bulk.under_way(head=2 * big, checkpoint=0, now=1.0)
+    assert not bulk.under_way(head=2 * big, checkpoint=0, now=2.0)  # the import ended
+    assert not BulkImport().under_way(head=100, checkpoint=0, now=0.0)  # live traffic
+    endless = BulkImport()
+    assert endless.under_way(head=big, checkpoint=0, now=0.0)
+    assert not endless.under_way(head=3 * big, checkpoint=0, now=MAX_YIELD_SECONDS + 1)

@@ -57,6 +57,9 @@ class StoreReader:
     def analysed_through(self) -> int:
         return self.run(analysis_reads.analysed_through, default=0)
 
+    def last_message_seq(self) -> int:
+        return self.run(analysis_reads.last_message_seq, default=0)
+
     def records_after(self, seq: int, limit: int) -> list:
         return self.run(analysis_reads.records_after, seq, limit, default=[])
 

@@ -26,6 +26,10 @@ def analysed_through(conn: Connection) -> int:
                        .where(schema.analysis_progress.c.id == 1)) or 0
 
 
+def last_message_seq(conn: Connection) -> int:
+    return conn.scalar(select(func.max(_m.c.seq))) or 0
+
+
 def analysis_backlog(conn: Connection) -> int:
     """Stored messages the analysis follower has not analysed yet."""
     checkpoint = analysed_through(conn)
