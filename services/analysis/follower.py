@@ -52,7 +52,7 @@ PAGE = 500
 POLL_SECONDS = 0.02
 POLL_MAX_SECONDS = 0.5
 # Standing aside for a bulk import (BulkImport).
-BULK_BACKLOG = 5000
+BULK_BACKLOG = 2000
 BULK_CHECK_SECONDS = 0.5
 MAX_YIELD_SECONDS = 120.0
 # How often the follower checks that the service that started it is still there.

@@ -23,7 +23,7 @@ import grpc
 from google.protobuf import json_format
 
 from services.analysis import normalize, tool_patterns, tool_wire, views
-from services.analysis.reply_inference import AGENT_TOOLS, NONE
+from services.analysis.reply_inference import AGENT_TOOLS, COMPACTION, FIRST, SIDE_CHAIN
 from services.analysis.sessions import FileThreading
 from services.analysis.store_access import StoreReader
 from services.store import tool_facts
@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 _tracer = telemetry.tracer("analysis")
 TOOL_USE = common_pb2.BLOCK_KIND_TOOL_USE
 TOOL_RESULT = common_pb2.BLOCK_KIND_TOOL_RESULT
+
+
+NEW_ROOTS = frozenset({FIRST, COMPACTION, SIDE_CHAIN})
 
 
 def thread_view(m: common_pb2.Message) -> Record:
@@ -128,9 +131,9 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
 
     def analyse(self, batch: common_pb2.Batch) -> common_pb2.Batch:
         """Normalise, then give each chunk's records their thread links, in place. Each
-        session whose reply tree grew gets a thread update (and the session it resumes,
-        when a file shows one); the rest of the analysis follows the committed records
-        (follower.py), off the pipeline's path."""
+        session whose reply tree gained a root gets a thread update (with the session it
+        resumes, when a file shows one); the rest of the analysis follows the committed
+        records (follower.py), off the pipeline's path."""
         self.normalise(batch)
         if not self._analyse:
             return batch
@@ -143,7 +146,10 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
                                                  restart=chunk.reset)
             resumed.update(found)
             for m, thread in zip(chunk.messages, links, strict=True):
-                if thread.rule and thread.rule != NONE:
+                if thread.rule in NEW_ROOTS or m.session_id in found:
+                    # A new root: a session's first record, a compaction, an inline subagent.
+                    # A record that only extends a chain needs no event of its own: its
+                    # message event carries its parent.
                     grown.setdefault(m.session_id, m.project_key)
                 if thread.source:
                     m.thread_parent_uuid = thread.parent_uuid
