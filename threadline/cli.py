@@ -334,24 +334,21 @@ def usage_table(rows: list[dict], total: dict, by: str) -> str:
 def cmd_tools(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from services.analysis import tool_patterns
+    from services.analysis import views
     from services.store import queries
     from services.store.errors import StoreError
-    from services.store.tool_facts import tool_facts
 
     settings = _settings(args)
-    zone = args.timezone or "UTC"
     try:
         engine = queries.open_readonly(settings.db)
         try:
             with engine.connect() as conn:
-                facts = tool_facts(conn, project_key=args.project or "",
-                                   session_id=args.session or "", since=args.since or "",
-                                   until=args.until or "", timezone=zone,
-                                   pricing_file=settings.pricing_file)
+                report = views.tool_report(conn, args.project or "", args.session or "",
+                                           args.since or "", args.until or "",
+                                           args.timezone or "", args.by,
+                                           settings.pricing_file)
         finally:
             engine.dispose()
-        report = tool_patterns.summarise(facts, by=args.by, timezone=zone)
     except (StoreError, ValueError) as exc:
         print(f"threadline tools: {exc}", file=sys.stderr)
         return 2

@@ -26,7 +26,6 @@ from services.analysis import normalize, tool_patterns, tool_wire, views
 from services.analysis.reply_inference import AGENT_TOOLS, COMPACTION, FIRST, SIDE_CHAIN
 from services.analysis.sessions import FileThreading
 from services.analysis.store_access import StoreReader
-from services.store import tool_facts
 from services.store.errors import StoreError
 from threadline import convert, telemetry
 from threadline.convert import BLOCK_FROM_PB, FORMAT_FROM_PB, ROLE_FROM_PB
@@ -57,15 +56,6 @@ def thread_view(m: common_pb2.Message) -> Record:
                   role=ROLE_FROM_PB.get(m.role, ""), version=m.version,
                   text=m.text if m.type == "user" else "", content=blocks, key=m.key,
                   project_key=m.project_key)
-
-
-def tool_report(conn, project: str, session: str, since: str, until: str, timezone: str,
-                by: str, pricing_file):
-    """The tool-usage report for a filter (what `threadline tools` prints)."""
-    zone = timezone or "UTC"
-    facts = tool_facts.tool_facts(conn, project_key=project, session_id=session, since=since,
-                                  until=until, timezone=zone, pricing_file=pricing_file)
-    return tool_patterns.summarise(facts, by=by, timezone=zone)
 
 
 class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
@@ -112,7 +102,7 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
 
     async def _tool_report(self, request, context):
         try:
-            report = await self._query(tool_report, request.project_key, request.session_id,
+            report = await self._query(views.tool_report, request.project_key, request.session_id,
                                        request.since, request.until, request.timezone,
                                        request.by or "tool", self._pricing_file)
         except (ValueError, StoreError) as exc:  # a bad date, time zone or grouping

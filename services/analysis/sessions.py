@@ -252,9 +252,6 @@ class SessionAnalyser:
     def reset(self) -> None:
         self._sessions.clear()
 
-    def held(self) -> int:
-        return len(self._sessions)
-
     def analyse(self, records: Iterable[tuple[int, Record, ThreadLink]]
                 ) -> dict[str, SessionChanges]:
         """What these stored records (sequence, record, its link; in sequence order) changed,

@@ -329,7 +329,8 @@ def _churn(facts: Iterable[ToolFact]) -> list[EditChurn]:
 
 # --- subagents, time of day ------------------------------------------------------------------
 
-def _subagent(fact: ToolFact) -> SubagentLink:
+def subagent_link(fact: ToolFact) -> SubagentLink:
+    """The subagent a Task/Agent call started, with its duration, tokens and cost."""
     seconds = _times(fact)[1]
     return SubagentLink(
         tool_use_id=fact.tool_use_id, agent_id=fact.agent_id,
@@ -387,7 +388,7 @@ def summarise(facts: Iterable[ToolFact], by: str = "tool", timezone: str = "UTC"
     report = ToolReport(
         rows=tools if by == "tool" else _rows(grouped), total=total.stat(TOTAL),
         sequences=_sequences(runs), switches=switches, loops=_loops(runs),
-        churn=_churn(facts), subagents=[_subagent(f) for f in facts if f.agent_id],
+        churn=_churn(facts), subagents=[subagent_link(f) for f in facts if f.agent_id],
         by_hour=hours, by_weekday=weekdays, timezone=timezone or "UTC", by=by, tools=tools)
     report.recommendations = recommend(report)
     return report

@@ -1,4 +1,5 @@
-"""A session's threads and analysis as answers: plain dicts shaped like analysis.proto.
+"""A session's threads and analysis as answers (plain dicts shaped like analysis.proto), and
+the tool-usage report.
 
 The same dicts are printed by `threadline threads|analyze --json` and turned into
 GetThreadsResponse / SessionAnalysis by the servicer, so the CLI and gRPC always agree.
@@ -7,21 +8,15 @@ GetThreadsResponse / SessionAnalysis by the servicer, so the CLI and gRPC always
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from dataclasses import asdict
 
 import orjson
 from sqlalchemy import Connection
 
+from services.analysis import tool_patterns
+from services.analysis.tool_report import ToolReport
 from services.store import analysis_queries as q
 from services.store import tool_facts
-
-
-def _seconds(start: str, end: str) -> float:
-    try:
-        return max(0.0, (datetime.fromisoformat(end) - datetime.fromisoformat(start))
-                   .total_seconds())
-    except (ValueError, TypeError):
-        return 0.0
 
 
 def branches(nodes: list[dict], prompt_keys: set[str]) -> list[dict]:
@@ -64,18 +59,10 @@ def threads(conn: Connection, session_id: str, pricing_file=None) -> dict | None
     nodes = q.thread_nodes(conn, session_id)
     prompt_keys = {t["key"] for t in q.turns(conn, session_id)}
     summary = q.summary(conn, session_id) or {}
-    subagents = []
-    for fact in tool_facts.tool_facts(conn, session_id=session_id, pricing_file=pricing_file):
-        if not fact.agent_id:
-            continue
-        subagents.append({
-            "tool_use_id": fact.tool_use_id, "agent_id": fact.agent_id,
-            "use_message_key": fact.use_message_key, "tool_name": fact.name,
-            "messages": fact.subagent_messages, "started_at": fact.started_at,
-            "finished_at": fact.finished_at,
-            "duration_seconds": _seconds(fact.started_at, fact.finished_at),
-            "tokens": fact.subagent_tokens, "cost_usd": fact.subagent_cost_usd,
-            "session_id": session_id})
+    subagents = [asdict(tool_patterns.subagent_link(fact))
+                 for fact in tool_facts.tool_facts(conn, session_id=session_id,
+                                                   pricing_file=pricing_file)
+                 if fact.agent_id]
     return {
         "session_id": session_id,
         "resumed_from": summary.get("resumed_from", ""),
@@ -106,3 +93,14 @@ def analysis(conn: Connection, session_id: str) -> dict | None:
         "relationships": q.relationships(conn, session_id),
         "intents": dict(Counter(t["intent"] for t in turns).most_common()),
     }
+
+
+def tool_report(conn: Connection, project: str = "", session: str = "", since: str = "",
+                until: str = "", timezone: str = "", by: str = "tool",
+                pricing_file=None) -> ToolReport:
+    """The tool-usage report for a filter: GetToolStats and `threadline tools`. Raises
+    StoreError (a bad date or zone) or ValueError (a bad grouping)."""
+    zone = timezone or "UTC"
+    facts = tool_facts.tool_facts(conn, project_key=project, session_id=session, since=since,
+                                  until=until, timezone=zone, pricing_file=pricing_file)
+    return tool_patterns.summarise(facts, by=by, timezone=zone)
