@@ -11,6 +11,9 @@
    sampled every 20 ms with psutil).
 Threading and analysis are on for every figure; the import also runs once with analysis off
 (THREADLINE_ANALYSE=false) first, in the same run, as the baseline its cost is compared to.
+While nobody subscribes to the stream service, the store's change feed carries heads only
+(services/stream/upstream.py); a third import, with a WebSocket client subscribed to every
+change throughout, measures what a live UI watching a bulk import costs.
 """
 
 from __future__ import annotations
@@ -115,6 +118,50 @@ async def live_latency(ws_url: str, path: Path, appends: int, gap: float) -> lis
     return latencies
 
 
+class Watcher(threading.Thread):
+    """A WebSocket client subscribed to every change, counting the message frames it gets
+    (without decoding them) until it is stopped or the gateway drops it as too slow."""
+
+    def __init__(self, ws_url: str):
+        super().__init__(daemon=True)
+        self.ws_url = ws_url
+        self.subscribed = threading.Event()
+        self.messages = 0
+        self.close_code: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+
+    def run(self) -> None:
+        asyncio.run(self._watch())
+
+    async def _watch(self) -> None:
+        self._loop, self._stop_requested = asyncio.get_running_loop(), asyncio.Event()
+        async with websockets.connect(self.ws_url, max_size=None) as ws:
+            await ws.send(orjson.dumps({"type": "subscribe"}).decode())
+            while orjson.loads(await ws.recv())["type"] != "subscribed":
+                pass
+            self.subscribed.set()
+            stop = asyncio.create_task(self._stop_requested.wait())
+            try:
+                while True:
+                    frame = asyncio.create_task(ws.recv())
+                    await asyncio.wait({frame, stop}, return_when=asyncio.FIRST_COMPLETED)
+                    if not frame.done():
+                        frame.cancel()
+                        return
+                    if '"type":"message"' in frame.result()[:40]:
+                        self.messages += 1
+            except websockets.ConnectionClosed as e:
+                self.close_code = e.rcvd.code if e.rcvd else None
+            finally:
+                stop.cancel()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop_requested is not None:
+            self._loop.call_soon_threadsafe(self._stop_requested.set)
+        self.join(10)
+
+
 @dataclass
 class ImportRun:
     throughput: float  # messages/s once every service answers
@@ -125,12 +172,16 @@ class ImportRun:
     sampler: MemorySampler
     # From the last message committed until the analysis follower had analysed it too.
     analysis_lag: float | None = None
+    watcher: Watcher | None = None
+    at_ready: int = 0  # messages committed before the rate was counted
 
 
 def import_run(root: Path, db: Path, lines: int, analyse: bool,
-               live: tuple[int, float, list[float]] | None = None) -> ImportRun:
+               live: tuple[int, float, list[float]] | None = None,
+               watched: bool = False) -> ImportRun:
     """Import `root` into `db` with all services; then, if `live` is (appends, gap, out),
-    measure live latency into `out` before stopping them."""
+    measure live latency into `out` before stopping them. With `watched`, a WebSocket client
+    subscribed to every change from the moment the services answer watches the import."""
     settings = config.resolve({"db": db, "roots": [root], "grpc_port": 0, "ws_port": 0,
                                "analyse": analyse}, environ={})
     supervisor = Supervisor(settings, quiet=True)
@@ -142,14 +193,26 @@ def import_run(root: Path, db: Path, lines: int, analyse: bool,
         # Every service process is launched at once and ingest reads as soon as it runs.
         # The import rate is counted from the moment all of them answer (what was
         # committed before is left out on both sides); the time from launch is shown too.
+        watcher = None
+        if watched:
+            watcher = Watcher(f"ws://{settings.ws_host}:{supervisor.ports['ws']}/ws")
+            watcher.start()
+            if not watcher.subscribed.wait(10):
+                raise RuntimeError("the watching WebSocket client could not subscribe")
         ready = time.monotonic()
         store = supervisor.address("store")
         at_ready = store_stats(store).messages
         while (stats := store_stats(store)).messages < lines:
             time.sleep(0.02)
         done = time.monotonic()
+        if watcher is not None:
+            deadline = time.monotonic() + 30
+            while (watcher.is_alive() and watcher.messages < stats.messages - at_ready
+                   and time.monotonic() < deadline):
+                time.sleep(0.02)
+            watcher.stop()
         lag = None
-        if analyse:
+        if analyse and not watched:
             while analysis_backlog(db):
                 if time.monotonic() - done > ANALYSIS_WAIT_SECONDS:
                     raise RuntimeError("the analysis follower made no progress (see the "
@@ -170,7 +233,7 @@ def import_run(root: Path, db: Path, lines: int, analyse: bool,
         supervisor.stop()
     return ImportRun((stats.messages - at_ready) / (done - ready),
                      stats.messages / (done - launched), ready - launched, done - launched,
-                     stats, sampler, lag)
+                     stats, sampler, lag, watcher, at_ready)
 
 
 def analysis_backlog(db: Path) -> int:
@@ -220,6 +283,8 @@ def main() -> int:
         latencies: list[float] = []
         measured = import_run(root, Path(tmp) / "bench.db", lines, analyse=True,
                               live=(args.appends, args.gap_ms / 1000, latencies))
+        watched = import_run(root, Path(tmp) / "watched.db", lines, analyse=True,
+                             watched=True)
 
     throughput, with_startup = measured.throughput, measured.with_startup
     stats, sampler = measured.stats, measured.sampler
@@ -239,6 +304,16 @@ def main() -> int:
     print(f"                analysis on; the same import with analysis off ran at "
           f"{baseline.throughput:,.0f} messages/s in this run (on/off "
           f"{throughput / baseline.throughput:.2f})")
+    w, counted = watched.watcher, watched.stats.messages - watched.at_ready
+    if w.close_code is not None:
+        kept_up = (f"the gateway dropped it as too slow (close code {w.close_code}) after "
+                   f"{w.messages:,} messages")
+    elif w.messages >= counted:
+        kept_up = f"it received each of the {counted:,} messages counted, live"
+    else:
+        kept_up = f"it had received only {w.messages:,} of the {counted:,} messages counted"
+    print(f"                {watched.throughput:9,.0f} messages/s with a WebSocket client "
+          f"subscribed to every change throughout ({kept_up})")
     print(f"  analysis      caught up {measured.analysis_lag:.2f} s after the last message was "
           f"committed ({stats.messages / (measured.seconds + measured.analysis_lag):,.0f} "
           f"messages/s from launch to fully analysed)")

@@ -225,3 +225,51 @@ def test_live_changes_carry_the_key_the_store_gave_a_keyless_message(tmp_path):
             assert live.message.key == replayed.message.key == f"{keyless[0].source.path}:0"
 
     asyncio.run(main())
+
+
+def test_heads_only_sends_the_last_change_of_each_batch_without_payload(tmp_path):
+    async def main():
+        async with running_store(tmp_path / "t.db") as (run, stub):
+            await write(stub, _batches(1, 0, 3, 400))  # 1,200 stored: three replay pages
+            heads = stub.Changes(spb.ChangesRequest(since_sequence=100, follow=True,
+                                                    heads_only=True))
+            replayed = [await heads.read() for _ in range(3)]
+            assert [[c.sequence for c in b.changes] for b in replayed] == [[600], [1100], [1200]]
+            await wait_for(lambda: run.feed.subscriber_count == 1)
+            assert not run.feed.wants_payloads
+            await write(stub, [batch(9, messages(2000, 5), offset=500_000),
+                               batch(10, errors=[parse_error(600_000)])])
+            # One change per commit (the two batches may share one): the last one's head.
+            live = [c for c in (await heads.read()).changes]
+            if live[-1].sequence == 1205:
+                assert live[-1].kind == pb.CHANGE_KIND_MESSAGE
+                assert live[-1].session_id == "s1" and not live[-1].HasField("payload")
+                live = [c for c in (await heads.read()).changes]
+            assert [(c.sequence, c.kind) for c in live] == [
+                (1206, pb.CHANGE_KIND_PARSE_ERROR)]
+            assert not live[0].HasField("payload") and live[0].project_key == "proj"
+
+            # A subscriber that wants payloads gets them all; heads-only still gets heads.
+            full = stub.Changes(spb.ChangesRequest(since_sequence=1206, follow=True))
+            await wait_for(lambda: run.feed.wants_payloads)
+            await write(stub, [batch(11, messages(3000, 3), offset=700_000)])
+            got = [c async for c in flat(full, limit=3)]
+            assert [c.message.key for c in got] == ["m3000", "m3001", "m3002"]
+            (head,) = (await heads.read()).changes
+            assert head.sequence == 1209 and not head.HasField("payload")
+            full.cancel()
+            await wait_for(lambda: not run.feed.wants_payloads)
+            heads.cancel()
+
+    asyncio.run(main())
+
+
+def test_heads_only_takes_no_filter(tmp_path):
+    async def main():
+        async with running_store(tmp_path / "t.db") as (_run, stub):
+            call = stub.Changes(spb.ChangesRequest(heads_only=True, session_id="s1"))
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call.read()
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    asyncio.run(main())

@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from services.stream import server as stream_server
+from services.stream import upstream
 from services.stream.gateway import SLOW_CONSUMER_CLOSE_CODE
 from threadline import config
 from threadline.v1 import common_pb2, store_pb2, store_pb2_grpc, stream_pb2, stream_pb2_grpc
@@ -37,6 +38,8 @@ class StandInStore(store_pb2_grpc.StoreServiceServicer):
         self.hold_before_snapshot: asyncio.Event | None = None
         self.hold_after_first: asyncio.Event | None = None
         self._kick = asyncio.Event()
+        # Every live (follow=true) Changes request, in order.
+        self.follows: list[store_pb2.ChangesRequest] = []
 
     def append(self, project="p1", session="s1", text="hello", parse_error=False,
                trace_context=None) -> common_pb2.Change:
@@ -92,12 +95,17 @@ class StandInStore(store_pb2_grpc.StoreServiceServicer):
                         await self.hold_after_first.wait()
             return
         kick = self._kick
+        self.follows.append(request)
         while True:
             appended = self._appended
             while position < len(self.changes):
                 change = self.changes[position]
                 position += 1
-                if wanted(change):
+                if request.heads_only:
+                    yield common_pb2.ChangeBatch(changes=[common_pb2.Change(
+                        sequence=change.sequence, kind=change.kind,
+                        project_key=change.project_key, session_id=change.session_id)])
+                elif wanted(change):
                     yield common_pb2.ChangeBatch(changes=[change])
             waiter = asyncio.ensure_future(appended.wait())
             kicked = asyncio.ensure_future(kick.wait())
@@ -641,5 +649,35 @@ def test_subscriptions_per_connection_are_capped_and_unsubscribe_forgets_them():
                 assert ids[0] not in conn.last_sent
                 await subscribe(ws)  # the slot is free again
                 assert len(running.hub) == MAX_SUBSCRIPTIONS
+
+    asyncio.run(main())
+
+
+def test_the_feed_follows_heads_only_while_nobody_subscribes(monkeypatch):
+    monkeypatch.setattr(upstream, "IDLE_SECONDS", 0.1)
+
+    async def main():
+        async with running_stack() as (store, running, _):
+            for _ in range(3):
+                store.append()
+            await wait_for(lambda: running.hub.head == 3, "head 3")
+            assert [r.heads_only for r in store.follows] == [True]
+
+            async with connect(ws_url(running)) as ws:
+                reply = await subscribe(ws)
+                assert reply["head"] == 3
+                await wait_for(lambda: not store.follows[-1].heads_only, "payloads")
+                assert store.follows[-1].since_sequence == 3
+                for n in range(4):
+                    store.append(text=f"live {n}")
+                frames = await recv_changes(ws, 4)
+                assert [f["sequence"] for f in frames] == [4, 5, 6, 7]
+                assert [f["message"]["text"] for f in frames] == [f"live {n}" for n in range(4)]
+
+            # The last subscriber left: back to heads, and the head still follows the store.
+            await wait_for(lambda: store.follows[-1].heads_only, "heads only again")
+            assert store.follows[-1].since_sequence == 7
+            store.append()
+            await wait_for(lambda: running.hub.head == 8, "head 8")
 
     asyncio.run(main())

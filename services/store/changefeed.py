@@ -8,6 +8,10 @@ subscribers are never slowed by a slow one.
 
 Changes are opaque here (`LiveChange.payload`); only their sequence and filter keys are read.
 Everything runs on the event loop: `publish` is called from the writer's commit hook.
+
+A subscriber may want heads only (the sequence, kind and keys of each change, no payload).
+While every subscriber does (`wants_payloads` is False), the commit hook builds no payloads:
+copying each stored message into an event is most of the feed's cost.
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ class LiveChange:
 
 
 class Subscription:
-    def __init__(self, feed: ChangeFeed, project_key: str, session_id: str, limit: int):
+    def __init__(self, feed: ChangeFeed, project_key: str, session_id: str, limit: int,
+                 heads_only: bool = False):
         self.project_key = project_key
         self.session_id = session_id
         self.limit = limit
+        self.heads_only = heads_only
         self.overflowed = False
         self.closed = False
         self._items: deque[LiveChange] = deque()
@@ -98,10 +104,16 @@ class ChangeFeed:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self, project_key: str = "", session_id: str = "") -> Subscription:
+    @property
+    def wants_payloads(self) -> bool:
+        """Whether any subscriber wants more than the heads of the changes."""
+        return any(not sub.heads_only for sub in self._subscribers)
+
+    def subscribe(self, project_key: str = "", session_id: str = "",
+                  heads_only: bool = False) -> Subscription:
         if self._closed:
             raise StoreClosed("the store is shutting down")
-        sub = Subscription(self, project_key, session_id, self.limit)
+        sub = Subscription(self, project_key, session_id, self.limit, heads_only)
         self._subscribers.add(sub)
         return sub
 
@@ -130,7 +142,8 @@ ReadPage = Callable[[int], Awaitable[Sequence[tuple[int, Any]]]]
 
 async def replay_then_follow(feed: ChangeFeed, read_page: ReadPage, since: int, follow: bool,
                              project_key: str = "", session_id: str = "",
-                             page_size: int = 500) -> AsyncIterator[list[Any]]:
+                             page_size: int = 500, heads_only: bool = False
+                             ) -> AsyncIterator[list[Any]]:
     """Every change after `since`: first from the database, then (with `follow`) live.
 
     Yields lists of payloads in sequence order: one per page read, one per live wake-up.
@@ -139,10 +152,11 @@ async def replay_then_follow(feed: ChangeFeed, read_page: ReadPage, since: int, 
     page, so a change committed during the replay is either read by it or queued live (or
     both: live changes at or below the last replayed sequence are skipped). If the live queue
     overflows while the replay is still reading, the replay simply goes on and subscribes
-    again. `read_page(after)` returns up to `page_size` (sequence, payload) pairs.
+    again. `read_page(after)` returns up to `page_size` (sequence, payload) pairs. With
+    `heads_only`, live payloads may be heads only (see ChangeFeed.wants_payloads).
     """
     last = since
-    sub = feed.subscribe(project_key, session_id) if follow else None
+    sub = feed.subscribe(project_key, session_id, heads_only) if follow else None
     try:
         while True:
             page = await read_page(last)
@@ -152,7 +166,7 @@ async def replay_then_follow(feed: ChangeFeed, read_page: ReadPage, since: int, 
             if len(page) >= page_size:
                 continue
             if sub is not None and sub.overflowed:
-                sub = feed.subscribe(project_key, session_id)
+                sub = feed.subscribe(project_key, session_id, heads_only)
                 continue
             break
         if sub is None:

@@ -261,6 +261,17 @@ def changes_since(conn: Connection, seq: int, project_key: str = "", session_id:
 _ANALYSIS_KINDS = (schema.THREAD_UPDATED, schema.ANALYSIS_UPDATED)
 
 
+def change_heads_since(conn: Connection, seq: int, limit: int = CHANGES_PAGE) -> list[dict]:
+    """Like `changes_since` over the whole store, heads only: {seq, kind, project_key,
+    session_id} from the change log alone."""
+    if seq < 0:
+        raise InvalidArgument(f"since_sequence must be >= 0, not {seq}")
+    ch = schema.changes
+    query = (select(ch.c.seq, ch.c.kind, ch.c.project_key, ch.c.session_id)
+             .where(ch.c.seq > seq).order_by(ch.c.seq).limit(limit))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
 def _with_summaries(conn: Connection, changes: list[dict]) -> list[dict]:
     """Analysis changes read back, each with its session's current summary row."""
     if not changes:

@@ -297,6 +297,22 @@ def change_pb(c: Mapping) -> pb.Change:
                      parse_error=error_pb(c["error"]))
 
 
+_CHANGE_KINDS = {"message": pb.CHANGE_KIND_MESSAGE, "parse_error": pb.CHANGE_KIND_PARSE_ERROR,
+                 **_ANALYSIS_KINDS}
+
+
+def change_head_pb(c: Mapping) -> pb.Change:
+    """A change without its payload, from a change-log row."""
+    return pb.Change(sequence=c["seq"], kind=_CHANGE_KINDS[c["kind"]],
+                     project_key=c["project_key"], session_id=c["session_id"])
+
+
+def head_of(change: pb.Change) -> pb.Change:
+    """`change` without its payload (nor its trace context)."""
+    return pb.Change(sequence=change.sequence, kind=change.kind,
+                     project_key=change.project_key, session_id=change.session_id)
+
+
 # --- a Batch on its way in, and the live changes it produces ---------------------------------
 
 def write_batch(batch: pb.Batch, trace_context: dict[str, str]) -> WriteBatch:
@@ -321,9 +337,13 @@ def write_batch(batch: pb.Batch, trace_context: dict[str, str]) -> WriteBatch:
     return out
 
 
-def live_changes(batch: WriteBatch, result: WriteResult) -> list[LiveChange]:
-    """Change events for what a committed batch stored, raw bytes left out."""
+def live_changes(batch: WriteBatch, result: WriteResult,
+                 payloads: bool = True) -> list[LiveChange]:
+    """Change events for what a committed batch stored, raw bytes left out; without
+    `payloads`, their heads only (sequence, kind and keys: see ChangeFeed.wants_payloads)."""
     message_pbs, error_pbs, trace_context, updates = batch.context
+    if not payloads:
+        return _live_heads(batch, result)
     out = []
     for i, seq in result.new_messages:
         m = message_pbs[i]
@@ -351,6 +371,33 @@ def live_changes(batch: WriteBatch, result: WriteResult) -> list[LiveChange]:
             session_id=u.session_id, analysis=u, trace_context=trace_context)))
     if result.new_errors or result.new_analysis:
         out.sort(key=lambda c: c.seq)
+    return out
+
+
+def _live_heads(batch: WriteBatch, result: WriteResult) -> list[LiveChange]:
+    """The changes of a commit with no payload, but for the last one's head (heads-only
+    subscribers take only that: see ChangesRequest.heads_only)."""
+    message_pbs, error_pbs, _trace_context, updates = batch.context
+    out = [LiveChange(seq, message_pbs[i].project_key, message_pbs[i].session_id, None)
+           for i, seq in result.new_messages]
+    kind = pb.CHANGE_KIND_MESSAGE
+    if result.new_errors or result.new_analysis:
+        kinds = {seq: pb.CHANGE_KIND_MESSAGE for _, seq in result.new_messages}
+        for i, seq in result.new_errors:
+            out.append(LiveChange(seq, error_pbs[i].project_key, "", None))
+            kinds[seq] = pb.CHANGE_KIND_PARSE_ERROR
+        for i, seq, name in result.new_analysis:
+            u = updates[i]
+            out.append(LiveChange(seq, u.summary.project_key or u.project_key, u.session_id,
+                                  None))
+            kinds[seq] = _ANALYSIS_KINDS[name]
+        out.sort(key=lambda c: c.seq)
+        kind = kinds[out[-1].seq] if out else kind
+    if out:
+        last = out[-1]
+        out[-1] = LiveChange(last.seq, last.project_key, last.session_id, pb.Change(
+            sequence=last.seq, kind=kind, project_key=last.project_key,
+            session_id=last.session_id))
     return out
 
 

@@ -96,7 +96,7 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         """Writer hook, on the event loop in commit order: publish live changes."""
         if self._feed.has_subscribers and (result.new_messages or result.new_errors
                                           or result.new_analysis):
-            self._feed.publish(rows.live_changes(batch, result))
+            self._feed.publish(rows.live_changes(batch, result, self._feed.wants_payloads))
 
     async def _commit(self, batch: common_pb2.Batch, stream: WriteStream) -> WriteResult:
         with telemetry.span_from(self._tracer, "store.write", batch.trace_context,
@@ -159,8 +159,12 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
 
     async def Changes(self, request, context) -> AsyncIterator[common_pb2.ChangeBatch]:
         project, session = request.project_key, request.session_id
+        heads_only = request.heads_only
 
         def page(conn, after: int) -> list[tuple[int, common_pb2.Change]]:
+            if heads_only:
+                return [(c["seq"], rows.change_head_pb(c))
+                        for c in queries.change_heads_since(conn, after, CHANGES_PAGE)]
             return [(c["seq"], rows.change_pb(c)) for c in
                     queries.changes_since(conn, after, project, session, CHANGES_PAGE)]
 
@@ -170,11 +174,19 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         try:
             if request.since_sequence < 0:
                 raise InvalidArgument("since_sequence must be >= 0")
+            if heads_only and (project or session):
+                raise InvalidArgument("heads_only follows the whole store: no project or "
+                                      "session filter")
             # aclosing: a cancelled call must drop its subscription now, not at GC time.
             async with contextlib.aclosing(replay_then_follow(
                     self._feed, read_page, request.since_sequence, request.follow,
-                    project, session, CHANGES_PAGE)) as changes:
+                    project, session, CHANGES_PAGE, heads_only)) as changes:
                 async for batch in changes:
+                    if heads_only:
+                        # The last change's head. Live changes carry payloads while another
+                        # subscriber wants them; otherwise only the last of a commit has one.
+                        last = next(c for c in reversed(batch) if c is not None)
+                        batch = [rows.head_of(last) if last.HasField("payload") else last]
                     yield common_pb2.ChangeBatch(changes=batch)
         except Exception as exc:
             if isinstance(exc, grpc.aio.AbortError):

@@ -155,6 +155,8 @@ class Hub:
         # snapshot while callbacks subscribe or unsubscribe.
         self._index: dict[tuple[str | None, str | None], tuple[Subscription, ...]] = {}
         self._count = 0
+        # Set whenever the number of subscribers changes (for the upstream's waits).
+        self._count_changed = asyncio.Event()
 
     def __len__(self) -> int:
         return self._count
@@ -165,6 +167,7 @@ class Hub:
         key = (filter.project, filter.session)
         self._index[key] = (*self._index.get(key, ()), sub)
         self._count += 1
+        self._count_changed.set()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -178,6 +181,29 @@ class Hub:
         else:
             del self._index[key]
         self._count -= 1
+        self._count_changed.set()
+
+    async def wait_for_subscribers(self) -> None:
+        """Return once the hub has a subscriber (at once if it has one)."""
+        while not self._count:
+            self._count_changed.clear()
+            await self._count_changed.wait()
+
+    async def wait_until_idle(self, grace: float) -> None:
+        """Return once the hub has had no subscriber for `grace` seconds in a row."""
+        while True:
+            await self._wait_for_none()
+            self._count_changed.clear()
+            try:
+                await asyncio.wait_for(self._count_changed.wait(), grace)
+            except TimeoutError:
+                if not self._count:
+                    return
+
+    async def _wait_for_none(self) -> None:
+        while self._count:
+            self._count_changed.clear()
+            await self._count_changed.wait()
 
     def drop(self, sub: Subscription) -> None:
         """Remove a subscriber whose queue overflowed and tell it why."""

@@ -1,6 +1,12 @@
 """The store's change feed: one live `Changes(follow=true)` stream feeding the hub, and the
 bounded replays that resuming subscribers need.
 
+While nobody subscribes, the live stream asks for heads only: the hub's head keeps up with the
+store (for `since` checks and status) while the store copies no message into an event, which
+during a bulk import is most of what the feed costs. When a subscriber arrives, the stream is
+reopened with payloads from the hub's head before any later change is published, so
+subscribers miss nothing; `IDLE_SECONDS` after the last one leaves it goes back to heads.
+
 The store may restart or end a slow follower with RESOURCE_EXHAUSTED; both streams then
 reconnect with a backoff of 100 ms growing to 1 s and resume after the last sequence they saw,
 so nothing is lost or repeated.
@@ -8,9 +14,11 @@ so nothing is lost or repeated.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import grpc
 
@@ -27,6 +35,9 @@ log = logging.getLogger(__name__)
 # A stream that stayed up this long was healthy: the next failure starts the backoff afresh.
 HEALTHY_SECONDS = 1.0
 STATS_TIMEOUT = 5.0
+# How long the hub stays without subscribers before the feed drops to heads only (so that a
+# client that reconnects at once does not make it switch twice).
+IDLE_SECONDS = 2.0
 
 
 class StoreFeed:
@@ -76,18 +87,42 @@ class StoreFeed:
             log.warning("store head %d is behind ours (%d): the store was replaced; "
                         "following it from its head", stats.last_sequence, hub.head)
             hub.reset_head(stats.last_sequence)
-        call = self._stub.Changes(store_pb2.ChangesRequest(since_sequence=hub.head, follow=True))
-        self.connected = True
-        try:
-            async for batch in call:
-                backoff.reset()
-                for change in batch.changes:
-                    with telemetry.span_from(self.tracer, "stream.deliver",
-                                             change.trace_context, sequence=change.sequence):
-                        hub.publish(change.sequence, change.project_key, change.session_id,
-                                    Event(change))
-        finally:
-            call.cancel()
+        while True:
+            heads_only = not len(hub)
+            call = self._stub.Changes(store_pb2.ChangesRequest(
+                since_sequence=hub.head, follow=True, heads_only=heads_only))
+            self.connected = True
+            try:
+                if heads_only:
+                    reading = self._advance(call, backoff)
+                    switch = hub.wait_for_subscribers()
+                else:
+                    reading = self._publish(call, backoff)
+                    switch = hub.wait_until_idle(IDLE_SECONDS)
+                if not await _until(reading, switch):
+                    return  # the store ended the stream
+            finally:
+                call.cancel()
+
+    async def _publish(self, call, backoff: Backoff) -> None:
+        async for batch in call:
+            backoff.reset()
+            for change in batch.changes:
+                with telemetry.span_from(self.tracer, "stream.deliver",
+                                         change.trace_context, sequence=change.sequence):
+                    self.hub.publish(change.sequence, change.project_key, change.session_id,
+                                     Event(change))
+
+    async def _advance(self, call, backoff: Backoff) -> None:
+        """Follow heads until a subscriber arrives; from then on its changes need payloads,
+        so the head stays where it is until the stream is reopened with them."""
+        hub = self.hub
+        async for batch in call:
+            backoff.reset()
+            for change in batch.changes:
+                if len(hub):
+                    await asyncio.Future()  # the switch to payloads ends this task
+                hub.advance(change.sequence)
 
     async def replay(self, since: int, filter: Filter) -> AsyncIterator[Batch]:
         """Every stored change after `since` matching `filter`, then stop (resumes on errors)."""
@@ -111,3 +146,19 @@ class StoreFeed:
             finally:
                 call.cancel()
             await backoff.wait()
+
+
+async def _until(reading: Coroutine[Any, Any, None], switch: Coroutine[Any, Any, None]) -> bool:
+    """Run `reading` (a live stream) until `switch` happens: True then, False if the stream
+    ended first; the stream's error, if it failed first, is raised."""
+    reader, switcher = asyncio.create_task(reading), asyncio.create_task(switch)
+    try:
+        await asyncio.wait({reader, switcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        reader.cancel()
+        switcher.cancel()
+        await asyncio.gather(reader, switcher, return_exceptions=True)
+    if switcher.done() and not switcher.cancelled():
+        return True
+    reader.result()
+    return False

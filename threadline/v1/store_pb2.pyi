@@ -8,16 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ChangesRequest(_message.Message):
-    __slots__ = ("since_sequence", "follow", "project_key", "session_id")
+    __slots__ = ("since_sequence", "follow", "project_key", "session_id", "heads_only")
     SINCE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    HEADS_ONLY_FIELD_NUMBER: _ClassVar[int]
     since_sequence: int
     follow: bool
     project_key: str
     session_id: str
-    def __init__(self, since_sequence: _Optional[int] = ..., follow: _Optional[bool] = ..., project_key: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+    heads_only: bool
+    def __init__(self, since_sequence: _Optional[int] = ..., follow: _Optional[bool] = ..., project_key: _Optional[str] = ..., session_id: _Optional[str] = ..., heads_only: _Optional[bool] = ...) -> None: ...
 
 class Project(_message.Message):
     __slots__ = ("key", "cwd", "session_count", "message_count", "first_timestamp", "last_timestamp")

@@ -97,7 +97,8 @@ class StoreServiceServicer:
 
     def Changes(self, request, context):
         """Replays every change after `since_sequence`, then (with `follow`) streams new ones live,
-        in batches (a replayed page, or what one commit stored).
+        in batches (a replayed page, or what one commit stored). `heads_only` costs the store
+        next to nothing per change.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
