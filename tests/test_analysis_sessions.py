@@ -216,3 +216,48 @@ def test_the_follower_stands_aside_while_a_bulk_import_grows_its_backlog():
     endless = BulkImport()
     assert endless.under_way(head=big, checkpoint=0, now=0.0)
     assert not endless.under_way(head=3 * big, checkpoint=0, now=MAX_YIELD_SECONDS + 1)
+
+
+def test_a_prompt_written_later_under_a_parent_that_has_a_child_is_a_branch(monkeypatch):
+    from services.analysis import sessions
+
+    s = Session()
+    first = s.prompt("add a cache to the loader")
+    answer = s.reply("Done: the loader caches by path.")
+    follow_up = s.wait(30).prompt("now make the cache size configurable")
+    # The user rewinds to the answer and types a different prompt a minute later.
+    rewound = s.wait(60).prompt("actually, drop the cache and batch the reads")
+    links = {first.key: "", answer.key: first.key, follow_up.key: answer.key,
+             rewound.key: answer.key}
+    analyser = SessionAnalyser()
+    items = [(n, rec, ThreadLink(parent_uuid=links[rec.key]))
+             for n, rec in enumerate((first, answer, follow_up, rewound), 1)]
+    changes = analyser.analyse(items)
+    assert changes["s1"].summary.branches == 1 and changes["s1"].thread_changed
+    # Counted once: a third alternative under the same parent adds nothing.
+    again = analyser.analyse([(5, s.wait(60).prompt("or cache only small files"),
+                               ThreadLink(parent_uuid=answer.key))])
+    assert again["s1"].summary.branches == 1 and not again["s1"].thread_changed
+
+    # Parents are remembered up to MAX_PARENTS, oldest forgotten first.
+    monkeypatch.setattr(sessions, "MAX_PARENTS", 2)
+    small = SessionAnalyser()
+    t = Session("s2")
+    root = t.prompt("first")
+    r1, r2 = t.reply("one"), t.reply("two")
+    small.analyse([(1, root, ThreadLink()), (2, r1, ThreadLink(parent_uuid=root.key)),
+                   (3, r2, ThreadLink(parent_uuid=r1.key)),
+                   (4, t.wait(5).reply("three"), ThreadLink(parent_uuid=r2.key))])
+    late = small.analyse([(5, t.wait(60).prompt("back to the start"),
+                           ThreadLink(parent_uuid=root.key))])
+    assert late["s2"].summary.branches == 0  # `root` was forgotten
+
+    # A second child written at the same moment as the first (parallel lines of one turn) is
+    # no alternative.
+    u = Session("s3")
+    ask, reply = u.prompt("run both checks"), u.reply("Running them.")
+    same = SessionAnalyser().analyse([
+        (1, ask, ThreadLink()), (2, reply, ThreadLink(parent_uuid=ask.key)),
+        (3, u.wait(10).prompt("first line"), ThreadLink(parent_uuid=reply.key)),
+        (4, u.prompt("second line"), ThreadLink(parent_uuid=reply.key))])
+    assert same["s3"].summary.branches == 0

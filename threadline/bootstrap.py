@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from threadline import telemetry
+from threadline import heap, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,11 @@ async def run_until_stopped(start: Callable[[], Awaitable[Callable[[], Awaitable
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_event.set)
     stop = await start()
+    trimmer = asyncio.create_task(heap.trim_periodically())
     try:
         await stop_event.wait()
     finally:
         log.info("stopping")
+        trimmer.cancel()
         await stop()
         telemetry.shutdown_tracing()

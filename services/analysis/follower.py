@@ -40,7 +40,7 @@ from services.analysis import wire
 from services.analysis.sessions import SessionAnalyser
 from services.analysis.store_access import StoreReader
 from services.analysis.thread_links import ThreadLink
-from threadline import bootstrap, telemetry
+from threadline import bootstrap, heap, telemetry
 from threadline.records import Record
 from threadline.v1 import common_pb2, store_pb2_grpc
 
@@ -185,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         watch = asyncio.create_task(orphaned(stop))
+        trimmer = asyncio.create_task(heap.trim_periodically())
         await follower.run(stop)
         watch.cancel()
+        trimmer.cancel()
 
     try:
         asyncio.run(run())

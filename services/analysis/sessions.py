@@ -46,6 +46,7 @@ EXCERPT_CHARS = 200
 # The previous assistant text handed to intent classification (its end is what matters).
 ASSISTANT_TAIL_CHARS = 1000
 INTERRUPTION = "interruption"
+BRANCH_COUNTED = None
 
 # Loaders: a session's records stored before a sequence (with their stored links), in store
 # order; the stored records of one file in one session, in file order.
@@ -81,8 +82,11 @@ class SessionState:
         self.previous_prompt = ""
         self.previous_assistant = ""
         self._waiting_since: datetime | None = None
-        # parent uuid -> timestamp of its first child, and whether a branch was counted.
-        self._children: OrderedDict[str, tuple[str, bool]] = OrderedDict()
+        # Parents seen, oldest first: hash(parent uuid) -> hash(timestamp of its first child),
+        # or BRANCH_COUNTED. Hashes, not the strings: a session holds up to MAX_PARENTS of
+        # these, and the two strings and a tuple took three times the memory (a collision
+        # of 64-bit hashes among 2,048 entries is negligible).
+        self._children: dict[int, int | None] = {}
         self._agents: OrderedDict[str, None] = OrderedDict()
 
     def add(self, rec: Record, thread: ThreadLink, changes: SessionChanges) -> None:
@@ -151,22 +155,26 @@ class SessionState:
         """A typed prompt under a parent that already has a child written at another time is
         a real alternative (a rewind or an edited prompt), not a parallel tool result or a
         progress side line (format notes, section 5)."""
-        seen = self._children.get(parent)
-        if seen is None:
-            self._children[parent] = (timestamp, False)
-            if len(self._children) > MAX_PARENTS:
-                self._children.popitem(last=False)
-        elif not seen[1] and seen[0] != timestamp:
-            self._children[parent] = (seen[0], True)
+        key = hash(parent)
+        if key not in self._children:
+            self._remember_child(key, timestamp)
+            return
+        first = self._children[key]
+        if first is not BRANCH_COUNTED and first != hash(timestamp):
+            self._children[key] = BRANCH_COUNTED
             self.summary.branches += 1
             changes.thread_changed = True
 
     def note_child(self, parent: str, timestamp: str) -> None:
         """Any child of a parent, so a later typed prompt under it is seen as a branch."""
-        if parent and parent not in self._children:
-            self._children[parent] = (timestamp, False)
-            if len(self._children) > MAX_PARENTS:
-                self._children.popitem(last=False)
+        if parent and hash(parent) not in self._children:
+            self._remember_child(hash(parent), timestamp)
+
+    def _remember_child(self, key: int, timestamp: str) -> None:
+        children = self._children
+        children[key] = hash(timestamp)
+        if len(children) > MAX_PARENTS:
+            del children[next(iter(children))]  # the oldest (dicts keep insertion order)
 
     def _answered(self, timestamp: str) -> None:
         if self._waiting_since is None:
