@@ -681,3 +681,27 @@ def test_the_feed_follows_heads_only_while_nobody_subscribes(monkeypatch):
             await wait_for(lambda: running.hub.head == 8, "head 8")
 
     asyncio.run(main())
+
+
+def test_the_first_subscriber_starts_at_the_store_head_it_was_told():
+    async def main():
+        store = StandInStore()
+        store_srv, store_port = await start_store(store)
+        for _ in range(3):
+            store.append()
+        settings = config.resolve({"host": "127.0.0.1", "port": 0, "ws_host": "127.0.0.1",
+                                   "ws_port": 0, "store_addr": f"127.0.0.1:{store_port}"},
+                                  environ={})
+        running = await stream_server.start(settings)
+        try:
+            # At once, before the feed has even connected: the head is known already.
+            async with connect(ws_url(running)) as ws:
+                assert (await subscribe(ws))["head"] == 3
+                store.append(text="after")
+                (frame,) = await recv_changes(ws, 1)
+                assert frame["sequence"] == 4 and frame["message"]["text"] == "after"
+        finally:
+            await running.stop()
+            await store_srv.stop(0)
+
+    asyncio.run(main())

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
+
+import grpc
 
 from services.stream.gateway import Gateway
 from services.stream.hub import Hub
@@ -14,6 +17,7 @@ from threadline import bootstrap
 from threadline.config import Settings
 from threadline.v1 import stream_pb2, stream_pb2_grpc
 
+log = logging.getLogger(__name__)
 SERVICE_NAME = stream_pb2.DESCRIPTOR.services_by_name["StreamService"].full_name
 
 
@@ -46,6 +50,11 @@ async def start(settings: Settings) -> Running:
     gateway = Gateway(hub, feed.replay, settings.subscriber_queue)
     servicer = StreamServicer(hub, feed.replay, lambda: len(gateway.connections),
                               lambda: gateway.slow_disconnects)
+    try:
+        await feed.sync()
+    except grpc.aio.AioRpcError as e:  # the store is not up yet: the feed learns it later
+        log.warning("store head unknown at start (%s); following it once it answers",
+                    e.code().name)
     upstream_task = asyncio.create_task(feed.run(), name="stream-upstream")
     try:
         ws_port = await gateway.start(settings.ws_host, settings.ws_port)

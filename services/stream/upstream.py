@@ -55,6 +55,15 @@ class StoreFeed:
     async def close(self) -> None:
         await self._channel.close()
 
+    async def sync(self) -> None:
+        """Learn the store's head before the service answers, so that its first subscribers
+        start from there. Otherwise a live subscriber arriving before the feed's first
+        connection would start wherever the store had got to by then, missing what was
+        committed in between."""
+        stats = await self._stub.GetStats(store_pb2.GetStatsRequest(), timeout=STATS_TIMEOUT)
+        self.hub.advance(stats.last_sequence)
+        self._started = True
+
     async def run(self) -> None:
         """Follow the store forever, publishing every change to the hub."""
         backoff = Backoff()
