@@ -52,7 +52,7 @@ async def start(settings: Settings) -> Running:
                               lambda: gateway.slow_disconnects)
     try:
         await feed.sync()
-    except grpc.aio.AioRpcError as e:  # the store is not up yet: the feed learns it later
+    except grpc.aio.AioRpcError as e:  # no store yet: the feed learns the head later
         log.warning("store head unknown at start (%s); following it once it answers",
                     e.code().name)
     upstream_task = asyncio.create_task(feed.run(), name="stream-upstream")

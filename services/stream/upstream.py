@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 # A stream that stayed up this long was healthy: the next failure starts the backoff afresh.
 HEALTHY_SECONDS = 1.0
 STATS_TIMEOUT = 5.0
+SYNC_SECONDS = 10.0
 # How long the hub stays without subscribers before the feed drops to heads only (so that a
 # client that reconnects at once does not make it switch twice).
 IDLE_SECONDS = 2.0
@@ -59,8 +60,10 @@ class StoreFeed:
         """Learn the store's head before the service answers, so that its first subscribers
         start from there. Otherwise a live subscriber arriving before the feed's first
         connection would start wherever the store had got to by then, missing what was
-        committed in between."""
-        stats = await self._stub.GetStats(store_pb2.GetStatsRequest(), timeout=STATS_TIMEOUT)
+        committed in between. Waits up to `SYNC_SECONDS` for a store that is still starting
+        (the supervisor launches every service at once)."""
+        stats = await self._stub.GetStats(store_pb2.GetStatsRequest(), timeout=SYNC_SECONDS,
+                                          wait_for_ready=True)
         self.hub.advance(stats.last_sequence)
         self._started = True
 
