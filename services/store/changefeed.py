@@ -9,9 +9,10 @@ subscribers are never slowed by a slow one.
 Changes are opaque here (`LiveChange.payload`); only their sequence and filter keys are read.
 Everything runs on the event loop: `publish` is called from the writer's commit hook.
 
-A subscriber may want heads only (the sequence, kind and keys of each change, no payload).
-While every subscriber does (`wants_payloads` is False), the commit hook builds no payloads:
-copying each stored message into an event is most of the feed's cost.
+A subscriber may want heads only: how far the store got, not what it stored
+(`ChangesRequest.heads_only`). While every subscriber does (`wants_payloads` is False), the
+commit hook builds no payloads, but for the last change's head: copying each stored message
+into an event is most of the feed's cost.
 """
 
 from __future__ import annotations
