@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import grpc
 import orjson
@@ -64,12 +65,19 @@ def rows(db, table, **where):
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def test_messages_get_thread_parents_and_sessions_get_analysis(tmp_path, capsys):
+def _session_transcript(tmp_path: Path, first: int) -> tuple[Path, Path, list[bytes]]:
+    """The projects root, SESSION's transcript holding the conversation's first `first`
+    lines, and all its lines (to append the rest)."""
     root = tmp_path / "projects"
     transcript = root / "-home-u-app" / f"{SESSION}.jsonl"
     transcript.parent.mkdir(parents=True)
     lines = conversation()
-    transcript.write_bytes(b"".join(lines[:3]))
+    transcript.write_bytes(b"".join(lines[:first]))
+    return root, transcript, lines
+
+
+def test_messages_get_thread_parents_and_sessions_get_analysis(tmp_path, capsys):
+    root, transcript, lines = _session_transcript(tmp_path, 3)
     chat = root / "-home-u-chat" / "chat.jsonl"
     chat.parent.mkdir(parents=True)
     chat.write_bytes(b"".join(chat_lines()))
@@ -153,11 +161,7 @@ def test_restart_rebuilds_session_state_from_the_store(tmp_path):
     """After a restart the analysis follower starts empty: appending to a known session must
     continue its counts from what the store holds (the session is rebuilt from its stored
     records, from the follower's checkpoint on), never restart them or count twice."""
-    root = tmp_path / "projects"
-    transcript = root / "-home-u-app" / f"{SESSION}.jsonl"
-    transcript.parent.mkdir(parents=True)
-    lines = conversation()
-    transcript.write_bytes(b"".join(lines[:4]))
+    root, transcript, lines = _session_transcript(tmp_path, 4)
     db = tmp_path / "threadline.db"
 
     def summary():
@@ -185,11 +189,7 @@ def test_restart_rebuilds_session_state_from_the_store(tmp_path):
 
 
 def test_a_follower_that_dies_is_restarted_and_resumes(tmp_path):
-    root = tmp_path / "projects"
-    transcript = root / "-home-u-app" / f"{SESSION}.jsonl"
-    transcript.parent.mkdir(parents=True)
-    lines = conversation()
-    transcript.write_bytes(b"".join(lines[:4]))
+    root, transcript, lines = _session_transcript(tmp_path, 4)
     db = tmp_path / "threadline.db"
 
     def prompts():

@@ -132,3 +132,13 @@ def test_a_missing_database_or_bad_limit_is_refused(tmp_path):
     db = tmp_path / "x.db"
     db.write_bytes(b"")
     assert threadline("errors", "--db", str(db), "--limit", "-1").returncode == 2
+
+
+def test_import_and_eval_name_the_paths_that_do_not_exist(tmp_path, capsys):
+    from threadline import cli
+
+    here, gone = tmp_path, tmp_path / "gone"
+    assert cli.main(["import", str(here), str(gone)]) == 2
+    assert capsys.readouterr().err.strip() == f"threadline import: no such file or folder: {gone}"
+    assert cli.main(["eval", "threading", str(gone)]) == 2
+    assert capsys.readouterr().err.strip() == f"threadline eval: no such file or folder: {gone}"

@@ -150,15 +150,24 @@ def _ingest_status(address: str):
             ingest_pb2.GetIngestStatusRequest(), timeout=10)
 
 
+def _existing_paths(given: list[str], command: str) -> list[Path] | None:
+    """The paths given, resolved; None (after saying which) if any does not exist."""
+    paths = [Path(p).expanduser().resolve() for p in given]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(f"threadline {command}: no such file or folder: {', '.join(missing)}",
+              file=sys.stderr)
+        return None
+    return paths
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     import grpc
 
     from threadline.supervisor import Supervisor
 
-    paths = [Path(p).expanduser().resolve() for p in args.paths]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        print(f"threadline import: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+    paths = _existing_paths(args.paths, "import")
+    if paths is None:
         return 2
     settings = _settings(args, roots=paths, grpc_port=0, follow=False)
     settings.db.parent.mkdir(parents=True, exist_ok=True)
@@ -663,10 +672,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_eval_threading(args: argparse.Namespace) -> int:
     from threadline import thread_eval
 
-    paths = [Path(p).expanduser().resolve() for p in args.paths]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        print(f"threadline eval: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+    paths = _existing_paths(args.paths, "eval")
+    if paths is None:
         return 2
     scores = thread_eval.evaluate(paths)
     if args.json:
