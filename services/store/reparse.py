@@ -18,7 +18,9 @@ reported: deleting a message is not this command's call. Parse errors are not re
 only an excerpt of their line is stored, so turning them into records needs the original
 files (import them again).
 
-Concurrency: this is maintenance for when the services are stopped. The database is opened
+Concurrency: this is maintenance for when the services are stopped. It takes the database's
+writer lock (threadline/dblock.py), so it refuses at once, naming the holder, while a store,
+`up` or `import` has the database. The database is then opened
 in SQLite's EXCLUSIVE locking mode, which gets its lock only while no other connection has the
 file open (a running store keeps its writer and readers open), and keeps it to the end.
 When the lock does not come within `wait_seconds`, `DatabaseInUse` is raised and nothing is
@@ -44,7 +46,7 @@ from services.ingest import parser
 from services.store import rows, schema
 from services.store.errors import DatabaseMissing, StoreError
 from services.store.writer import upsert_tool_calls
-from threadline import convert
+from threadline import convert, dblock
 from threadline.records import LineError, Position, Record, ToolCall
 
 # Columns that hold the line's context rather than what the parser read from the line.
@@ -63,9 +65,14 @@ _t = schema.tool_calls
 
 
 class DatabaseInUse(StoreError):
-    def __init__(self, path: object, waited: float):
-        super().__init__(f"{path} is open in another process (a running store?); stop the "
-                         f"services and run reparse again (waited {waited:g} s for the lock)")
+    def __init__(self, path: object, waited: float, holder: str = ""):
+        if holder:  # a threadline writer holds the database's lock (dblock.py)
+            message = (f"database {path} is in use by {holder}; stop the services and run "
+                       "reparse again")
+        else:
+            message = (f"{path} is open in another process (a running store?); stop the "
+                       f"services and run reparse again (waited {waited:g} s for the lock)")
+        super().__init__(message)
         self.path = path
 
 
@@ -134,7 +141,21 @@ def parse_stored(raw: bytes, position: Position, format: str) -> Record | LineEr
 def reparse(db_path: Path | str, dry_run: bool = False, wait_seconds: float = 2.0) -> Report:
     """Parse every stored line again and update the derived columns (see the module doc)."""
     started = time.monotonic()
-    engine = _open(Path(db_path), wait_seconds)
+    if not Path(db_path).is_file():
+        raise DatabaseMissing(db_path)
+    try:  # refused at once while a store, import or `up` has the database
+        lock = dblock.acquire(Path(db_path), "threadline reparse")
+    except dblock.DatabaseLocked as exc:
+        raise DatabaseInUse(db_path, 0, holder=exc.holder) from None
+    try:
+        return _reparse_locked(Path(db_path), dry_run, wait_seconds, started)
+    finally:
+        lock.release()
+
+
+def _reparse_locked(db_path: Path, dry_run: bool, wait_seconds: float,
+                    started: float) -> Report:
+    engine = _open(db_path, wait_seconds)
     try:
         conn = engine.connect()
         try:

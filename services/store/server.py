@@ -10,7 +10,7 @@ from services.store.changefeed import ChangeFeed
 from services.store.reader import ReadPool
 from services.store.servicer import StoreServicer
 from services.store.writer import Checkpointer, Writer
-from threadline import bootstrap
+from threadline import bootstrap, dblock, lifeline
 from threadline.config import Settings
 from threadline.v1 import store_pb2, store_pb2_grpc
 
@@ -31,6 +31,7 @@ class Running:
     checkpointer: Checkpointer
     reads: ReadPool
     feed: ChangeFeed
+    lock: dblock.DatabaseLock
 
     async def stop(self) -> None:
         """Stop serving: end follow streams and Write streams (after acking what they took),
@@ -41,11 +42,19 @@ class Running:
         await asyncio.to_thread(self.writer.stop)
         await asyncio.to_thread(self.checkpointer.stop)
         await asyncio.to_thread(self.reads.close)
+        self.lock.release()
 
 
 async def start(settings: Settings) -> Running:
+    # The one writer of this database (dblock.py): refuse at once if another store, import or
+    # reparse has it, before anything is opened.
+    lock = dblock.acquire(settings.db, "threadline store", held_by_parent=lifeline.parent())
     writer = Writer(settings.db)
-    await asyncio.to_thread(writer.start)  # creates the file and schema before readers open it
+    try:
+        await asyncio.to_thread(writer.start)  # creates the file and schema before readers open it
+    except BaseException:
+        lock.release()
+        raise
     checkpointer = Checkpointer(settings.db)
     checkpointer.start()
     reads = ReadPool(settings.db, settings.read_pool)
@@ -60,6 +69,8 @@ async def start(settings: Settings) -> Running:
         await asyncio.to_thread(writer.stop)
         await asyncio.to_thread(checkpointer.stop)
         reads.close()
+        lock.release()
         raise
     log.info("store serving on %s:%d, database %s", settings.host, service.port, settings.db)
-    return Running(service.port, service, servicer, writer, checkpointer, reads, feed)
+    return Running(service.port, service, servicer, writer, checkpointer, reads, feed,
+                   lock)
