@@ -94,6 +94,7 @@ async def _serve(services: list[str], settings: config.Settings,
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from threadline import telemetry
+    from threadline.dblock import DatabaseLocked
 
     services = list(dict.fromkeys(args.services))
     ports = _ports(args.port, services)
@@ -102,7 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     telemetry.setup_tracing("threadline-" + "-".join(services))
     try:
         asyncio.run(_serve(services, settings, ports))
-    except OSError as exc:  # a port in use, an unwritable database folder...
+    except (OSError, DatabaseLocked) as exc:  # a port in use, a database in use...
         print(f"threadline serve {' '.join(services)}: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -111,13 +112,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # --- up --------------------------------------------------------------------------------------
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from threadline.supervisor import Supervisor
+    from threadline.supervisor import Interrupted, StopSignals, Supervisor
 
-    settings = _settings(args)
-    settings.db.parent.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor(settings)
+    signals = StopSignals()  # first: a signal at any later instant stops cleanly
+    supervisor = None
+    try:
+        settings = _settings(args)
+        settings.db.parent.mkdir(parents=True, exist_ok=True)
+        supervisor = Supervisor(settings, command="threadline up", signals=signals)
+        return _up(settings, supervisor)
+    except Interrupted:
+        return 0
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+
+
+def _up(settings: config.Settings, supervisor) -> int:
+    from threadline.dblock import DatabaseLocked
+
     try:
         supervisor.start()
+    except DatabaseLocked as exc:
+        print(f"threadline: {exc}", file=sys.stderr)
+        return 1
     except RuntimeError as exc:
         print(f"threadline up: {exc} (is another instance using ports "
               f"{settings.grpc_port}-{settings.grpc_port + 3} or {settings.ws_port}? "
@@ -162,8 +180,21 @@ def _existing_paths(given: list[str], command: str) -> list[Path] | None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from threadline.supervisor import Interrupted, StopSignals
+
+    signals = StopSignals()  # first: a signal at any later instant stops cleanly
+    try:
+        return _import(args, signals)
+    except Interrupted as stop:
+        print(f"threadline import: stopped by {stop}; what was stored is kept, and the same "
+              "import run again finishes the job", file=sys.stderr)
+        return 128 + stop.signum
+
+
+def _import(args: argparse.Namespace, signals) -> int:
     import grpc
 
+    from threadline.dblock import DatabaseLocked
     from threadline.supervisor import Supervisor
 
     paths = _existing_paths(args.paths, "import")
@@ -173,10 +204,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     settings.db.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     supervisor = Supervisor(settings, services=("store", "analysis", "ingest"), follow=False,
-                            quiet=not args.verbose)
-    supervisor.start()
+                            quiet=not args.verbose, command="threadline import",
+                            signals=signals)
     progress = None
     try:
+        try:
+            supervisor.start()
+        except DatabaseLocked as exc:
+            print(f"threadline: {exc}", file=sys.stderr)
+            return 1
+        except RuntimeError as exc:  # a service that could not start
+            print(f"threadline import: {exc}", file=sys.stderr)
+            return 1
         if sys.stderr.isatty() and not args.json:
             from tqdm import tqdm
 

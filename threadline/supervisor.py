@@ -10,11 +10,20 @@ The store (the single SQLite writer) and the stream gateway (latency first) run 
 
 Each process gets fixed ports (so a restarted one comes back where its peers expect it) and
 reports readiness through a small file. A process that dies unexpectedly is restarted with a
-growing delay; SIGTERM/SIGINT stop them in reverse order of start.
+growing delay, reset once it has stayed up for `HEALTHY_SECONDS`; one that never gets ready is
+killed and retried the same way. `check()` only moves each child's state along (starting ->
+running -> waiting to restart -> starting) and never waits, so one child's restart never holds
+up the others, the caller's loop, or a stop.
+
+Nothing is left behind: every child is bound to this process (lifeline.py), so it stops when
+the supervisor dies, however it dies; `StopSignals` turns SIGTERM, SIGINT and SIGHUP (the
+terminal closed) into a clean stop, in reverse order of start. The supervisor holds the
+database's writer lock (dblock.py) for the store it runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from threadline import dblock, lifeline
 from threadline.config import Settings
 
 # Processes in start order, each hosting one or more services (analysis before ingest: ingest
@@ -33,6 +43,10 @@ from threadline.config import Settings
 GROUPS = (("store",), ("stream",), ("analysis", "ingest"))
 PORT_OFFSET = {"store": 0, "analysis": 1, "ingest": 2, "stream": 3}
 READY_TIMEOUT_SECONDS = 60.0
+# A child up this long has recovered: its next restart starts again from the shortest delay.
+HEALTHY_SECONDS = 30.0
+RESTART_DELAY_SECONDS = 0.2  # doubled with each restart in a row, up to the maximum
+MAX_RESTART_DELAY_SECONDS = 5.0
 # Batches are large, short-lived buffers. glibc's default raises its mmap threshold after the
 # first such buffer is freed and then serves them from the heap, which it rarely gives back:
 # a fixed threshold returns them to the OS as soon as they are freed (about 50 MB less
@@ -55,6 +69,39 @@ def free_ports(count: int, host: str) -> list[int]:
             s.close()
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class Interrupted(BaseException):
+    """A stop signal arrived; raised in the main thread wherever it was (like
+    KeyboardInterrupt), so the caller's `finally` stops the children."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopSignals:
+    """SIGTERM, SIGINT and SIGHUP (the terminal was closed) raise `Interrupted` from now on.
+
+    `up` and `import` install this first, before any child exists: a signal at any instant
+    stops them cleanly. Once stopping is under way (`stopping = True`) further signals are
+    ignored, so the stop itself runs to the end.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = False
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame) -> None:  # noqa: ARG002 - signal handler signature
+        if not self.stopping:
+            raise Interrupted(signum)
+
+
+STARTING, RUNNING, WAITING = "starting", "running", "waiting to restart"
+
+
 @dataclass
 class Child:
     """One supervised process and the services it hosts."""
@@ -64,18 +111,27 @@ class Child:
     args: list[str]
     ready_file: Path
     process: subprocess.Popen | None = None
+    state: str = STARTING
     restarts: int = 0
+    # Failed starts and exits since the child was last healthy: they set the restart delay.
+    failures: int = 0
     started_at: float = 0.0
+    ready_at: float = 0.0
+    restart_at: float = 0.0
     ready: dict = field(default_factory=dict)
 
 
 class Supervisor:
     def __init__(self, settings: Settings,
                  services: tuple[str, ...] = ("store", "stream", "analysis", "ingest"),
-                 follow: bool = True, quiet: bool = False):
+                 follow: bool = True, quiet: bool = False, command: str = "threadline",
+                 signals: StopSignals | None = None):
         self.settings = settings
         self.follow = follow
         self.quiet = quiet
+        self.command = command  # who holds the database, in the lock's error message
+        self.signals = signals
+        self.lock: dblock.DatabaseLock | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="threadline-")
         self.ports = self._assign_ports()
         groups = [tuple(s for s in g if s in services) for g in GROUPS]
@@ -101,8 +157,9 @@ class Supervisor:
         s = self.settings
         name = "+".join(services)
         ready = Path(self._tmp.name) / f"{name}.ready"
-        args = [sys.executable, "-m", "threadline", "serve", *services, "--host", s.host,
-                "--store-addr", self.address("store"),
+        # Bound to this process (lifeline.py): it stops when the supervisor dies.
+        args = [*lifeline.command(os.getpid(), "threadline"), "serve", *services,
+                "--host", s.host, "--store-addr", self.address("store"),
                 "--analysis-addr", self.address("analysis"), "--ready-file", str(ready)]
         for service in services:
             args += ["--port", f"{service}={self.ports[service]}"]
@@ -120,30 +177,50 @@ class Supervisor:
     def _spawn(self, child: Child) -> None:
         child.ready_file.unlink(missing_ok=True)
         child.started_at = time.monotonic()
+        child.state = STARTING
         out = subprocess.DEVNULL if self.quiet else None
         env = {**CHILD_ENVIRONMENT, **os.environ,
                "THREADLINE_ANALYSE": "true" if self.settings.analyse else "false"}
+        # The store inherits the database lock: held until the store is gone, even if the
+        # supervisor dies first (dblock.py).
+        keep = (self.lock.fd,) if "store" in child.services and self.lock and self.lock.fd \
+            else ()
         child.process = subprocess.Popen(child.args, stdout=out, stderr=out, env=env,
-                                         start_new_session=True)
+                                         start_new_session=True, pass_fds=keep)
 
-    def _wait_ready(self, child: Child) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        while not child.ready_file.exists():
-            if child.process is not None and child.process.poll() is not None:
-                raise RuntimeError(f"{child.name} exited with {child.process.returncode} "
-                                   "before it was ready")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{child.name} not ready after {READY_TIMEOUT_SECONDS:.0f} s")
-            time.sleep(0.02)
-        child.ready = json.loads(child.ready_file.read_text())
+    def _startup_failure(self, child: Child, now: float) -> str | None:
+        """For a starting child: why it failed to get ready (None: ready, or not yet)."""
+        if child.ready_file.exists():
+            child.ready = json.loads(child.ready_file.read_text())
+            child.state, child.ready_at = RUNNING, now
+            return None
+        code = child.process.poll() if child.process is not None else None
+        if code is not None:
+            return f"exited with {code} before it was ready"
+        if now - child.started_at > READY_TIMEOUT_SECONDS:
+            self._kill(child)
+            return f"not ready after {READY_TIMEOUT_SECONDS:.0f} s; killed it"
+        return None
 
     def start(self) -> None:
-        """Start every process at once; peers reconnect by themselves until all are up."""
+        """Take the database, then start every process at once; peers reconnect by themselves
+        until all are up. Raises dblock.DatabaseLocked, or RuntimeError if a process fails to
+        get ready."""
         try:
+            if any("store" in c.services for c in self.children.values()):
+                self.lock = dblock.acquire(self.settings.db, self.command)
             for child in self.children.values():
                 self._spawn(child)
-            for child in self.children.values():
-                self._wait_ready(child)
+            while True:
+                now = time.monotonic()
+                for child in self.children.values():
+                    if child.state == STARTING:
+                        failure = self._startup_failure(child, now)
+                        if failure:
+                            raise RuntimeError(f"{child.name} {failure}")
+                if all(c.state == RUNNING for c in self.children.values()):
+                    return
+                time.sleep(0.02)
         except BaseException:
             self.stop()
             raise
@@ -153,36 +230,60 @@ class Supervisor:
                 if c.process is not None and c.process.poll() is None]
 
     def check(self) -> None:
-        """Restart any process that died unexpectedly."""
+        """Move each process along: notice it got ready, or died, or never got ready, and
+        restart it when its delay is over. Never waits."""
         if self._stopping:
             return
+        now = time.monotonic()
         for child in self.children.values():
-            if child.process is not None and child.process.poll() is not None:
+            if child.state == STARTING:
+                failure = self._startup_failure(child, now)
+                if failure:
+                    self._restart_later(child, now, failure)
+                elif child.state == RUNNING and child.restarts:
+                    print(f"threadline: {child.name} is running again (pid "
+                          f"{child.process.pid})", file=sys.stderr, flush=True)
+            elif child.state == RUNNING:
+                code = child.process.poll()
+                if code is not None:
+                    if now - child.ready_at >= HEALTHY_SECONDS:
+                        child.failures = 0
+                    self._restart_later(child, now, f"exited with {code}")
+            elif child.state == WAITING and now >= child.restart_at:
                 child.restarts += 1
-                delay = min(0.2 * 2 ** min(child.restarts, 5), 5.0)
-                print(f"threadline: {child.name} exited with {child.process.returncode}; "
-                      f"restarting in {delay:.1f} s", file=sys.stderr)
-                time.sleep(delay)
                 self._spawn(child)
-                self._wait_ready(child)
+
+    def _restart_later(self, child: Child, now: float, reason: str) -> None:
+        child.failures += 1
+        delay = min(RESTART_DELAY_SECONDS * 2 ** min(child.failures, 5),
+                    MAX_RESTART_DELAY_SECONDS)
+        child.state, child.restart_at = WAITING, now + delay
+        print(f"threadline: {child.name} {reason}; restarting in {delay:.1f} s",
+              file=sys.stderr, flush=True)
 
     def run_forever(self) -> None:
-        stop = {"now": False}
-
-        def request_stop(signum, frame):  # noqa: ARG001 - signal handler signature
-            stop["now"] = True
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+        """Supervise until a stop signal (see StopSignals), then stop everything."""
         try:
-            while not stop["now"]:
+            while True:
                 self.check()
                 time.sleep(0.2)
+        except Interrupted:
+            pass
         finally:
             self.stop()
 
+    @staticmethod
+    def _kill(child: Child) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.process.pid, signal.SIGKILL)
+        child.process.wait()
+
     def stop(self) -> None:
+        """Stop every process (SIGTERM, then SIGKILL after a grace period), in reverse order
+        of start, then release the database."""
         self._stopping = True
+        if self.signals is not None:
+            self.signals.stopping = True
         running = [c for c in reversed(list(self.children.values()))
                    if c.process is not None and c.process.poll() is None]
         for child in running:
@@ -190,6 +291,8 @@ class Supervisor:
             try:
                 child.process.wait(STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
-                os.killpg(child.process.pid, signal.SIGKILL)
-                child.process.wait()
+                self._kill(child)
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
         self._tmp.cleanup()

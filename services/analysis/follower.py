@@ -1,6 +1,7 @@
 """The analysis follower: session analysis of committed records, in the store's order.
 
-The analysis service starts it as a child process (`python -m services.analysis.follower`) at
+The analysis service starts it as a child process (`python -m services.analysis.follower`,
+through threadline.lifeline, which stops it when the service dies) at
 the lowest CPU priority (`NICENESS`): analysing costs far more than threading, and run inline
 it halved the pipeline's bulk throughput on a 2-core machine. While a bulk import is under
 way (a large backlog that still grows) it stands aside altogether (`BulkImport`): even at the
@@ -55,8 +56,6 @@ POLL_MAX_SECONDS = 0.5
 BULK_BACKLOG = 2000
 BULK_CHECK_SECONDS = 0.5
 MAX_YIELD_SECONDS = 120.0
-# How often the follower checks that the service that started it is still there.
-PARENT_CHECK_SECONDS = 1.0
 
 
 class BulkImport:
@@ -170,24 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     telemetry.setup_tracing("threadline-analysis-follower")
     follower = Follower(args.store_addr, args.db)
 
-    parent = os.getppid()
-
-    async def orphaned(stop: asyncio.Event) -> None:
-        """Stop when the analysis service is gone (even killed outright)."""
-        while not stop.is_set():
-            if os.getppid() != parent:
-                stop.set()
-            await asyncio.sleep(PARENT_CHECK_SECONDS)
-
+    # Stopping when the analysis service is gone (even killed outright) is lifeline's job: the
+    # service starts this process through it, bound before the slow imports above.
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        watch = asyncio.create_task(orphaned(stop))
         trimmer = asyncio.create_task(heap.trim_periodically())
         await follower.run(stop)
-        watch.cancel()
         trimmer.cancel()
 
     try:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
-import sys
 
 from services.analysis.servicer import AnalysisServicer
 from services.analysis.store_access import StoreReader
-from threadline import bootstrap
+from threadline import bootstrap, lifeline
 from threadline.config import Settings
 from threadline.v1 import analysis_pb2_grpc, store_pb2_grpc
 
@@ -24,12 +24,14 @@ FOLLOWER_CHECK_SECONDS = 1.0
 
 class FollowerProcess:
     """The analysis follower (follower.py) as a child process of this service, restarted when
-    it dies (it resumes from its checkpoint) and stopped with the service."""
+    it dies (it resumes from its checkpoint) and stopped with the service. It is bound to this
+    process before its slow imports (threadline/lifeline.py): it stops when the service dies,
+    even by SIGKILL, and so never keeps the database open behind a stopped service."""
 
     def __init__(self, settings: Settings):
-        self._args = [sys.executable, "-m", "services.analysis.follower", "--store-addr",
-                      settings.store_addr, "--db", str(settings.db), "--log-level",
-                      settings.log_level]
+        self._args = lifeline.command(os.getpid(), "services.analysis.follower", "--store-addr",
+                                      settings.store_addr, "--db", str(settings.db),
+                                      "--log-level", settings.log_level)
         self.process = subprocess.Popen(self._args)
         self.restarts = 0
         self._watch = asyncio.create_task(self._keep_running())
