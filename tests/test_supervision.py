@@ -244,7 +244,7 @@ def stored_messages(db: Path) -> int:
                          ids=["SIGTERM", "SIGINT", "SIGHUP"])
 def test_import_stopped_by_a_signal_leaves_nothing_behind_and_resumes(tmp_path, sig):
     root = tmp_path / "projects"
-    files = generate(root, 3000, projects=2, session_records=500, seed=5)
+    files = generate(root, 10_000, projects=2, session_records=500, seed=5)
     expected = sum(f.read_bytes().count(b"\n") for f in files)
     db = tmp_path / "threadline.db"
     err = tmp_path / "import.err"
@@ -254,21 +254,21 @@ def test_import_stopped_by_a_signal_leaves_nothing_behind_and_resumes(tmp_path, 
                                      env=environment())
     ingest = None
     try:
-        wait_for(lambda: stored_messages(db) > 0, what="first records stored")
-
         def ingest_process():
             return [p for p in psutil.Process(importing.pid).children()
                     if "serve analysis ingest" in command_line(p)]
-        # Ingest frozen: the import cannot finish before the signal, however fast it runs.
         ingest = wait_for(ingest_process, what="ingest")[0]
+        wait_for(lambda: stored_messages(db) > 0, what="first records stored")
+        # Ingest frozen: the import cannot finish before the signal, however fast it runs.
         ingest.suspend()
         assert stored_messages(db) < expected
         processes = psutil.Process(importing.pid).children(recursive=True)
         importing.send_signal(sig)
         ingest.resume()
-        assert importing.wait(60) == 128 + sig
-        wait_gone(processes)
+        code = importing.wait(60)
+        wait_gone(processes)  # store, ingest and the follower
         assert not matching(f"--db {db}")
+        assert code == 128 + sig
     finally:
         if ingest is not None and ingest.is_running():
             ingest.resume()
@@ -299,13 +299,21 @@ def test_up_survives_a_child_that_dies_again_before_it_is_ready(tmp_path, cleanu
         return [p for p in up.descendants() if "serve store" in command_line(p)]
     first = store_child()[0]
     first.kill()
-    restarted = wait_for(lambda: [p for p in store_child() if p.pid != first.pid],
+    restarted = wait_for(lambda: [p for p in store_child() if p.pid != first.pid
+                                  and "--ready-file" in command_line(p)],
                          what="store restarted")[0]
-    restarted.kill()  # a fraction of a second after its start: long before it is ready
+    restarted.suspend()
+    arguments = restarted.cmdline()
+    ready_file = Path(arguments[arguments.index("--ready-file") + 1])
+    assert not ready_file.exists()
+    restarted.kill()  # before it was ready
     wait_for(lambda: "store exited with -9 before it was ready" in up.err.read_text(),
              what="the failed start reported")
-    wait_for(lambda: "store is running again" in up.err.read_text(), what="store back")
-    assert up.process.poll() is None, "up exited"
+
+    def store_back():
+        assert up.process.poll() is None, f"up exited: {up.err.read_text()[-2000:]}"
+        return "store is running again" in up.err.read_text()
+    wait_for(store_back, what="store back")
     up.stop()
     assert up.process.returncode == 0
 
@@ -335,13 +343,13 @@ def test_a_restart_never_blocks_and_a_child_that_never_gets_ready_is_retried(
         first.kill()
         first.wait()
         supervise_until(sup, lambda: store.process is not first)
-        # check() spawned it and returned at once: the child is not ready yet.
-        assert store.state == supervisor.STARTING
+        # check() spawned it and returned at once, without waiting for it to get ready.
+        assert store.process.poll() is None and not store.ready_file.exists()
         hung = store.process
         os.kill(hung.pid, signal.SIGSTOP)  # never gets ready
         supervise_until(sup, lambda: store.process is not hung)
         assert hung.poll() is not None, "the child that never got ready was killed"
-        supervise_until(sup, lambda: store.state == supervisor.RUNNING)
+        supervise_until(sup, store.ready_file.exists)
         assert store.restarts == 2
     finally:
         sup.stop()
@@ -350,7 +358,7 @@ def test_a_restart_never_blocks_and_a_child_that_never_gets_ready_is_retried(
 
 
 def test_restart_backoff_resets_once_a_child_has_stayed_up(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(supervisor, "HEALTHY_SECONDS", 0.5)
+    monkeypatch.setattr(supervisor, "HEALTHY_SECONDS", 0.5, raising=False)
     sup = in_process(tmp_path)
     sup.start()
     try:
@@ -361,7 +369,7 @@ def test_restart_backoff_resets_once_a_child_has_stayed_up(tmp_path, monkeypatch
             store.process.kill()
             store.process.wait()
             supervise_until(sup, lambda restart=restart: store.restarts == restart
-                            and store.state == supervisor.RUNNING)
+                            and store.ready_file.exists())
     finally:
         sup.stop()
     delays = [line.rsplit("restarting in ", 1)[1] for line in capsys.readouterr().err.splitlines()
