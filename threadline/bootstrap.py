@@ -100,13 +100,15 @@ class Backoff:
 
 
 async def run_until_stopped(start: Callable[[], Awaitable[Callable[[], Awaitable[None]]]]) -> None:
-    """Run a service until SIGTERM/SIGINT, then stop it gracefully.
+    """Run a service until SIGTERM/SIGINT/SIGHUP, then stop it gracefully.
 
-    `start` starts everything and returns the coroutine function that stops it.
+    `start` starts everything and returns the coroutine function that stops it. SIGHUP is
+    what a service run in a terminal gets when the terminal closes; a service run by `up`
+    gets SIGTERM when `up` dies, however it dies (lifeline.py).
     """
     loop = asyncio.get_running_loop()
     stop_event = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop_event.set)
     stop = await start()
     trimmer = asyncio.create_task(heap.trim_periodically())
