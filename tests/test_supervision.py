@@ -21,7 +21,7 @@ import pytest
 
 from bench.corpus import generate
 from services.store.writer import Writer
-from threadline import config, supervisor
+from threadline import config, dblock, supervisor
 from threadline.supervisor import Supervisor, free_ports
 
 PYTHON = [sys.executable, "-m", "threadline"]
@@ -379,15 +379,19 @@ def test_restart_backoff_resets_once_a_child_has_stayed_up(tmp_path, monkeypatch
 
 # --- one writer per database --------------------------------------------------------------------
 
+def serve_store(db: Path, ready: Path) -> subprocess.Popen:
+    return subprocess.Popen([*PYTHON, "serve", "store", "--db", str(db), "--port", "0",
+                             "--ready-file", str(ready)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=environment())
+
+
 def test_a_second_store_on_the_same_database_refuses_to_start(tmp_path):
     db = tmp_path / "threadline.db"
-    ready = tmp_path / "ready.json"
-    first = subprocess.Popen([*PYTHON, "serve", "store", "--db", str(db), "--port", "0",
-                              "--ready-file", str(ready)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env=environment())
+    first = serve_store(db, tmp_path / "first.json")
+    third = None
     try:
-        wait_for(ready.exists, what="first store ready")
+        wait_for((tmp_path / "first.json").exists, what="first store ready")
         second = subprocess.run([*PYTHON, "serve", "store", "--db", str(db), "--port", "0"],
                                 capture_output=True, env=environment(), timeout=60)
         assert second.returncode == 1
@@ -396,9 +400,41 @@ def test_a_second_store_on_the_same_database_refuses_to_start(tmp_path):
         assert lines[0].startswith(f"threadline serve store: database {db} is in use by "
                                    f"threadline store (pid {first.pid}, since ")
         assert lines[0].endswith("; stop it or use another --db")
+        # The lock dies with its holder, even killed outright: no stale lock to clear.
+        first.kill()
+        first.wait()
+        third = serve_store(db, tmp_path / "third.json")
+        wait_for((tmp_path / "third.json").exists, what="store after the holder died")
     finally:
-        first.send_signal(signal.SIGTERM)
-        first.wait(60)
+        for process in (first, third):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(60)
+
+
+def test_the_lock_names_its_holder_and_is_free_once_released(tmp_path):
+    db = tmp_path / "t.db"
+    held = dblock.acquire(db, "threadline up")
+    with pytest.raises(dblock.DatabaseLocked, match=rf"in use by threadline up \(pid "
+                                                     rf"{os.getpid()}, since \d\d:\d\d\)"):
+        dblock.acquire(db, "threadline import")
+    # The store a supervisor started goes ahead under its parent's lock.
+    assert dblock.acquire(db, "threadline store", held_by_parent=os.getpid()).fd is None
+    with pytest.raises(dblock.DatabaseLocked):
+        dblock.acquire(db, "threadline store", held_by_parent=os.getpid() + 1)
+    held.release()
+    dblock.acquire(db, "threadline reparse").release()
+
+
+def test_a_child_whose_parent_died_before_it_was_bound_does_not_start():
+    not_the_parent = os.getpid()  # pytest is the grandparent, not the parent, of the child
+    # Through a shell that stays (no exec): the child's parent is the shell.
+    result = subprocess.run(["sh", "-c", f'"$0" -m threadline.lifeline {not_the_parent} '
+                                         'threadline config; exit $?', sys.executable],
+                            capture_output=True, env=environment(), timeout=60)
+    assert result.returncode == 1
+    assert result.stdout == b""
+    assert f"parent process {not_the_parent} is gone" in result.stderr.decode()
 
 
 def test_import_and_reparse_refuse_a_database_that_up_holds(tmp_path, cleanup):
