@@ -183,10 +183,10 @@ class Supervisor:
                "THREADLINE_ANALYSE": "true" if self.settings.analyse else "false"}
         # The store inherits the database lock: held until the store is gone, even if the
         # supervisor dies first (dblock.py).
-        keep = (self.lock.fd,) if "store" in child.services and self.lock and self.lock.fd \
-            else ()
+        lock_fd = self.lock.fd if self.lock is not None else None
+        inherited = (lock_fd,) if lock_fd is not None and "store" in child.services else ()
         child.process = subprocess.Popen(child.args, stdout=out, stderr=out, env=env,
-                                         start_new_session=True, pass_fds=keep)
+                                         start_new_session=True, pass_fds=inherited)
 
     def _startup_failure(self, child: Child, now: float) -> str | None:
         """For a starting child: why it failed to get ready (None: ready, or not yet)."""
