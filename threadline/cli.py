@@ -31,6 +31,9 @@ def _settings(args: argparse.Namespace, **extra: object) -> config.Settings:
         "analysis_addr": getattr(args, "analysis_addr", None),
         "ready_file": getattr(args, "ready_file", None),
         "follow": False if getattr(args, "no_follow", False) else None,
+        "tls_cert": getattr(args, "tls_cert", None),
+        "tls_key": getattr(args, "tls_key", None),
+        "tls_ca": getattr(args, "tls_ca", None),
     }
     values.update(extra)
     return config.resolve(values)
@@ -94,6 +97,7 @@ async def _serve(services: list[str], settings: config.Settings,
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from threadline import telemetry
+    from threadline.auth import RefusedToStart
 
     services = list(dict.fromkeys(args.services))
     ports = _ports(args.port, services)
@@ -102,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     telemetry.setup_tracing("threadline-" + "-".join(services))
     try:
         asyncio.run(_serve(services, settings, ports))
-    except OSError as exc:  # a port in use, an unwritable database folder...
+    except (OSError, RefusedToStart) as exc:  # a port in use, an exposed port without TLS...
         print(f"threadline serve {' '.join(services)}: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -111,10 +115,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # --- up --------------------------------------------------------------------------------------
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from threadline import auth
     from threadline.supervisor import Supervisor
 
     settings = _settings(args)
     settings.db.parent.mkdir(parents=True, exist_ok=True)
+    try:  # said here once, rather than by each child as it fails to start
+        security = auth.for_server(settings)
+        security.check_exposure(settings.host, "gRPC servers")
+        security.check_exposure(settings.ws_host, "WebSocket gateway")
+    except (OSError, auth.RefusedToStart) as exc:
+        print(f"threadline up: {exc}", file=sys.stderr)
+        return 1
     supervisor = Supervisor(settings)
     try:
         supervisor.start()
@@ -140,12 +152,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 # --- import ----------------------------------------------------------------------------------
 
-def _ingest_status(address: str):
-    import grpc
-
+def _ingest_status(address: str, security):
+    from threadline import access
     from threadline.v1 import ingest_pb2, ingest_pb2_grpc
 
-    with grpc.insecure_channel(address) as channel:
+    with access.sync_channel(address, security) as channel:
         return ingest_pb2_grpc.IngestServiceStub(channel).GetStatus(
             ingest_pb2.GetIngestStatusRequest(), timeout=10)
 
@@ -164,6 +175,7 @@ def _existing_paths(given: list[str], command: str) -> list[Path] | None:
 def cmd_import(args: argparse.Namespace) -> int:
     import grpc
 
+    from threadline import auth
     from threadline.supervisor import Supervisor
 
     paths = _existing_paths(args.paths, "import")
@@ -171,6 +183,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 2
     settings = _settings(args, roots=paths, grpc_port=0, follow=False)
     settings.db.parent.mkdir(parents=True, exist_ok=True)
+    security = auth.for_server(settings)
     started = time.monotonic()
     supervisor = Supervisor(settings, services=("store", "analysis", "ingest"), follow=False,
                             quiet=not args.verbose)
@@ -185,7 +198,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         while True:
             supervisor.check()  # a service that died is restarted and resumes
             try:
-                status = _ingest_status(supervisor.address("ingest"))
+                status = _ingest_status(supervisor.address("ingest"), security)
             except grpc.RpcError:
                 status = None  # ingest is restarting
             if status is not None:
@@ -527,8 +540,13 @@ def cmd_health(args: argparse.Namespace) -> int:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from threadline import access, auth
+
+    # Health needs no token; TLS trust comes from the settings (THREADLINE_TLS_CA/CERT).
+    settings = _settings(args)
+    security = auth.Security(tls_cert=settings.tls_cert, tls_ca=settings.tls_ca)
     try:
-        with grpc.insecure_channel(args.address) as channel:
+        with access.sync_channel(args.address, security) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
     except grpc.RpcError as exc:
@@ -537,6 +555,19 @@ def cmd_health(args: argparse.Namespace) -> int:
     name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     print(f"{args.address}: {name}")
     return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from threadline import auth
+
+    settings = _settings(args)
+    try:
+        token = auth.for_server(settings).token
+    except OSError as exc:
+        print(f"threadline token: {exc}", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:  # noqa: ARG001 - uniform signature
@@ -721,6 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-follow", action="store_true",
                        help="ingest: read what exists, then stop following")
     serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
+    serve.add_argument("--tls-cert", type=Path,
+                       help="TLS certificate (PEM): serve gRPC over TLS and the gateway as wss")
+    serve.add_argument("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
     serve.set_defaults(func=cmd_serve)
 
     imp = sub.add_parser("import", help="import files or folders, then exit with a summary")
@@ -796,6 +830,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds to wait for other users of the database to close it "
                           "before refusing (default 2)")
     rep.set_defaults(func=cmd_reparse)
+
+    token = sub.add_parser("token", help="print this installation's token (created if "
+                                         "missing), for clients in other languages")
+    db_flag(token)
+    token.set_defaults(func=cmd_token)
 
     health = sub.add_parser("health", help="check a service's gRPC health (exit 0 if serving)")
     health.add_argument("address", help="host:port")
