@@ -95,6 +95,21 @@ async def _serve(services: list[str], settings: config.Settings,
     await bootstrap.run_until_stopped(start)
 
 
+def _exposure_refused(settings: config.Settings, gateway: bool) -> str | None:
+    """Why the services may not listen where they are told to (checked before anything
+    starts; each server checks again as it binds), or None."""
+    from threadline import auth
+
+    try:
+        security = auth.for_server(settings)
+        security.check_exposure(settings.host, "gRPC server")
+        if gateway:
+            security.check_exposure(settings.ws_host, "WebSocket gateway")
+    except (OSError, auth.RefusedToStart) as exc:
+        return str(exc)
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from threadline import telemetry
     from threadline.auth import RefusedToStart
@@ -102,6 +117,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     services = list(dict.fromkeys(args.services))
     ports = _ports(args.port, services)
     settings = _settings(args)
+    if (reason := _exposure_refused(settings, "stream" in services)) is not None:
+        print(f"threadline serve {' '.join(services)}: {reason}", file=sys.stderr)
+        return 1
     telemetry.setup_logging(settings.log_level)
     telemetry.setup_tracing("threadline-" + "-".join(services))
     try:
@@ -115,18 +133,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # --- up --------------------------------------------------------------------------------------
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from threadline import auth
     from threadline.supervisor import Supervisor
 
     settings = _settings(args)
-    settings.db.parent.mkdir(parents=True, exist_ok=True)
-    try:  # said here once, rather than by each child as it fails to start
-        security = auth.for_server(settings)
-        security.check_exposure(settings.host, "gRPC servers")
-        security.check_exposure(settings.ws_host, "WebSocket gateway")
-    except (OSError, auth.RefusedToStart) as exc:
-        print(f"threadline up: {exc}", file=sys.stderr)
+    # Said here once, rather than by each child as it fails to start.
+    if (reason := _exposure_refused(settings, gateway=True)) is not None:
+        print(f"threadline up: {reason}", file=sys.stderr)
         return 1
+    settings.db.parent.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(settings)
     try:
         supervisor.start()
