@@ -82,6 +82,16 @@ def test_threadline_token_prints_the_installations_token(tmp_path):
     assert out.strip() == auth.token_path(db).read_text().strip()
 
 
+def test_security_settings_resolve_from_the_environment(tmp_path):
+    resolved = config.resolve({"db": tmp_path / "t.db"}, environ={
+        "THREADLINE_WS_ORIGINS": "https://a.example, https://b.example,",
+        "THREADLINE_REQUIRE_TOKEN": "true", "THREADLINE_TLS_CA": "~/ca.pem"})
+    assert resolved.ws_origins == ("https://a.example", "https://b.example")
+    assert resolved.require_token and not resolved.allow_insecure_network
+    assert resolved.tls_ca == Path("~/ca.pem").expanduser()
+    assert config.resolve(environ={}).ws_origins == ()
+
+
 # --- the policy table ----------------------------------------------------------------------
 
 def test_every_rpc_of_the_protos_has_a_policy():

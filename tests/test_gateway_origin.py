@@ -99,6 +99,9 @@ def test_a_client_without_origin_needs_the_token():
             assert await refused_status(url, additional_headers={"Authorization": TOKEN}) == 401
             async with connect(url, additional_headers=BEARER) as ws:
                 await subscribed(ws)
+            # The scheme is case-insensitive (RFC 9110).
+            async with connect(url, additional_headers={"Authorization": f"bearer {TOKEN}"}):
+                pass
 
     asyncio.run(main())
 

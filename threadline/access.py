@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import grpc
 
-from threadline.auth import METADATA_KEY, SCHEME, Security
+from threadline.auth import METADATA_KEY, Security, bearer
 
 
 class Access(enum.Enum):
@@ -61,8 +61,8 @@ RAW_REQUESTS: dict[str, Callable[[object], bool]] = {
 
 def presented_token(metadata) -> str | None:
     for key, value in metadata or ():
-        if key == METADATA_KEY and isinstance(value, str) and value.startswith(SCHEME):
-            return value[len(SCHEME):].strip()
+        if key == METADATA_KEY and isinstance(value, str):
+            return bearer(value)
     return None
 
 

@@ -37,6 +37,13 @@ class RefusedToStart(Exception):
 
 # --- the token -------------------------------------------------------------------------------
 
+def bearer(value: str | None) -> str | None:
+    """The token of an `authorization` value "Bearer <token>" (scheme in any case), or None."""
+    if value is None or value[:len(SCHEME)].lower() != SCHEME.lower():
+        return None
+    return value[len(SCHEME):].strip()
+
+
 def token_path(db: Path) -> Path:
     return db.parent / TOKEN_FILE
 

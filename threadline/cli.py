@@ -76,7 +76,8 @@ async def _serve(services: list[str], settings: config.Settings,
                 where = f"gRPC on {settings.host}:{service.port}"
                 if hasattr(service, "ws_port"):
                     ready["ws_port"] = service.ws_port
-                    where += f", WebSocket on ws://{settings.ws_host}:{service.ws_port}/ws"
+                    scheme = "wss" if settings.tls_cert else "ws"
+                    where += f", WebSocket on {scheme}://{settings.ws_host}:{service.ws_port}/ws"
                 print(f"threadline {name}: serving {where}", file=sys.stderr, flush=True)
         except BaseException:
             for service in reversed(running):
@@ -154,7 +155,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"""threadline is running (Ctrl-C to stop)
   database:    {settings.db}
   watching:    {roots}
-  WebSocket:   ws://{settings.ws_host}:{supervisor.ports['ws']}/ws
+  WebSocket:   {"wss" if settings.tls_cert else "ws"}://{settings.ws_host}:{supervisor.ports['ws']}/ws
   gRPC store:  {supervisor.address('store')}   (queries, Changes)
   gRPC stream: {supervisor.address('stream')}   (Subscribe)
   gRPC ingest: {supervisor.address('ingest')}   analysis: {supervisor.address('analysis')}

@@ -43,7 +43,7 @@ from services.stream import protocol, resume
 from services.stream.errors import InvalidRequest, SinceBeyondHead, SlowConsumer
 from services.stream.events import Event
 from services.stream.hub import Filter, Hub, Subscription
-from threadline.auth import SCHEME, Security
+from threadline.auth import Security, bearer
 
 log = logging.getLogger(__name__)
 
@@ -341,8 +341,8 @@ class Gateway:
             return connection.respond(HTTPStatus.NOT_FOUND, f"not found: use {WS_PATH}\n")
         # With an Origin, websockets checks it against the allow-list after this returns.
         if "Origin" not in request.headers:
-            header = request.headers.get("Authorization", "")
-            presented = header[len(SCHEME):].strip() if header.startswith(SCHEME) else None
+            given = request.headers.get_all("Authorization")
+            presented = bearer(given[0]) if len(given) == 1 else None
             if not self.security.accepts(presented):
                 return connection.respond(
                     HTTPStatus.UNAUTHORIZED,
