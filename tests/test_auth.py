@@ -16,8 +16,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+import websockets
+from conftest import eventually, running_pipeline
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from store_support import batch, message, running_store, settings, wait_for, write
+from test_pipeline_live import next_frame_for, subscribed, user_line
 from tls_support import self_signed
 
 from services.store import server as store_server
@@ -29,6 +32,7 @@ from threadline.v1 import (
     store_pb2,
     store_pb2_grpc,
     stream_pb2,
+    stream_pb2_grpc,
 )
 from threadline.v1 import store_pb2 as spb
 
@@ -302,3 +306,39 @@ def test_listening_beyond_loopback_without_tls_refuses_with_one_line(tmp_path, a
     assert len(lines) == 1 and "without TLS" in lines[0], done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "t.db").exists()  # refused before anything started
+
+
+# --- the whole pipeline with every read closed -------------------------------------------
+
+def test_the_pipeline_works_end_to_end_when_every_rpc_needs_the_token(tmp_path):
+    """Every internal client (ingest -> analysis -> store, the follower, stream -> store)
+    presents the token, so `require_token` costs outside callers only."""
+    root = tmp_path / "projects"
+    transcript = root / "-home-u-app" / "s-live.jsonl"
+    transcript.parent.mkdir(parents=True)
+    transcript.write_bytes(user_line("u-first", "stored with every read closed"))
+
+    async def scenario():
+        async with running_pipeline(tmp_path, [root], require_token=True) as p:
+            async with websockets.connect(p.ws_url, additional_headers=p.ws_headers) as ws:
+                await subscribed(ws, since=0)
+                frame = await next_frame_for(ws, "u-first")
+                assert frame["message"]["text"] == "stored with every read closed"
+            # The analysis follower (a process of its own) wrote its analysis too.
+            token = auth.for_client(p.settings)
+            async with bootstrap.channel(p.store_addr, token) as channel:
+                stub = store_pb2_grpc.StoreServiceStub(channel)
+                await eventually(lambda: _analysed(stub))
+            async with bootstrap.channel(p.stream_addr) as anonymous:
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await stream_pb2_grpc.StreamServiceStub(anonymous).GetStatus(
+                        stream_pb2.GetStreamStatusRequest())
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    asyncio.run(scenario())
+
+
+async def _analysed(stub: store_pb2_grpc.StoreServiceStub) -> bool:
+    changes = stub.Changes(spb.ChangesRequest(since_sequence=0))
+    kinds = {c.kind async for batch in changes for c in batch.changes}
+    return common_pb2.CHANGE_KIND_ANALYSIS_UPDATED in kinds
