@@ -212,6 +212,11 @@ def test_require_token_closes_reads_on_loopback_too_but_not_health(tmp_path):
                     await store_pb2_grpc.StoreServiceStub(anonymous).GetStats(
                         spb.GetStatsRequest())
                 assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                with pytest.raises(grpc.aio.AioRpcError) as refused:  # a server stream
+                    async for _ in store_pb2_grpc.StoreServiceStub(anonymous).Changes(
+                            spb.ChangesRequest(follow=True)):
+                        pass
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
                 health = await health_pb2_grpc.HealthStub(anonymous).Check(
                     health_pb2.HealthCheckRequest())
                 assert health.status == health_pb2.HealthCheckResponse.SERVING

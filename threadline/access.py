@@ -82,7 +82,7 @@ def _refusing(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: st
     async def refuse(request_or_iterator, context):
         await context.abort(code, message)
 
-    kind, wrap = _handler_kind(handler)
+    _, wrap = _handler_kind(handler)
     return wrap(refuse, request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
 

@@ -197,8 +197,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     if paths is None:
         return 2
     settings = _settings(args, roots=paths, grpc_port=0, follow=False)
+    security = auth.for_server(settings)  # first: it creates the data folder 0700
     settings.db.parent.mkdir(parents=True, exist_ok=True)
-    security = auth.for_server(settings)
     started = time.monotonic()
     supervisor = Supervisor(settings, services=("store", "analysis", "ingest"), follow=False,
                             quiet=not args.verbose)
