@@ -36,7 +36,7 @@ import websockets
 
 from bench import parsing
 from bench.corpus import generate, live_line
-from threadline import config
+from threadline import auth, config
 from threadline.supervisor import Supervisor
 from threadline.v1 import store_pb2, store_pb2_grpc
 
@@ -96,10 +96,16 @@ def store_stats(address: str) -> store_pb2.StoreStats:
                                                                  timeout=10)
 
 
-async def live_latency(ws_url: str, path: Path, appends: int, gap: float) -> list[float]:
+def bearer(settings: config.Settings) -> dict[str, str]:
+    """The header a WebSocket client without an Origin presents: the installation's token."""
+    return {"Authorization": f"Bearer {auth.for_client(settings).token}"}
+
+
+async def live_latency(ws_url: str, path: Path, appends: int, gap: float,
+                       headers: dict[str, str]) -> list[float]:
     rng = random.Random(11)
     latencies: list[float] = []
-    async with websockets.connect(ws_url, max_size=None) as ws:
+    async with websockets.connect(ws_url, max_size=None, additional_headers=headers) as ws:
         await ws.send(orjson.dumps({"type": "subscribe"}).decode())
         while orjson.loads(await ws.recv())["type"] != "subscribed":
             pass
@@ -123,9 +129,10 @@ class Watcher(threading.Thread):
     """A WebSocket client subscribed to every change, counting the message frames it gets
     (without decoding them) until it is stopped or the gateway drops it as too slow."""
 
-    def __init__(self, ws_url: str):
+    def __init__(self, ws_url: str, headers: dict[str, str]):
         super().__init__(daemon=True)
         self.ws_url = ws_url
+        self.headers = headers
         self.subscribed = threading.Event()
         self.messages = 0
         self.close_code: int | None = None
@@ -137,7 +144,8 @@ class Watcher(threading.Thread):
 
     async def _watch(self) -> None:
         self._loop, self._stop_requested = asyncio.get_running_loop(), asyncio.Event()
-        async with websockets.connect(self.ws_url, max_size=None) as ws:
+        async with websockets.connect(self.ws_url, max_size=None,
+                                      additional_headers=self.headers) as ws:
             await ws.send(orjson.dumps({"type": "subscribe"}).decode())
             while orjson.loads(await ws.recv())["type"] != "subscribed":
                 pass
@@ -196,7 +204,8 @@ def import_run(root: Path, db: Path, lines: int, analyse: bool,
         # committed before is left out on both sides); the time from launch is shown too.
         watcher = None
         if watched:
-            watcher = Watcher(f"ws://{settings.ws_host}:{supervisor.ports['ws']}/ws")
+            watcher = Watcher(f"ws://{settings.ws_host}:{supervisor.ports['ws']}/ws",
+                              bearer(settings))
             watcher.start()
             if not watcher.subscribed.wait(10):
                 raise RuntimeError("the watching WebSocket client could not subscribe")
@@ -229,7 +238,8 @@ def import_run(root: Path, db: Path, lines: int, analyse: bool,
             live_file.touch()
             time.sleep(1.0)  # let the watcher pick up the new folder
             ws_url = f"ws://{settings.ws_host}:{supervisor.ports['ws']}/ws"
-            out.extend(asyncio.run(live_latency(ws_url, live_file, appends, gap)))
+            out.extend(asyncio.run(live_latency(ws_url, live_file, appends, gap,
+                                                bearer(settings))))
     finally:
         supervisor.stop()
         # Deleted, its pages need no writing back: the next run does not pay for this one's.

@@ -45,6 +45,13 @@ class Pipeline:
         return f"ws://127.0.0.1:{self.stream.ws_port}/ws"
 
     @property
+    def ws_headers(self) -> dict[str, str]:
+        """What a WebSocket client without an Origin presents: the installation's token."""
+        from threadline import auth
+
+        return {"Authorization": f"Bearer {auth.for_client(self.settings).token}"}
+
+    @property
     def store_addr(self) -> str:
         return f"127.0.0.1:{self.store.port}"
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 from services.store import server
-from threadline import bootstrap, config
+from threadline import auth, bootstrap, config
 from threadline.v1 import common_pb2 as pb
 from threadline.v1 import store_pb2_grpc
 
@@ -23,8 +23,10 @@ def settings(db: Path, **overrides: object) -> config.Settings:
 @contextlib.asynccontextmanager
 async def running_store(db: Path, **overrides: object
                         ) -> AsyncIterator[tuple[server.Running, store_pb2_grpc.StoreServiceStub]]:
-    run = await server.start(settings(db, **overrides))
-    channel = bootstrap.channel(f"127.0.0.1:{run.port}")
+    resolved = settings(db, **overrides)
+    run = await server.start(resolved)
+    # Like every client of the installation: with the token the store created beside the db.
+    channel = bootstrap.channel(f"127.0.0.1:{run.port}", auth.for_client(resolved))
     try:
         yield run, store_pb2_grpc.StoreServiceStub(channel)
     finally:

@@ -85,7 +85,7 @@ def test_messages_get_thread_parents_and_sessions_get_analysis(tmp_path, capsys)
 
     async def scenario():
         async with running_pipeline(tmp_path, [root]) as p:
-            async with websockets.connect(p.ws_url) as ws:
+            async with websockets.connect(p.ws_url, additional_headers=p.ws_headers) as ws:
                 await subscribed(ws, session=SESSION)
                 with transcript.open("ab") as out:
                     out.write(b"".join(lines[3:]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import shlex
 import shutil
@@ -40,8 +41,9 @@ TRACING_UI_PORT = 16686
 # `depends_on` edges the pipeline needs: each service waits for the peers it connects to.
 REQUIRED_DEPENDENCIES = {("analysis", "store"), ("ingest", "analysis"), ("stream", "store")}
 
-# The host environment the file is interpolated with: only HOME, so every default is in force.
-HOST_ENV = {"HOME": "/home/someone"}
+# The host environment the file is interpolated with: HOME and the one required variable, so
+# every default is in force.
+HOST_ENV = {"HOME": "/home/someone", "THREADLINE_TOKEN": "compose-test-token"}
 
 
 # --- reading compose.yaml the way Compose does -------------------------------------------------
@@ -303,6 +305,22 @@ def test_every_threadline_variable_is_a_real_setting():
     assert used <= known, f"not settings of threadline.config: {sorted(used - known)}"
 
 
+def test_compose_refuses_to_start_without_a_token():
+    parsed = yaml.safe_load(COMPOSE_FILE.read_text())
+    without = {k: v for k, v in HOST_ENV.items() if k != "THREADLINE_TOKEN"}
+    with pytest.raises(KeyError, match="THREADLINE_TOKEN"):
+        walk(parsed, lambda text: interpolate(text, without))
+
+
+def test_every_service_shares_the_token_and_listens_only_on_the_compose_network(services):
+    for name in GRPC_PORTS:
+        env = environment(services[name])
+        assert env.get("THREADLINE_TOKEN") == HOST_ENV["THREADLINE_TOKEN"], name
+        # Plain text is allowed on the container network only because nothing is published
+        # beyond loopback (test_published_ports_are_the_documented_ones_on_loopback).
+        assert env.get("THREADLINE_ALLOW_INSECURE_NETWORK") == "true", name
+
+
 def test_every_service_sends_traces_to_the_tracing_service(services):
     tracing = services[TRACING]
     assert str(tracing["image"]).startswith("jaegertracing/")
@@ -437,5 +455,6 @@ def test_docker_compose_accepts_the_file():
     if reason:
         pytest.skip(f"`docker compose config` not run: {reason}")
     result = subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), "config", "-q"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+                            cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "THREADLINE_TOKEN": HOST_ENV["THREADLINE_TOKEN"]})
     assert result.returncode == 0, result.stderr

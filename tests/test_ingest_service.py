@@ -20,7 +20,7 @@ import pytest
 
 from services.ingest import server as ingest_server
 from services.ingest import watcher as ingest_watcher
-from threadline import bootstrap, config
+from threadline import auth, bootstrap, config
 from threadline.v1 import (
     analysis_pb2_grpc,
     common_pb2,
@@ -109,19 +109,25 @@ class StandIn(analysis_pb2_grpc.AnalysisServiceServicer, store_pb2_grpc.StoreSer
         return [m for b in self.acked for c in b.chunks for m in c.messages]
 
 
+# The stand-in takes Process (a write) only from callers with the installation's token.
+TOKEN = "ingest-test-token"
+
+
 async def start_stand_in() -> tuple[bootstrap.Service, StandIn]:
     stand_in = StandIn()
     service = await bootstrap.create_server(
         [lambda s: analysis_pb2_grpc.add_AnalysisServiceServicer_to_server(stand_in, s),
          lambda s: store_pb2_grpc.add_StoreServiceServicer_to_server(stand_in, s)],
-        ["threadline.v1.AnalysisService", "threadline.v1.StoreService"])
+        ["threadline.v1.AnalysisService", "threadline.v1.StoreService"],
+        security=auth.Security(token=TOKEN))
     return service, stand_in
 
 
 def settings_for(root: Path, port: int, **changes) -> config.Settings:
     base = config.resolve({"roots": [str(root)], "port": 0,
                            "store_addr": f"127.0.0.1:{port}",
-                           "analysis_addr": f"127.0.0.1:{port}"}, environ={})
+                           "analysis_addr": f"127.0.0.1:{port}", "token": TOKEN},
+                          environ={})
     return base.replace(**changes)
 
 

@@ -48,7 +48,7 @@ def test_appended_line_reaches_websocket_and_grpc_subscriber(tmp_path):
 
     async def scenario():
         async with running_pipeline(tmp_path, [root]) as p:
-            async with websockets.connect(p.ws_url) as ws:
+            async with websockets.connect(p.ws_url, additional_headers=p.ws_headers) as ws:
                 ack = await subscribed(ws, since=0)
                 assert (await next_frame_for(ws, first))["message"]["text"] == "already there"
 
@@ -87,7 +87,7 @@ def test_partial_line_waits_for_its_newline(tmp_path):
 
     async def scenario():
         async with running_pipeline(tmp_path, [root]) as p:
-            async with websockets.connect(p.ws_url) as ws:
+            async with websockets.connect(p.ws_url, additional_headers=p.ws_headers) as ws:
                 await subscribed(ws)
                 with transcript.open("ab") as out:
                     out.write(line[:40])
@@ -114,7 +114,7 @@ def test_client_resuming_from_a_sequence_gets_exactly_what_it_missed(tmp_path):
 
     async def scenario():
         async with running_pipeline(tmp_path, [root]) as p:
-            async with websockets.connect(p.ws_url) as ws:
+            async with websockets.connect(p.ws_url, additional_headers=p.ws_headers) as ws:
                 await subscribed(ws)
                 with transcript.open("ab") as out:
                     out.write(b"".join(user_line(u) for u in before))
@@ -130,7 +130,7 @@ def test_client_resuming_from_a_sequence_gets_exactly_what_it_missed(tmp_path):
                     return queries.stats(conn)["messages"] >= len(before) + len(missed)
             await eventually(stored)
 
-            async with websockets.connect(p.ws_url) as ws:
+            async with websockets.connect(p.ws_url, additional_headers=p.ws_headers) as ws:
                 await subscribed(ws, since=last)
                 received, others = [], set()
                 while True:  # until the replay has been quiet for a while: nothing twice

@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from store_support import batch, messages, write
+from store_support import batch, messages, settings, write
 
 from services.store import open_readonly, queries
-from threadline import bootstrap
+from threadline import auth, bootstrap
 from threadline.v1 import store_pb2 as spb
 from threadline.v1 import store_pb2_grpc
 
@@ -62,7 +62,7 @@ def test_kill_mid_stream_then_resend_unacknowledged(tmp_path):
 
     async def first_run(port: int, proc: subprocess.Popen) -> int:
         """Stream every batch, kill -9 the store after a few acks; return the last acked."""
-        channel = bootstrap.channel(f"127.0.0.1:{port}")
+        channel = bootstrap.channel(f"127.0.0.1:{port}", auth.for_client(settings(db)))
         acked = 0
 
         async def requests():
@@ -80,7 +80,7 @@ def test_kill_mid_stream_then_resend_unacknowledged(tmp_path):
         return acked
 
     async def second_run(port: int, acked: int) -> None:
-        channel = bootstrap.channel(f"127.0.0.1:{port}")
+        channel = bootstrap.channel(f"127.0.0.1:{port}", auth.for_client(settings(db)))
         stub = store_pb2_grpc.StoreServiceStub(channel)
         (offset,) = (await stub.GetOffsets(spb.GetOffsetsRequest())).offsets
         durable = offset.offset

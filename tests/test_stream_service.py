@@ -14,7 +14,7 @@ import time
 import grpc
 import orjson
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from services.stream import server as stream_server
@@ -24,6 +24,12 @@ from threadline import config
 from threadline.v1 import common_pb2, store_pb2, store_pb2_grpc, stream_pb2, stream_pb2_grpc
 
 DEADLINE = 5.0
+# These clients send no Origin (they are no browser page), so they present the token.
+TOKEN = "stream-test-token"
+
+
+def connect(url: str, **kwargs):
+    return ws_connect(url, additional_headers={"Authorization": f"Bearer {TOKEN}"}, **kwargs)
 
 
 class StandInStore(store_pb2_grpc.StoreServiceServicer):
@@ -139,7 +145,7 @@ async def running_stack(queue: int = 1000):
     store_srv, store_port = await start_store(store)
     settings = config.resolve({"host": "127.0.0.1", "port": 0, "ws_host": "127.0.0.1",
                                "ws_port": 0, "store_addr": f"127.0.0.1:{store_port}",
-                               "subscriber_queue": queue}, environ={})
+                               "subscriber_queue": queue, "token": TOKEN}, environ={})
     running = await stream_server.start(settings)
     holder = {"store_srv": store_srv, "store_port": store_port}
     try:
@@ -690,8 +696,8 @@ def test_the_first_subscriber_starts_at_the_store_head_it_was_told():
         for _ in range(3):
             store.append()
         settings = config.resolve({"host": "127.0.0.1", "port": 0, "ws_host": "127.0.0.1",
-                                   "ws_port": 0, "store_addr": f"127.0.0.1:{store_port}"},
-                                  environ={})
+                                   "ws_port": 0, "store_addr": f"127.0.0.1:{store_port}",
+                                   "token": TOKEN}, environ={})
         running = await stream_server.start(settings)
         try:
             # At once, before the feed has even connected: the head is known already.

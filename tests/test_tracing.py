@@ -39,7 +39,7 @@ def test_spans_from_all_four_services_share_one_trace(tmp_path):
 
     async def scenario():
         async with running_pipeline(tmp_path, [root]) as p:
-            async with websockets.connect(p.ws_url) as ws:
+            async with websockets.connect(p.ws_url, additional_headers=p.ws_headers) as ws:
                 await subscribed(ws)
                 # A change committed while the stream service is still catching up with the
                 # store arrives replayed from the database, without its trace context: once

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable, Iterable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from threadline import heap, telemetry
+from threadline import access, auth, heap, telemetry
+from threadline.auth import Security
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,26 @@ class Service:
 
 
 async def create_server(registrars: Iterable[Registrar], service_names: Iterable[str],
-                        host: str = "127.0.0.1", port: int = 0) -> Service:
-    """Start a server with the given servicers, health checking and tracing; returns it bound."""
-    server = grpc.aio.server(interceptors=telemetry.server_interceptors(), options=SERVER_OPTIONS)
+                        host: str = "127.0.0.1", port: int = 0,
+                        security: Security | None = None) -> Service:
+    """Start a server with the given servicers, health checking and tracing; returns it bound.
+
+    `security` decides who may call what (threadline.access); without one no token is known,
+    so every mutating RPC is refused. Listening beyond loopback without TLS raises
+    `auth.RefusedToStart` before anything is bound."""
+    security = security or Security()
+    security.check_exposure(host, f"gRPC server on {host}:{port}")
+    interceptors = [access.TokenInterceptor(security, auth.is_loopback(host)),
+                    *telemetry.server_interceptors()]
+    server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     for register in registrars:
         register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    credentials = security.server_credentials()
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        bound = (server.add_secure_port(f"{host}:{port}", credentials) if credentials
+                 else server.add_insecure_port(f"{host}:{port}"))
     except RuntimeError as exc:  # grpc's way of saying the address is taken or invalid
         raise OSError(f"cannot bind {host}:{port}: {exc}") from exc
     if bound == 0:
@@ -73,11 +85,15 @@ async def create_server(registrars: Iterable[Registrar], service_names: Iterable
     return Service(server, bound, health_servicer, names)
 
 
-def channel(address: str) -> grpc.aio.Channel:
-    """A traced client channel to another service."""
-    return grpc.aio.insecure_channel(
-        address, options=CHANNEL_OPTIONS, interceptors=telemetry.client_interceptors()
-    )
+def channel(address: str, security: Security | None = None) -> grpc.aio.Channel:
+    """A traced client channel to another service, presenting the token of `security` (when
+    it knows one) on every call and verifying the server's TLS certificate when it has one."""
+    interceptors = [*access.aio_client_interceptors(security), *telemetry.client_interceptors()]
+    credentials = security.channel_credentials() if security is not None else None
+    if credentials is not None:
+        return grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS,
+                                       interceptors=interceptors)
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=interceptors)
 
 
 class Backoff:

@@ -31,6 +31,9 @@ def _settings(args: argparse.Namespace, **extra: object) -> config.Settings:
         "analysis_addr": getattr(args, "analysis_addr", None),
         "ready_file": getattr(args, "ready_file", None),
         "follow": False if getattr(args, "no_follow", False) else None,
+        "tls_cert": getattr(args, "tls_cert", None),
+        "tls_key": getattr(args, "tls_key", None),
+        "tls_ca": getattr(args, "tls_ca", None),
     }
     values.update(extra)
     return config.resolve(values)
@@ -73,7 +76,8 @@ async def _serve(services: list[str], settings: config.Settings,
                 where = f"gRPC on {settings.host}:{service.port}"
                 if hasattr(service, "ws_port"):
                     ready["ws_port"] = service.ws_port
-                    where += f", WebSocket on ws://{settings.ws_host}:{service.ws_port}/ws"
+                    scheme = "wss" if settings.tls_cert else "ws"
+                    where += f", WebSocket on {scheme}://{settings.ws_host}:{service.ws_port}/ws"
                 print(f"threadline {name}: serving {where}", file=sys.stderr, flush=True)
         except BaseException:
             for service in reversed(running):
@@ -92,18 +96,38 @@ async def _serve(services: list[str], settings: config.Settings,
     await bootstrap.run_until_stopped(start)
 
 
+def _exposure_refused(settings: config.Settings, gateway: bool) -> str | None:
+    """Why the services may not listen where they are told to (checked before anything
+    starts; each server checks again as it binds), or None."""
+    from threadline import auth
+
+    try:
+        security = auth.for_server(settings)
+        security.check_exposure(settings.host, "gRPC server")
+        if gateway:
+            security.check_exposure(settings.ws_host, "WebSocket gateway")
+    except (OSError, auth.RefusedToStart) as exc:
+        return str(exc)
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from threadline import telemetry
+    from threadline.auth import RefusedToStart
     from threadline.dblock import DatabaseLocked
 
     services = list(dict.fromkeys(args.services))
     ports = _ports(args.port, services)
     settings = _settings(args)
+    if (reason := _exposure_refused(settings, "stream" in services)) is not None:
+        print(f"threadline serve {' '.join(services)}: {reason}", file=sys.stderr)
+        return 1
     telemetry.setup_logging(settings.log_level)
     telemetry.setup_tracing("threadline-" + "-".join(services))
     try:
         asyncio.run(_serve(services, settings, ports))
-    except (OSError, DatabaseLocked) as exc:  # a port in use, a database in use...
+    except (OSError, DatabaseLocked, RefusedToStart) as exc:  # a port or database in use,
+        # an exposed port without TLS...
         print(f"threadline serve {' '.join(services)}: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -118,6 +142,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     supervisor = None
     try:
         settings = _settings(args)
+        # Said here once, rather than by each child as it fails to start.
+        if (reason := _exposure_refused(settings, gateway=True)) is not None:
+            print(f"threadline up: {reason}", file=sys.stderr)
+            return 1
         settings.db.parent.mkdir(parents=True, exist_ok=True)
         supervisor = Supervisor(settings, command="threadline up", signals=signals)
         return _up(settings, supervisor)
@@ -146,7 +174,7 @@ def _up(settings: config.Settings, supervisor) -> int:
     print(f"""threadline is running (Ctrl-C to stop)
   database:    {settings.db}
   watching:    {roots}
-  WebSocket:   ws://{settings.ws_host}:{supervisor.ports['ws']}/ws
+  WebSocket:   {"wss" if settings.tls_cert else "ws"}://{settings.ws_host}:{supervisor.ports['ws']}/ws
   gRPC store:  {supervisor.address('store')}   (queries, Changes)
   gRPC stream: {supervisor.address('stream')}   (Subscribe)
   gRPC ingest: {supervisor.address('ingest')}   analysis: {supervisor.address('analysis')}
@@ -158,12 +186,11 @@ def _up(settings: config.Settings, supervisor) -> int:
 
 # --- import ----------------------------------------------------------------------------------
 
-def _ingest_status(address: str):
-    import grpc
-
+def _ingest_status(address: str, security):
+    from threadline import access
     from threadline.v1 import ingest_pb2, ingest_pb2_grpc
 
-    with grpc.insecure_channel(address) as channel:
+    with access.sync_channel(address, security) as channel:
         return ingest_pb2_grpc.IngestServiceStub(channel).GetStatus(
             ingest_pb2.GetIngestStatusRequest(), timeout=10)
 
@@ -194,6 +221,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace, signals) -> int:
     import grpc
 
+    from threadline import auth
     from threadline.dblock import DatabaseLocked
     from threadline.supervisor import Supervisor
 
@@ -201,6 +229,7 @@ def _import(args: argparse.Namespace, signals) -> int:
     if paths is None:
         return 2
     settings = _settings(args, roots=paths, grpc_port=0, follow=False)
+    security = auth.for_server(settings)  # first: it creates the data folder 0700
     settings.db.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     supervisor = Supervisor(settings, services=("store", "analysis", "ingest"), follow=False,
@@ -224,7 +253,7 @@ def _import(args: argparse.Namespace, signals) -> int:
         while True:
             supervisor.check()  # a service that died is restarted and resumes
             try:
-                status = _ingest_status(supervisor.address("ingest"))
+                status = _ingest_status(supervisor.address("ingest"), security)
             except grpc.RpcError:
                 status = None  # ingest is restarting
             if status is not None:
@@ -566,8 +595,13 @@ def cmd_health(args: argparse.Namespace) -> int:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from threadline import access, auth
+
+    # Health needs no token; TLS trust comes from the settings (THREADLINE_TLS_CA/CERT).
+    settings = _settings(args)
+    security = auth.Security(tls_cert=settings.tls_cert, tls_ca=settings.tls_ca)
     try:
-        with grpc.insecure_channel(args.address) as channel:
+        with access.sync_channel(args.address, security) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
     except grpc.RpcError as exc:
@@ -576,6 +610,19 @@ def cmd_health(args: argparse.Namespace) -> int:
     name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     print(f"{args.address}: {name}")
     return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from threadline import auth
+
+    settings = _settings(args)
+    try:
+        token = auth.for_server(settings).token
+    except OSError as exc:
+        print(f"threadline token: {exc}", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:  # noqa: ARG001 - uniform signature
@@ -760,6 +807,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-follow", action="store_true",
                        help="ingest: read what exists, then stop following")
     serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
+    serve.add_argument("--tls-cert", type=Path,
+                       help="TLS certificate (PEM): serve gRPC over TLS and the gateway as wss")
+    serve.add_argument("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
     serve.set_defaults(func=cmd_serve)
 
     imp = sub.add_parser("import", help="import files or folders, then exit with a summary")
@@ -835,6 +885,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds to wait for other users of the database to close it "
                           "before refusing (default 2)")
     rep.set_defaults(func=cmd_reparse)
+
+    token = sub.add_parser("token", help="print this installation's token (created if "
+                                         "missing), for clients in other languages")
+    db_flag(token)
+    token.set_defaults(func=cmd_token)
 
     health = sub.add_parser("health", help="check a service's gRPC health (exit 0 if serving)")
     health.add_argument("address", help="host:port")

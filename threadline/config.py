@@ -74,6 +74,22 @@ SETTINGS: tuple[Setting, ...] = (
             "thread and analyse sessions as records arrive (false: store records only)"),
     Setting("pricing_file", "THREADLINE_PRICING_FILE", None,
             "JSON price table merged over the bundled one (usage costs; see docs/accounting.md)"),
+    Setting("token", "THREADLINE_TOKEN", None,
+            "secret callers present as `authorization: Bearer` (default: generated into "
+            "`token` beside the database)"),
+    Setting("tls_cert", "THREADLINE_TLS_CERT", None,
+            "TLS certificate (PEM) of the gRPC servers and the WebSocket gateway"),
+    Setting("tls_key", "THREADLINE_TLS_KEY", None, "private key (PEM) of --tls-cert"),
+    Setting("tls_ca", "THREADLINE_TLS_CA", None,
+            "certificate clients trust to verify the servers (default: --tls-cert itself)"),
+    Setting("require_token", "THREADLINE_REQUIRE_TOKEN", False,
+            "require the token for reads on loopback too (writes always require it)"),
+    Setting("ws_origins", "THREADLINE_WS_ORIGINS", (),
+            "browser origins the WebSocket gateway accepts, comma-separated (default: its own, "
+            "http://127.0.0.1:PORT and http://localhost:PORT)"),
+    Setting("allow_insecure_network", "THREADLINE_ALLOW_INSECURE_NETWORK", False,
+            "let services listen beyond loopback without TLS (a private container network only;"
+            " the token is still required)"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -102,6 +118,13 @@ class Settings:
     log_level: str
     pricing_file: Path | None
     analyse: bool
+    token: str | None
+    tls_cert: Path | None
+    tls_key: Path | None
+    tls_ca: Path | None
+    require_token: bool
+    ws_origins: tuple[str, ...]
+    allow_insecure_network: bool
 
     def replace(self, **changes: object) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -117,6 +140,10 @@ def _convert(name: str, value: object, kind: type | str) -> object:
         if isinstance(value, str):
             value = [p for p in value.split(os.pathsep) if p]
         return tuple(Path(p).expanduser() for p in value)  # type: ignore[union-attr]
+    if name == "ws_origins":
+        if isinstance(value, str):
+            value = value.split(",")
+        return tuple(o.strip() for o in value if o.strip())  # type: ignore[union-attr]
     if "Path" in kind:
         return Path(value).expanduser()  # type: ignore[arg-type]
     if "bool" in kind:

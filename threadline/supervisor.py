@@ -163,8 +163,7 @@ class Supervisor:
                 "--analysis-addr", self.address("analysis"), "--ready-file", str(ready)]
         for service in services:
             args += ["--port", f"{service}={self.ports[service]}"]
-        if "store" in services or "analysis" in services:
-            args += ["--db", str(s.db)]
+        args += ["--db", str(s.db)]  # every child finds the installation's token beside it
         if "stream" in services:
             args += ["--ws-host", s.ws_host, "--ws-port", str(self.ports["ws"])]
         if "ingest" in services:

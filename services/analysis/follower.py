@@ -41,7 +41,8 @@ from services.analysis import wire
 from services.analysis.sessions import SessionAnalyser
 from services.analysis.store_access import StoreReader
 from services.analysis.thread_links import ThreadLink
-from threadline import bootstrap, heap, telemetry
+from threadline import auth, bootstrap, config, heap, telemetry
+from threadline.auth import Security
 from threadline.records import Record
 from threadline.v1 import common_pb2, store_pb2_grpc
 
@@ -80,8 +81,9 @@ class BulkImport:
 
 
 class Follower:
-    def __init__(self, store_addr: str, db: Path):
+    def __init__(self, store_addr: str, db: Path, security: Security | None = None):
         self._store_addr = store_addr
+        self._security = security
         self._reader = StoreReader(db)
         self.analyser = SessionAnalyser(self._reader.session_records)
         # Analysis (and the reads that rebuild a session) block: one thread, in order.
@@ -116,7 +118,7 @@ class Follower:
     async def _follow(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         since = await loop.run_in_executor(self._worker, self._reader.analysed_through)
-        async with bootstrap.channel(self._store_addr) as channel:
+        async with bootstrap.channel(self._store_addr, self._security) as channel:
             writes = store_pb2_grpc.StoreServiceStub(channel).Write()
             acks = asyncio.create_task(self._drain(writes))
             pause = POLL_SECONDS
@@ -162,12 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store-addr", required=True)
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--tls-ca", type=Path)
     args = parser.parse_args(argv)
     with contextlib.suppress(OSError):  # not permitted here: run at normal priority
         os.nice(NICENESS)
     telemetry.setup_logging(args.log_level)
     telemetry.setup_tracing("threadline-analysis-follower")
-    follower = Follower(args.store_addr, args.db)
+    settings = config.resolve({"db": args.db, "store_addr": args.store_addr,
+                               "tls_ca": args.tls_ca})
+    follower = Follower(args.store_addr, args.db, auth.for_client(settings))
 
     # Stopping when the analysis service is gone (even killed outright) is lifeline's job: the
     # service starts this process through it, bound before the slow imports above.

@@ -9,7 +9,7 @@ import subprocess
 
 from services.analysis.servicer import AnalysisServicer
 from services.analysis.store_access import StoreReader
-from threadline import bootstrap, lifeline
+from threadline import auth, bootstrap, lifeline
 from threadline.config import Settings
 from threadline.v1 import analysis_pb2_grpc, store_pb2_grpc
 
@@ -28,10 +28,14 @@ class FollowerProcess:
     process before its slow imports (threadline/lifeline.py): it stops when the service dies,
     even by SIGKILL, and so never keeps the database open behind a stopped service."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, security: auth.Security):
         self._args = lifeline.command(os.getpid(), "services.analysis.follower", "--store-addr",
                                       settings.store_addr, "--db", str(settings.db),
                                       "--log-level", settings.log_level)
+        # The follower writes to the store: it finds the token as this service did (the
+        # variable, or the file beside --db); TLS trust given as a flag is passed on.
+        if security.client_trust is not None:
+            self._args += ["--tls-ca", str(security.client_trust)]
         self.process = subprocess.Popen(self._args)
         self.restarts = 0
         self._watch = asyncio.create_task(self._keep_running())
@@ -73,7 +77,8 @@ class Running:
 
 
 async def start(settings: Settings) -> Running:
-    channel = bootstrap.channel(settings.store_addr)
+    security = auth.for_server(settings)
+    channel = bootstrap.channel(settings.store_addr, security)
     # Threading (on the pipeline's path) and queries read through separate connections, so
     # slow queries never make the pipeline wait for one.
     servicer = AnalysisServicer(store_pb2_grpc.StoreServiceStub(channel),
@@ -82,6 +87,6 @@ async def start(settings: Settings) -> Running:
                                 pricing_file=settings.pricing_file)
     service = await bootstrap.create_server(
         [lambda server: analysis_pb2_grpc.add_AnalysisServiceServicer_to_server(servicer, server)],
-        [SERVICE_NAME], host=settings.host, port=settings.port)
-    follower = FollowerProcess(settings) if settings.analyse else None
+        [SERVICE_NAME], host=settings.host, port=settings.port, security=security)
+    follower = FollowerProcess(settings, security) if settings.analyse else None
     return Running(service, channel, servicer, follower)

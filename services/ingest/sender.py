@@ -21,6 +21,7 @@ from services.ingest import wire
 from services.ingest.ingestor import Ingestor
 from services.ingest.tailer import Durable
 from threadline import bootstrap, telemetry
+from threadline.auth import Security
 from threadline.v1 import analysis_pb2_grpc, common_pb2, store_pb2, store_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,12 @@ class StreamEnded(Exception):
     """Analysis closed the Process stream without an error status."""
 
 
-async def load_durable_offsets(address: str) -> list[Durable]:
+async def load_durable_offsets(address: str, security: Security | None = None
+                              ) -> list[Durable]:
     """Ask the store what it has committed; retry until it answers (it may start after us)."""
     backoff = bootstrap.Backoff()
     attempts = 0
-    async with bootstrap.channel(address) as channel:
+    async with bootstrap.channel(address, security) as channel:
         stub = store_pb2_grpc.StoreServiceStub(channel)
         while True:
             try:
@@ -52,8 +54,10 @@ async def load_durable_offsets(address: str) -> list[Durable]:
 
 class Sender:
     def __init__(self, address: str, ingestor: Ingestor, max_in_flight: int,
-                 on_progress: Callable[[], None] = lambda: None):
+                 on_progress: Callable[[], None] = lambda: None,
+                 security: Security | None = None):
         self.address = address
+        self.security = security
         self.ingestor = ingestor
         self.max_in_flight = max(1, max_in_flight)
         self.on_progress = on_progress
@@ -67,7 +71,7 @@ class Sender:
 
     async def run(self) -> None:
         backoff = bootstrap.Backoff()
-        async with bootstrap.channel(self.address) as channel:
+        async with bootstrap.channel(self.address, self.security) as channel:
             stub = analysis_pb2_grpc.AnalysisServiceStub(channel)
             failures = 0
             while True:

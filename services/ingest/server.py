@@ -21,7 +21,7 @@ from services.ingest.ingestor import Ingestor, Status
 from services.ingest.sender import Sender, load_durable_offsets
 from services.ingest.servicer import SERVICE_NAME, IngestServicer, registrar
 from services.ingest.watcher import Watcher
-from threadline import bootstrap
+from threadline import auth, bootstrap
 from threadline.config import Settings
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,9 @@ class Running:
         self.settings = settings
         self.roots = tuple(Path(os.path.abspath(r)) for r in settings.roots)
         self.ingestor = Ingestor(settings.batch_lines, final=not settings.follow)
+        self.security = auth.for_server(settings)
         self.sender = Sender(settings.analysis_addr, self.ingestor, settings.max_in_flight,
-                             on_progress=self._progress)
+                             on_progress=self._progress, security=self.security)
         self.watcher: Watcher | None = None
         self.service: bootstrap.Service | None = None
         self.port = 0
@@ -83,7 +84,7 @@ class Running:
         self._changed.set()
 
     async def _run(self) -> None:
-        durable = await load_durable_offsets(self.settings.store_addr)
+        durable = await load_durable_offsets(self.settings.store_addr, self.security)
         self.ingestor.resume_from(durable)
         log.info("resuming from %d durable offsets", len(durable))
         if self.settings.follow:
@@ -136,7 +137,8 @@ async def start(settings: Settings) -> Running:
     running = Running(settings)
     servicer = IngestServicer(running.status)
     running.service = await bootstrap.create_server(
-        [registrar(servicer)], [SERVICE_NAME], host=settings.host, port=settings.port)
+        [registrar(servicer)], [SERVICE_NAME], host=settings.host, port=settings.port,
+        security=running.security)
     running.port = running.service.port
     running._spawn(running._run())
     return running

@@ -10,7 +10,7 @@ from services.store.changefeed import ChangeFeed
 from services.store.reader import ReadPool
 from services.store.servicer import StoreServicer
 from services.store.writer import Checkpointer, Writer
-from threadline import bootstrap, dblock, lifeline
+from threadline import auth, bootstrap, dblock, lifeline
 from threadline.config import Settings
 from threadline.v1 import store_pb2, store_pb2_grpc
 
@@ -64,7 +64,8 @@ async def start(settings: Settings) -> Running:
     try:
         service = await bootstrap.create_server(
             [lambda server: store_pb2_grpc.add_StoreServiceServicer_to_server(servicer, server)],
-            [SERVICE_NAME], host=settings.host, port=settings.port)
+            [SERVICE_NAME], host=settings.host, port=settings.port,
+            security=auth.for_server(settings))
     except BaseException:
         await asyncio.to_thread(writer.stop)
         await asyncio.to_thread(checkpointer.stop)

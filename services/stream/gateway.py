@@ -15,6 +15,13 @@ both bounds free for live traffic.
 
 A connection holds at most `MAX_SUBSCRIPTIONS` subscriptions; a "since" beyond the head is
 answered with an error frame naming the head.
+
+Who may connect: a browser always sends `Origin`, so a handshake whose Origin is not in the
+allow-list (default: the gateway's own origin, http://127.0.0.1:PORT and http://localhost:PORT,
+https with TLS) is refused with 403, which keeps any web page the user visits from reading the
+transcripts; `Origin: null` (sandboxed frames, file: pages) is refused too. A client without
+an Origin (CLI tools, bridges) is no browser page and must present the installation's token
+as `Authorization: Bearer <token>`, else 401.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from services.stream import protocol, resume
 from services.stream.errors import InvalidRequest, SinceBeyondHead, SlowConsumer
 from services.stream.events import Event
 from services.stream.hub import Filter, Hub, Subscription
+from threadline.auth import Security, bearer
 
 log = logging.getLogger(__name__)
 
@@ -283,8 +291,14 @@ class Gateway:
     """The WebSocket server and its connections."""
 
     def __init__(self, hub: Hub, replay: resume.Replay, queue_limit: int,
-                 byte_limit: int = SEND_QUEUE_BYTES):
+                 byte_limit: int = SEND_QUEUE_BYTES, security: Security | None = None,
+                 origins: tuple[str, ...] = ()):
         self.hub = hub
+        self.security = security or Security()
+        # Filled once the port is known (see start); None stands for "no Origin header",
+        # which websockets then lets through to the token check of `_check_request`.
+        self._origins: list[str | None] = [*origins, None]
+        self._default_origins = not origins
         self.replay = replay
         self.queue_limit = queue_limit
         self.byte_limit = byte_limit
@@ -293,11 +307,19 @@ class Gateway:
         self._server: Server | None = None
 
     async def start(self, host: str, port: int) -> int:
+        self.security.check_exposure(host, f"WebSocket gateway on {host}:{port}")
         self._server = await serve(
-            self._handle, host, port, process_request=_only_ws_path, compression=None,
-            max_size=MAX_REQUEST_BYTES,
+            self._handle, host, port, process_request=self._check_request, compression=None,
+            max_size=MAX_REQUEST_BYTES, origins=self._origins,
+            ssl=self.security.server_ssl_context(),
         )
-        return self._server.sockets[0].getsockname()[1]
+        bound = self._server.sockets[0].getsockname()[1]
+        if self._default_origins:
+            # Until this runs the list allows no browser at all: nothing is let through early.
+            schemes = ("http", "https") if self.security.serves_tls else ("http",)
+            self._origins[:0] = [f"{scheme}://{name}:{bound}" for scheme in schemes
+                                 for name in ("127.0.0.1", "localhost", "[::1]")]
+        return bound
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -313,8 +335,17 @@ class Gateway:
             self.connections.discard(conn)
 
 
-def _only_ws_path(connection: ServerConnection, request: Request) -> Response | None:
-    if urlsplit(request.path).path != WS_PATH:
-        return connection.respond(HTTPStatus.NOT_FOUND, f"not found: use {WS_PATH}\n")
-    return None
+    def _check_request(self, connection: ServerConnection, request: Request
+                       ) -> Response | None:
+        if urlsplit(request.path).path != WS_PATH:
+            return connection.respond(HTTPStatus.NOT_FOUND, f"not found: use {WS_PATH}\n")
+        # With an Origin, websockets checks it against the allow-list after this returns.
+        if "Origin" not in request.headers:
+            given = request.headers.get_all("Authorization")
+            presented = bearer(given[0]) if len(given) == 1 else None
+            if not self.security.accepts(presented):
+                return connection.respond(
+                    HTTPStatus.UNAUTHORIZED,
+                    "a client without an Origin must send Authorization: Bearer <token>\n")
+        return None
 

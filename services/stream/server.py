@@ -13,7 +13,7 @@ from services.stream.gateway import Gateway
 from services.stream.hub import Hub
 from services.stream.servicer import StreamServicer
 from services.stream.upstream import StoreFeed
-from threadline import bootstrap
+from threadline import auth, bootstrap
 from threadline.config import Settings
 from threadline.v1 import stream_pb2, stream_pb2_grpc
 
@@ -45,9 +45,11 @@ class Running:
 
 
 async def start(settings: Settings) -> Running:
+    security = auth.for_server(settings)
     hub = Hub(settings.subscriber_queue)
-    feed = StoreFeed(settings.store_addr, hub)
-    gateway = Gateway(hub, feed.replay, settings.subscriber_queue)
+    feed = StoreFeed(settings.store_addr, hub, security)
+    gateway = Gateway(hub, feed.replay, settings.subscriber_queue, security=security,
+                      origins=settings.ws_origins)
     servicer = StreamServicer(hub, feed.replay, lambda: len(gateway.connections),
                               lambda: gateway.slow_disconnects)
     try:
@@ -60,7 +62,7 @@ async def start(settings: Settings) -> Running:
         ws_port = await gateway.start(settings.ws_host, settings.ws_port)
         service = await bootstrap.create_server(
             [lambda s: stream_pb2_grpc.add_StreamServiceServicer_to_server(servicer, s)],
-            [SERVICE_NAME], host=settings.host, port=settings.port)
+            [SERVICE_NAME], host=settings.host, port=settings.port, security=security)
     except BaseException:
         upstream_task.cancel()
         await gateway.stop()

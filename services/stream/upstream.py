@@ -27,6 +27,7 @@ from services.stream.events import Event
 from services.stream.hub import Filter, Hub
 from services.stream.resume import Batch
 from threadline import bootstrap, telemetry
+from threadline.auth import Security
 from threadline.bootstrap import Backoff
 from threadline.v1 import store_pb2, store_pb2_grpc
 
@@ -44,10 +45,10 @@ IDLE_SECONDS = 2.0
 class StoreFeed:
     """Client of the store's change feed."""
 
-    def __init__(self, address: str, hub: Hub):
+    def __init__(self, address: str, hub: Hub, security: Security | None = None):
         self.hub = hub
         self.connected = False
-        self._channel = bootstrap.channel(address)
+        self._channel = bootstrap.channel(address, security)
         self._stub = store_pb2_grpc.StoreServiceStub(self._channel)
         # Public so a test can read spans from its own provider.
         self.tracer = telemetry.tracer("stream")
