@@ -100,9 +100,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     telemetry.setup_logging(settings.log_level)
     telemetry.setup_tracing("threadline-" + "-".join(services))
+    from threadline.redaction import PatternError
+
     try:
         asyncio.run(_serve(services, settings, ports))
-    except OSError as exc:  # a port in use, an unwritable database folder...
+    except (OSError, PatternError) as exc:  # a port in use, an unwritable database folder...
         print(f"threadline serve {' '.join(services)}: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -492,12 +494,17 @@ def cmd_errors(args: argparse.Namespace) -> int:
 
 
 def cmd_reparse(args: argparse.Namespace) -> int:
+    from services.ingest import parser
+    from services.ingest.server import load_redactor
     from services.store.errors import StoreError
     from services.store.reparse import reparse
+    from threadline.redaction import PatternError
 
+    settings = _settings(args)
     try:
-        report = reparse(_settings(args).db, dry_run=args.dry_run, wait_seconds=args.wait)
-    except StoreError as exc:
+        parser.use_redactor(load_redactor(settings))  # reparsed text is redacted as ingested
+        report = reparse(settings.db, dry_run=args.dry_run, wait_seconds=args.wait)
+    except (StoreError, OSError, PatternError) as exc:
         print(f"threadline reparse: {exc}", file=sys.stderr)
         return 1
     summary = report.as_dict()

@@ -74,6 +74,9 @@ SETTINGS: tuple[Setting, ...] = (
             "thread and analyse sessions as records arrive (false: store records only)"),
     Setting("pricing_file", "THREADLINE_PRICING_FILE", None,
             "JSON price table merged over the bundled one (usage costs; see docs/accounting.md)"),
+    Setting("redact_patterns", "THREADLINE_REDACT_PATTERNS", None,
+            "file of extra regular expressions (one a line) whose matches are redacted from "
+            "transcript text, besides the built-in secret formats"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -102,6 +105,7 @@ class Settings:
     log_level: str
     pricing_file: Path | None
     analyse: bool
+    redact_patterns: Path | None
 
     def replace(self, **changes: object) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -50,6 +50,8 @@ from collections.abc import Iterable
 
 import orjson
 
+from threadline.records import Record
+
 # Names of assignments that hold a secret. `token` only as a whole word or a suffix
 # (`GITHUB_TOKEN`, `auth_token`), never `tokens`/`token_count` (usage talk is everywhere).
 _NAMES = (r"(?:password|passwd|passphrase|secret(?:[_-]?access)?[_-]?key|client[_-]?secret"
@@ -175,6 +177,21 @@ class Redactor:
             value = pattern.sub("[REDACTED:custom]", value)
         return value
 
+    def record(self, rec: Record) -> Record:
+        """`rec` with its text, its blocks' text and tool inputs and its drift note redacted,
+        in place; `rec.raw` is left as it is."""
+        text = self.text
+        if rec.text:
+            rec.text = text(rec.text)
+        if rec.drift:
+            rec.drift = text(rec.drift)
+        for block in rec.content:
+            if block.text:
+                block.text = text(block.text)
+            if block.tool_input_json:
+                block.tool_input_json = self.json(block.tool_input_json)
+        return rec
+
     def json(self, data: bytes) -> bytes:
         """JSON text (a tool's input) with secrets replaced inside its strings, and the value
         of every key named like a secret (`"password": ...`) replaced whatever it is. Stays
@@ -217,4 +234,30 @@ class Redactor:
         return self.text(window).encode("utf-8", "surrogateescape")[:limit]
 
 
-__all__ = ["Redactor"]
+class PatternError(ValueError):
+    """An extra pattern that is not a regular expression."""
+
+
+def from_file_text(text: str | None, origin: str = "patterns") -> Redactor:
+    """The built-in rules plus the patterns of a `redact_patterns` file's text (None: none)."""
+    return Redactor(parse_patterns(text, origin) if text is not None else ())
+
+
+def parse_patterns(text: str, origin: str = "patterns") -> list[str]:
+    """Extra patterns from a file's text: one regular expression a line; blank lines and lines
+    starting with `#` are skipped. A pattern that does not compile raises `PatternError`
+    naming its line."""
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise PatternError(f"{origin}:{number}: not a regular expression ({exc})") from None
+        out.append(pattern)
+    return out
+
+
+__all__ = ["PatternError", "Redactor", "from_file_text", "parse_patterns"]
