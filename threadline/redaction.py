@@ -101,9 +101,12 @@ _ASSIGNMENT = re.compile(
     r"[\"']?(?:=(?![=\s])|\s*[:=]\s*))"
     r"(?P<value>(?![\"']?(?i:true|false|null|none)\b)(?![\"']?[{$<%])"
     r"(?:\"[^\"\n]{1,512}\"|'[^'\n]{1,512}'"
-    r"|(?<==)(?![$<{(=])[^\s\"'&;,<>(){}\[\]]+(?![(\w])"
+    r"|(?<==)(?![$<{(=])[^\s\"'&;,<>(){}\[\]]++(?![(\[\w])"
     r"|(?![$<{(=])(?=[^\s\"',;]*[0-9])(?=[^\s\"',;]*[A-Za-z])"
-    r"[^\s\"'&;,<>(){}\[\]]{4,}(?![(\w])))")
+    r"(?>[^\s\"'&;,<>(){}\[\]]{4,})(?![(\[\w])))")
+# An unquoted value that is code rather than a secret: `password=password` (a keyword
+# argument passed on) or `token=self.token` (an attribute).
+_CODE_VALUE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 _COMPILED = tuple((kind, markers, re.compile(rule, re.DOTALL)) for kind, markers, rule in _RULES)
 
 
@@ -116,11 +119,21 @@ def _replacer(kind: str):
     return replace
 
 
+# In an excerpt only: a long run of mixed-case base64 (a line of a PEM block whose other lines
+# are elsewhere, as when a key was pasted into a file line by line). An excerpt is there to
+# show why a line did not parse; such a run never helps with that.
+_KEY_MATERIAL = re.compile(r"(?=[A-Za-z0-9+/]*[a-z])(?=[A-Za-z0-9+/]*[A-Z])"
+                           r"(?=[A-Za-z0-9+/]*[0-9])(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40,}={0,2}")
+
+
 def _assignment(match: re.Match[str]) -> str:
     keep = match["keep"]
     value = match["value"]
     quote = value[0] if value[0] in "\"'" else ""
     name = keep.lower()
+    if not quote and (name.rstrip("=: \t").endswith(value.lower())
+                      or _CODE_VALUE.fullmatch(value)):
+        return match.group()
     before = match.string[max(0, match.start() - 24):match.start()].lower()
     kind = ("aws-secret-key" if "aws" in before and "secret" in name
             else "password" if "pass" in name else "secret")
@@ -231,7 +244,8 @@ class Redactor:
         """At most `limit` bytes from the start of `raw`, redacted. The redaction reads
         `context` bytes more, so a secret cut by the limit is still recognised whole."""
         window = raw[:limit + context].decode("utf-8", "surrogateescape")
-        return self.text(window).encode("utf-8", "surrogateescape")[:limit]
+        window = _KEY_MATERIAL.sub("[REDACTED:key-material]", self.text(window))
+        return window.encode("utf-8", "surrogateescape")[:limit]
 
 
 class PatternError(ValueError):
