@@ -841,5 +841,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from threadline.tables import PrintableStream
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    # Session ids, paths, titles and text come from transcripts: their control characters are
+    # escaped on the way out, on stdout and on stderr (messages name them too). JSON output
+    # holds none (JSON escapes them); `export` writes JSON bytes to the underlying buffer.
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableStream(stdout), PrintableStream(stderr)
+    try:
+        return args.func(args)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
