@@ -113,10 +113,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # --- up --------------------------------------------------------------------------------------
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from services.store import files
     from threadline.supervisor import Supervisor
 
     settings = _settings(args)
-    settings.db.parent.mkdir(parents=True, exist_ok=True)
+    files.private_directory(settings.db.parent)
     supervisor = Supervisor(settings)
     try:
         supervisor.start()
@@ -166,13 +167,14 @@ def _existing_paths(given: list[str], command: str) -> list[Path] | None:
 def cmd_import(args: argparse.Namespace) -> int:
     import grpc
 
+    from services.store import files
     from threadline.supervisor import Supervisor
 
     paths = _existing_paths(args.paths, "import")
     if paths is None:
         return 2
     settings = _settings(args, roots=paths, grpc_port=0, follow=False)
-    settings.db.parent.mkdir(parents=True, exist_ok=True)
+    files.private_directory(settings.db.parent)
     started = time.monotonic()
     supervisor = Supervisor(settings, services=("store", "analysis", "ingest"), follow=False,
                             quiet=not args.verbose)
