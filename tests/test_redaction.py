@@ -7,6 +7,7 @@ repository (secret scanners would flag it).
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import subprocess
 import sys
@@ -226,3 +227,43 @@ def test_planted_secrets_are_served_nowhere_but_kept_in_raw_lines(tmp_path):
     after = _served_columns(db)
     for secret in PLANTED.values():
         assert secret not in after and secret[-12:] not in after
+
+
+def test_reparse_redacts_text_stored_before_redaction_existed(tmp_path):
+    """A database filled by an earlier version holds secrets in its text columns; `threadline
+    reparse` derives the text again from the raw lines, redacted, with the user's patterns."""
+    from store_support import batch, message, running_store, write
+
+    secret = PLANTED["github-token"]
+    text = f"use {secret} for ACME-123456"
+    raw = orjson.dumps({"type": "user", "uuid": "u1", "sessionId": "s1", "parentUuid": None,
+                        "message": {"role": "user", "content": text}})
+    db = tmp_path / "old.db"
+
+    async def fill():
+        async with running_store(db) as (_run, stub):
+            await write(stub, [batch(1, [message("u1", text=text, raw=raw)])])
+    asyncio.run(fill())
+    patterns = tmp_path / "patterns.txt"
+    patterns.write_text("ACME-[0-9]{6}\n")
+    subprocess.run([sys.executable, "-m", "threadline", "reparse", "--db", str(db)],
+                   check=True, capture_output=True, timeout=120,
+                   env={**os.environ, "THREADLINE_REDACT_PATTERNS": str(patterns)})
+    con = sqlite3.connect(db)
+    stored_text, content, stored_raw = con.execute(
+        "SELECT text, content_json, raw FROM messages").fetchone()
+    con.close()
+    assert stored_text == "use [REDACTED:github-token] for [REDACTED:custom]"
+    assert secret.encode() not in bytes(content) and stored_raw == raw
+
+
+def test_a_bad_extra_pattern_stops_reparse_with_one_line(tmp_path):
+    patterns = tmp_path / "patterns.txt"
+    patterns.write_text("([unclosed\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "threadline", "reparse", "--db", str(tmp_path / "x.db")],
+        capture_output=True, timeout=120, text=True,
+        env={**os.environ, "THREADLINE_REDACT_PATTERNS": str(patterns)})
+    assert result.returncode == 1
+    assert result.stderr == (f"threadline reparse: {patterns}:1: not a regular expression "
+                             "(unterminated character set at position 1)\n")
