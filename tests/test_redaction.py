@@ -267,3 +267,16 @@ def test_a_bad_extra_pattern_stops_reparse_with_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr == (f"threadline reparse: {patterns}:1: not a regular expression "
                              "(unterminated character set at position 1)\n")
+
+
+def test_a_bad_extra_pattern_stops_import_before_any_service_starts(tmp_path):
+    patterns = tmp_path / "patterns.txt"
+    patterns.write_text("# ours\n\nok\n(?P<\n")
+    (tmp_path / "p").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "threadline", "import", "--db", str(tmp_path / "t.db"),
+         str(tmp_path / "p")], capture_output=True, timeout=120, text=True,
+        env={**os.environ, "THREADLINE_REDACT_PATTERNS": str(patterns)})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"threadline import: {patterns}:4: not a regular expression")
+    assert not (tmp_path / "t.db").exists()

@@ -110,6 +110,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redaction_ok(settings: config.Settings, command: str) -> bool:
+    """Whether the `redact_patterns` file loads; its error is said here in one line, before
+    services that would fail on it start (their own output may be silenced)."""
+    from services.ingest.server import load_redactor
+    from threadline.redaction import PatternError
+
+    try:
+        load_redactor(settings)
+    except (OSError, PatternError) as exc:
+        print(f"threadline {command}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 # --- up --------------------------------------------------------------------------------------
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -117,6 +131,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     from threadline.supervisor import Supervisor
 
     settings = _settings(args)
+    if not _redaction_ok(settings, "up"):
+        return 2
     files.private_directory(settings.db.parent)
     supervisor = Supervisor(settings)
     try:
@@ -174,6 +190,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     if paths is None:
         return 2
     settings = _settings(args, roots=paths, grpc_port=0, follow=False)
+    if not _redaction_ok(settings, "import"):
+        return 2
     files.private_directory(settings.db.parent)
     started = time.monotonic()
     supervisor = Supervisor(settings, services=("store", "analysis", "ingest"), follow=False,
