@@ -37,10 +37,11 @@ secrets split across two fields or lines.
 The patterns follow the rules of gitleaks (config/gitleaks.toml) and detect-secrets' plugins
 (detect_secrets/plugins/*.py), loosened in length where providers have changed formats.
 detect-secrets itself was not used: it reports findings line by line with every plugin's
-regex run separately (and entropy checks), several times slower than one pass, and it does
-not replace anything. This runs over every stored text, so text is first checked against one
-cheap pattern of the literal markers every rule needs (`_CANDIDATE`); text without any (most of
-it) is returned as it is after that single scan.
+regex run separately (and entropy checks) at every position of the text, and it does not
+replace anything. This runs over every stored text, so a rule's regular expression runs only
+on text that holds one of the literals the rule needs, found with `in` over the lower-cased
+text (`_ANY_MARKER`, then each rule's own); assignments are tried only where their names
+occur. Most text holds no marker and costs those few scans alone.
 """
 
 from __future__ import annotations
@@ -168,6 +169,8 @@ def _assignments(value: str, lowered: str) -> str:
 
 
 _APPLY = tuple((markers, pattern, _replacer(kind)) for kind, markers, pattern in _COMPILED)
+# Every rule's literals at once: most text holds none, and one pass over them is all it costs.
+_ANY_MARKER = tuple(dict.fromkeys(m for _kind, markers, _rule in _RULES for m in markers))
 
 
 class Redactor:
@@ -180,11 +183,12 @@ class Redactor:
         """`value` with every secret found replaced (the same object when none is)."""
         if value:
             lowered = value.lower()
-            for markers, pattern, replace in _APPLY:
-                if any(m in lowered for m in markers):
-                    redacted = pattern.sub(replace, value)
-                    if redacted != value:
-                        value, lowered = redacted, redacted.lower()
+            if any(m in lowered for m in _ANY_MARKER):
+                for markers, pattern, replace in _APPLY:
+                    if any(m in lowered for m in markers):
+                        redacted = pattern.sub(replace, value)
+                        if redacted != value:
+                            value, lowered = redacted, redacted.lower()
             value = _assignments(value, lowered)
         for pattern in self.extra:
             value = pattern.sub("[REDACTED:custom]", value)
