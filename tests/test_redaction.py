@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 
+import grpc
 import orjson
 import pytest
 import websockets
@@ -20,6 +21,7 @@ from conftest import eventually, running_pipeline
 from test_pipeline_live import subscribed
 
 from threadline.redaction import PatternError, Redactor, parse_patterns
+from threadline.v1 import store_pb2, store_pb2_grpc
 
 KEY_LINE = "MIIEowIBAAKCAQEA7fake" + "FAKEfake0123456789abcdefABCDEFfakeFAKE0123456789ab"
 PEM = "-----BEGIN " + "RSA PRIVATE KEY-----\n" + KEY_LINE + "\nQ29mZmVl\n" \
@@ -176,6 +178,7 @@ def test_planted_secrets_are_served_nowhere_but_kept_in_raw_lines(tmp_path):
     transcript.write_bytes(b"\n".join(lines) + b"\n")
     db = tmp_path / "threadline.db"
     frames: list[bytes] = []
+    grpc_replies: list[str] = []
 
     async def scenario():
         async with running_pipeline(tmp_path, [root]) as p:
@@ -199,10 +202,19 @@ def test_planted_secrets_are_served_nowhere_but_kept_in_raw_lines(tmp_path):
                 with pytest.raises(TimeoutError):
                     await drain()
 
+            async with grpc.aio.insecure_channel(p.store_addr) as channel:
+                stub = store_pb2_grpc.StoreServiceStub(channel)
+                found = await stub.GetSessionMessages(
+                    store_pb2.GetSessionMessagesRequest(session_id="s-secret"))
+                errors = await stub.ListParseErrors(store_pb2.ListParseErrorsRequest())
+                assert len(found.messages) == 4 * len(PLANTED) and errors.errors
+                grpc_replies.append(str(found) + str(errors))
+
     asyncio.run(scenario())
     assert any(b"[REDACTED:" in (f if isinstance(f, bytes) else f.encode()) for f in frames)
     served = {
         "database": _served_columns(db),
+        "grpc": grpc_replies[0],
         "websocket": "\n".join(f if isinstance(f, str) else f.decode() for f in frames),
         "export": _threadline("export", "--db", str(db)),
         "errors": _threadline("errors", "--db", str(db), "--json")
