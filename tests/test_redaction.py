@@ -70,6 +70,20 @@ def test_each_planted_kind_is_replaced_by_its_name():
     assert redactor.text(planted_text("aws-secret-key")).endswith("[REDACTED:aws-secret-key]")
 
 
+def test_short_values_are_redacted_and_arguments_passed_on_are_not():
+    redactor = Redactor()
+    assert redactor.text("password=d") == "password=[REDACTED:password]"
+    assert redactor.text("login(password=password)") == "login(password=password)"
+
+
+@pytest.mark.parametrize("kind", ["", "RSA ", "EC ", "ENCRYPTED ", "OPENSSH "])
+def test_private_key_blocks_of_every_type(kind):
+    block = f"-----BEGIN {kind}PRIVATE " + f"KEY-----\nQUJD\n-----END {kind}PRIVATE KEY-----"
+    assert Redactor().text(f"a\n{block}\nb") == "a\n[REDACTED:private-key]\nb"
+    public = "-----BEGIN PUBLIC KEY-----\nQUJD\n-----END PUBLIC KEY-----"
+    assert Redactor().text(public) == public
+
+
 def test_a_private_key_without_its_end_line_is_redacted_to_the_end():
     cut = "pasted:\n-----BEGIN OPENSSH " + "PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAA\nAAAAB"
     assert Redactor().text(cut) == "pasted:\n[REDACTED:private-key]"

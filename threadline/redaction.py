@@ -132,7 +132,7 @@ def _assignment(match: re.Match[str]) -> str:
     value = match["value"]
     quote = value[0] if value[0] in "\"'" else ""
     name = keep.lower()
-    if not quote and (name.rstrip("=: \t").endswith(value.lower())
+    if not quote and (name.rstrip("=: \t\"'") == value.lower()
                       or _CODE_VALUE.fullmatch(value)):
         return match.group()
     before = match.string[max(0, match.start() - 24):match.start()].lower()
