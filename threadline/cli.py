@@ -124,18 +124,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     telemetry.setup_logging(settings.log_level)
     telemetry.setup_tracing("threadline-" + "-".join(services))
+    from threadline.redaction import PatternError
+
     try:
         asyncio.run(_serve(services, settings, ports))
-    except (OSError, DatabaseLocked, RefusedToStart) as exc:  # a port or database in use,
-        # an exposed port without TLS...
+    except (OSError, DatabaseLocked, RefusedToStart, PatternError) as exc:  # a port or
+        # database in use, an exposed port without TLS, a bad redaction pattern...
         print(f"threadline serve {' '.join(services)}: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
+def _redaction_ok(settings: config.Settings, command: str) -> bool:
+    """Whether the `redact_patterns` file loads; its error is said here in one line, before
+    services that would fail on it start (their own output may be silenced)."""
+    from services.ingest.server import load_redactor
+    from threadline.redaction import PatternError
+
+    try:
+        load_redactor(settings)
+    except (OSError, PatternError) as exc:
+        print(f"threadline {command}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 # --- up --------------------------------------------------------------------------------------
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from services.store import files
     from threadline.supervisor import Interrupted, StopSignals, Supervisor
 
     signals = StopSignals()  # first: a signal at any later instant stops cleanly
@@ -146,7 +163,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         if (reason := _exposure_refused(settings, gateway=True)) is not None:
             print(f"threadline up: {reason}", file=sys.stderr)
             return 1
-        settings.db.parent.mkdir(parents=True, exist_ok=True)
+        if not _redaction_ok(settings, "up"):
+            return 2
+        files.private_directory(settings.db.parent)
         supervisor = Supervisor(settings, command="threadline up", signals=signals)
         return _up(settings, supervisor)
     except Interrupted:
@@ -221,6 +240,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace, signals) -> int:
     import grpc
 
+    from services.store import files
     from threadline import auth
     from threadline.dblock import DatabaseLocked
     from threadline.supervisor import Supervisor
@@ -229,8 +249,10 @@ def _import(args: argparse.Namespace, signals) -> int:
     if paths is None:
         return 2
     settings = _settings(args, roots=paths, grpc_port=0, follow=False)
+    if not _redaction_ok(settings, "import"):
+        return 2
     security = auth.for_server(settings)  # first: it creates the data folder 0700
-    settings.db.parent.mkdir(parents=True, exist_ok=True)
+    files.private_directory(settings.db.parent)
     started = time.monotonic()
     supervisor = Supervisor(settings, services=("store", "analysis", "ingest"), follow=False,
                             quiet=not args.verbose, command="threadline import",
@@ -560,12 +582,17 @@ def cmd_errors(args: argparse.Namespace) -> int:
 
 
 def cmd_reparse(args: argparse.Namespace) -> int:
+    from services.ingest import parser
+    from services.ingest.server import load_redactor
     from services.store.errors import StoreError
     from services.store.reparse import reparse
+    from threadline.redaction import PatternError
 
+    settings = _settings(args)
     try:
-        report = reparse(_settings(args).db, dry_run=args.dry_run, wait_seconds=args.wait)
-    except StoreError as exc:
+        parser.use_redactor(load_redactor(settings))  # reparsed text is redacted as ingested
+        report = reparse(settings.db, dry_run=args.dry_run, wait_seconds=args.wait)
+    except (StoreError, OSError, PatternError) as exc:
         print(f"threadline reparse: {exc}", file=sys.stderr)
         return 1
     summary = report.as_dict()
@@ -928,5 +955,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from threadline.tables import PrintableStream
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    # Session ids, paths, titles and text come from transcripts: their control characters are
+    # escaped on the way out, on stdout and on stderr (messages name them too). JSON output
+    # holds none (JSON escapes them); `export` writes JSON bytes to the underlying buffer.
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableStream(stdout), PrintableStream(stderr)
+    try:
+        return args.func(args)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr

@@ -90,6 +90,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("allow_insecure_network", "THREADLINE_ALLOW_INSECURE_NETWORK", False,
             "let services listen beyond loopback without TLS (a private container network only;"
             " the token is still required)"),
+    Setting("redact_patterns", "THREADLINE_REDACT_PATTERNS", None,
+            "file of extra regular expressions (one a line) whose matches are redacted from "
+            "transcript text, besides the built-in secret formats"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -125,6 +128,7 @@ class Settings:
     require_token: bool
     ws_origins: tuple[str, ...]
     allow_insecure_network: bool
+    redact_patterns: Path | None
 
     def replace(self, **changes: object) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -28,6 +28,15 @@ Public functions:
   from around the line rather than from it (the session a Gemini document or an earlier line
   named) are not in the raw bytes: keep the stored ones.
 - `truncated_tail(raw, position)`: the error for an unterminated last line that will not grow.
+- `excerpt(raw)`: the short, redacted start of a line that a parse error may show.
+- `use_redactor(redactor)`: the secrets redaction applied to everything returned (see below).
+
+Every record and error returned has passed through the redaction (`threadline.redaction`):
+text, thinking, tool inputs and results, summaries, drift notes, error details and excerpts
+hold `[REDACTED:<kind>]` where the line held a secret. This is the one place where transcript
+text enters threadline (ingest and `threadline reparse` both parse here), so nothing stored as
+text, indexed, streamed or shown holds what was redacted. `Record.raw` keeps the line byte for
+byte.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import orjson
 from services.ingest.formats import claude, codex, gemini, generic
 from services.ingest.formats.fields import text
 from threadline.records import CLAUDE_CODE, CODEX, GEMINI, GENERIC, LineError, Position, Record
+from threadline.redaction import Redactor
 
 EXCERPT_BYTES = 200
 _loads = orjson.loads
@@ -45,11 +55,32 @@ _message_record = claude.message_record
 # Exceptions a format module could still meet on hostile input it did not foresee (they
 # type-check every field, so this is a last line of defence, not the way errors are handled).
 _UNFORESEEN = (RecursionError, ValueError, TypeError, AttributeError, KeyError, IndexError)
+_redactor = Redactor()
+
+
+def use_redactor(redactor: Redactor) -> None:
+    """Redact with `redactor` from now on (the built-in rules plus the user's patterns)."""
+    global _redactor
+    _redactor = redactor
+
+
+def _redacted(result: Record | LineError | list[Record]) -> Record | LineError | list[Record]:
+    if result.__class__ is Record:
+        return _redactor.record(result)
+    if result.__class__ is list:
+        for rec in result:
+            _redactor.record(rec)
+    return result  # a LineError: `_error` redacted it
 
 
 def parse_line(raw: bytes, position: Position,
                hint: str = "") -> Record | LineError | list[Record]:
     """Parse one line (without its newline); see the module docstring."""
+    return _redacted(_parse_line(raw, position, hint))
+
+
+def _parse_line(raw: bytes, position: Position,
+                hint: str = "") -> Record | LineError | list[Record]:
     try:
         obj = _loads(raw)
     except _JSONDecodeError as exc:
@@ -74,6 +105,11 @@ def reparse_line(raw: bytes, position: Position,
     """A stored record's raw bytes, read again as the format it was stored with."""
     if fmt not in (GEMINI, CODEX, GENERIC):
         return parse_line(raw, position, fmt)
+    return _redacted(_reparse_line(raw, position, fmt))
+
+
+def _reparse_line(raw: bytes, position: Position,
+                  fmt: str) -> Record | LineError | list[Record]:
     try:
         obj = _loads(raw)
     except _JSONDecodeError as exc:
@@ -134,8 +170,14 @@ def _decode_reason(raw: bytes, exc: Exception) -> str:
     return "invalid_json"
 
 
+def excerpt(raw: bytes) -> bytes:
+    """The first `EXCERPT_BYTES` of a line, redacted: all of a line that a parse error keeps."""
+    return _redactor.excerpt(raw, EXCERPT_BYTES)
+
+
 def _error(raw: bytes, position: Position, reason: str, detail: str) -> LineError:
-    return LineError(position, reason, detail[:500], bytes(raw[:EXCERPT_BYTES]))
+    # Redacted before it is cut, so that a secret the cut would split is still recognised.
+    return LineError(position, reason, _redactor.text(detail[:4096])[:500], excerpt(raw))
 
 
 def truncated_tail(raw: bytes, position: Position) -> LineError:
@@ -143,4 +185,5 @@ def truncated_tail(raw: bytes, position: Position) -> LineError:
     return _error(raw, position, "truncated_tail", "last line has no newline and is not valid JSON")
 
 
-__all__ = ["EXCERPT_BYTES", "parse_line", "reparse_line", "truncated_tail"]
+__all__ = ["EXCERPT_BYTES", "excerpt", "parse_line", "reparse_line", "truncated_tail",
+           "use_redactor"]

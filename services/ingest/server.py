@@ -16,12 +16,12 @@ import logging
 import os
 from pathlib import Path
 
-from services.ingest import discovery
+from services.ingest import discovery, parser
 from services.ingest.ingestor import Ingestor, Status
 from services.ingest.sender import Sender, load_durable_offsets
 from services.ingest.servicer import SERVICE_NAME, IngestServicer, registrar
 from services.ingest.watcher import Watcher
-from threadline import auth, bootstrap
+from threadline import auth, bootstrap, redaction
 from threadline.config import Settings
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,14 @@ def _log_failure(task: asyncio.Task) -> None:
         log.error("ingest task failed", exc_info=task.exception())
 
 
+def load_redactor(settings: Settings) -> redaction.Redactor:
+    """The redaction the parser applies: built-in rules plus the `redact_patterns` file's."""
+    path = settings.redact_patterns
+    return redaction.from_file_text(path.read_text() if path else None, str(path))
+
+
 async def start(settings: Settings) -> Running:
+    parser.use_redactor(load_redactor(settings))
     running = Running(settings)
     servicer = IngestServicer(running.status)
     running.service = await bootstrap.create_server(

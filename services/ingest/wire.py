@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.ingest.ingestor import Batch, Status
-from services.ingest.parser import EXCERPT_BYTES
+from services.ingest.parser import excerpt
 from services.ingest.tailer import Durable, Source
 from threadline import convert
 from threadline.records import CLAUDE_CODE, LineError
@@ -44,7 +44,7 @@ def batch_to_pb(b: Batch) -> common_pb2.Batch:
                 # through, that line becomes a parse error instead of stopping ingest.
                 chunk.errors.append(convert.error_to_pb(LineError(
                     record.source, "unrepresentable", repr(exc)[:500],
-                    record.raw[:EXCERPT_BYTES], record.project_key)))
+                    excerpt(record.raw), record.project_key)))
         chunk.errors.extend([convert.error_to_pb(e) for e in c.errors])
     return out
 

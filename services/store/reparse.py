@@ -134,7 +134,7 @@ def parse_stored(raw: bytes, position: Position, format: str) -> Record | LineEr
             return result[0]
         return LineError(position, "not_one_record",
                          f"the stored line now reads as {len(result)} records",
-                         raw[:parser.EXCERPT_BYTES])
+                         parser.excerpt(raw))
     return result
 
 

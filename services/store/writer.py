@@ -31,7 +31,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, text, tuple_
 from sqlalchemy.pool import NullPool
 
-from services.store import schema
+from services.store import files, schema
 from services.store.errors import EarlierBatchFailed, StaleAnalysis, StoreClosed
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class Writer:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        files.private_database(self.db_path)
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
         self._ready.wait()
