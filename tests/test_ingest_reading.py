@@ -277,3 +277,58 @@ def test_records_naming_no_session_take_the_one_in_effect_even_after_resuming(
     resumed.resume(durable)
     rest, _, _ = read_all(resumed)
     assert [r.session_id for r in rest] == [r.session_id for r in whole[2:]] == ["s1", "s2", "s2"]
+
+
+def rewrite_in_place(path: Path, content: bytes) -> None:
+    """Truncate and write again through the same inode (as `>` in a shell does)."""
+    with path.open("r+b") as f:
+        f.truncate(0)
+        f.write(content)
+
+
+def test_truncated_and_regrown_past_the_offset_is_a_reset(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"".join(line(i) for i in range(1, 41)))
+    tail = FileTail(str(path), "p", "claude_code")
+    read_all(tail)
+    inode = path.stat().st_ino
+
+    # Same inode, same first 1,024 bytes, larger than before: only the bytes before the
+    # offset tell that lines 21.. are not the ones that were read.
+    new = b"".join(line(i) for i in range(1, 21)) + b"".join(
+        line(i, f"rewritten line {i}") for i in range(21, 61))
+    rewrite_in_place(path, new)
+    assert path.stat().st_ino == inode and len(new) > tail.offset
+
+    records, errors, chunks = read_all(tail)
+    assert chunks[0].reset and not errors
+    assert [r.uuid for r in records] == [f"u{i}" for i in range(1, 61)]
+    assert records[-1].text == "rewritten line 60"
+
+
+def test_the_bytes_before_the_offset_are_checked_after_a_resume(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"".join(line(i) for i in range(1, 41)))
+    first = FileTail(str(path), "p", "claude_code")
+    _, _, chunks = read_all(first)
+    last = chunks[-1]
+    assert last.tail_sha256
+    durable = Durable(first.source(), last.offset, last.line_count, last.session_id,
+                      last.tail_sha256)
+
+    # Unchanged: the resumed reader goes on from the offset.
+    resumed = FileTail(str(path), "p", "claude_code")
+    resumed.resume(durable)
+    with path.open("ab") as f:
+        f.write(line(41))
+    records, _, chunks = read_all(resumed)
+    assert [r.uuid for r in records] == ["u41"] and not chunks[0].reset
+
+    # Rewritten past the offset while nobody was reading: read again from byte 0.
+    rewrite_in_place(path, b"".join(line(i) for i in range(1, 21)) + b"".join(
+        line(i, f"rewritten {i}") for i in range(21, 50)))
+    again = FileTail(str(path), "p", "claude_code")
+    again.resume(durable)
+    records, _, chunks = read_all(again)
+    assert chunks[0].reset
+    assert [r.uuid for r in records] == [f"u{i}" for i in range(1, 50)]

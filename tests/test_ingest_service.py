@@ -359,6 +359,38 @@ def test_restart_resumes_from_durable_offsets(tmp_path: Path) -> None:
     run(body)
 
 
+def test_restart_after_a_rewrite_past_the_durable_offset_reads_again(tmp_path: Path) -> None:
+    root, folder = project(tmp_path)
+    path = folder / "s1.jsonl"
+    path.write_bytes(b"".join(line(i) for i in range(1, 41)))
+
+    async def body() -> None:
+        service, stand_in = await start_stand_in()
+        settings = settings_for(root, service.port)
+        first = await ingest_server.start(settings)
+        await asyncio.wait_for(first.wait_idle(), 10)
+        await first.stop()
+        # Rewritten through the same inode while ingest was down: same head, larger.
+        with path.open("r+b") as f:
+            f.truncate(0)
+            f.write(b"".join(line(i) for i in range(1, 21))
+                    + b"".join(line(i, f"again {i}") for i in range(21, 61)))
+        sent_before = len(stand_in.received)
+
+        second = await ingest_server.start(settings)
+        try:
+            await asyncio.wait_for(second.wait_idle(), 10)
+            chunks = [c for b in stand_in.received[sent_before:] for c in b.chunks]
+            assert chunks[0].reset
+            again = [m for c in chunks for m in c.messages]
+            assert [m.uuid for m in again] == [f"u{i}" for i in range(1, 61)]
+        finally:
+            await second.stop()
+            await service.stop(0)
+
+    run(body)
+
+
 def test_import_mode_reports_truncated_tail(tmp_path: Path) -> None:
     root, folder = project(tmp_path)
     path = folder / "s1.jsonl"

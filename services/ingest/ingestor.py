@@ -53,6 +53,7 @@ class _Sent:
     line_count: int
     reset: bool
     session_id: str
+    tail_sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +190,8 @@ class Ingestor:
         if not chunks:
             return None
         self.lines_read += lines
-        sent = [_Sent(c.tail, c.generation, c.offset, c.line_count, c.reset, c.session_id)
-                for c in chunks]
+        sent = [_Sent(c.tail, c.generation, c.offset, c.line_count, c.reset, c.session_id,
+                      c.tail_sha256) for c in chunks]
         with self._lock:
             batch_id = next(self._ids)
             self._in_flight[batch_id] = _InFlight(sent)
@@ -219,7 +220,8 @@ class Ingestor:
                 ready.append(first)
         for done in ready:
             for s in done.sent:
-                s.tail.acknowledge(s.generation, s.offset, s.line_count, s.reset, s.session_id)
+                s.tail.acknowledge(s.generation, s.offset, s.line_count, s.reset, s.session_id,
+                                   s.tail_sha256)
         return True
 
     def rewind(self) -> None:

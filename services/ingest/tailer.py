@@ -6,7 +6,11 @@ the file it read before:
 
 - truncated: the file is shorter than what was read;
 - replaced: another inode at the same path, or its first bytes (`head_sha256` over
-  `head_length` <= 1024 bytes) changed.
+  `head_length` <= 1024 bytes) changed;
+- rewritten past where it was read: the bytes just before the read offset (`tail_sha256`
+  over up to 1024 bytes, kept with the offsets and committed with them) changed. A file
+  truncated and written again beyond the old offset between two reads keeps its inode, its
+  head and a larger size; only these bytes tell.
 
 Either way reading starts again from byte 0 and the next chunk says `reset`, which is safe
 because the store dedupes messages by key.
@@ -47,6 +51,7 @@ from threadline.records import LineError, Position, Record
 log = logging.getLogger(__name__)
 
 HEAD_BYTES = 1024
+TAIL_BYTES = 1024
 BLOCK_BYTES = 1024 * 1024
 # Reasons for which an unterminated last line is judged "cut off" rather than bad content.
 _NOT_JSON = frozenset({"invalid_json", "invalid_utf8"})
@@ -72,6 +77,8 @@ class Durable:
     offset: int
     line_count: int
     session_id: str = ""
+    # sha256 of the bytes just before `offset` ("" at 0, or when not known).
+    tail_sha256: str = ""
 
 
 @dataclass(slots=True)
@@ -90,6 +97,7 @@ class Chunk:
     bytes_read: int = 0
     # The session in effect at `offset` (see the module docstring).
     session_id: str = ""
+    tail_sha256: str = ""
 
     @property
     def lines(self) -> int:
@@ -119,6 +127,11 @@ class FileTail:
         # Session of the last record before `offset` (and `durable_offset`) that named one.
         self.session_id = ""
         self.durable_session_id = ""
+        # sha256 of the bytes just before `offset` (and `durable_offset`), and those bytes
+        # themselves while they are known (None: only the hash is, after a resume or rewind).
+        self.tail_sha256 = ""
+        self.durable_tail_sha256 = ""
+        self._recent: bytes | None = b""
         # Bumped by every reset, so acknowledgements of the old content are recognised.
         self.generation = 0
         # A reset must reach the store: pending until a chunk saying so is acknowledged.
@@ -146,10 +159,12 @@ class FileTail:
         self.offset = self.durable_offset = durable.offset
         self.line_count = self.durable_line_count = durable.line_count
         self.session_id = self.durable_session_id = durable.session_id
+        self.tail_sha256 = self.durable_tail_sha256 = durable.tail_sha256
+        self._recent = None if durable.offset else b""
         self._pending = b""
 
     def acknowledge(self, generation: int, offset: int, line_count: int, reset: bool,
-                    session_id: str) -> None:
+                    session_id: str, tail_sha256: str = "") -> None:
         """The store committed everything before `offset` (of content `generation`)."""
         with self.lock:
             if generation != self.generation:
@@ -157,6 +172,7 @@ class FileTail:
             self.durable_offset = offset
             self.durable_line_count = line_count
             self.durable_session_id = session_id
+            self.durable_tail_sha256 = tail_sha256
             if reset:
                 self.reset_unacked = False
 
@@ -165,6 +181,8 @@ class FileTail:
         self.offset = self.durable_offset
         self.line_count = self.durable_line_count
         self.session_id = self.durable_session_id
+        self.tail_sha256 = self.durable_tail_sha256
+        self._recent = None if self.offset else b""
         self.tail_reported = False
         self.reset_to_send = self.reset_unacked
         self._pending = b""
@@ -222,6 +240,7 @@ class FileTail:
         taken = 0
         eof = False
         start = self.offset
+        recent = self._recent or b""  # the last consumed bytes, before data[0]
         while taken < max_lines:
             newline = data.find(b"\n", pos)
             if newline < 0:
@@ -232,6 +251,7 @@ class FileTail:
                 if not block:
                     eof = True
                     break
+                recent = _last(recent, data, pos)
                 data = data[pos:] + block
                 base += pos
                 pos = 0
@@ -266,8 +286,12 @@ class FileTail:
         self.offset = base + pos
         self.line_count = line_number
         self.session_id = session_id
+        if consumed:
+            self._recent = recent = _last(recent, data, pos)
+            self.tail_sha256 = hashlib.sha256(recent).hexdigest()
         chunk = Chunk(self, self.source(), self.generation, self.offset, self.line_count,
-                      records, errors, self.reset_to_send, consumed, self.session_id)
+                      records, errors, self.reset_to_send, consumed, self.session_id,
+                      self.tail_sha256)
         self.reset_to_send = False
         return chunk
 
@@ -314,6 +338,8 @@ class FileTail:
             replaced = os.pread(fd, len(self._pending), self.offset) != self._pending
         if not replaced and size < self.offset:
             replaced = True
+        if not replaced and self.offset and not self.document:
+            replaced = not self._same_tail(fd)
         if not replaced and self.head_length:
             head = os.pread(fd, self.head_length, 0)
             replaced = (len(head) < self.head_length
@@ -326,6 +352,18 @@ class FileTail:
             self.head_sha256 = hashlib.sha256(head).hexdigest()
             self.head_length = len(head)
 
+    def _same_tail(self, fd: int) -> bool:
+        """Whether the bytes just before the read offset are still the ones read there."""
+        length = min(TAIL_BYTES, self.offset)
+        before = os.pread(fd, length, self.offset - length)
+        if self._recent is not None:
+            return before == self._recent
+        if self.tail_sha256 and hashlib.sha256(before).hexdigest() != self.tail_sha256:
+            return False
+        # Matches (or an offset committed before these hashes were kept): trust it from now on.
+        self._recent = before
+        return True
+
     def _restart(self) -> None:
         with self.lock:
             self.generation += 1
@@ -333,11 +371,20 @@ class FileTail:
             self.reset_unacked = True
         self.offset = self.line_count = 0
         self.session_id = ""
+        self.tail_sha256 = ""
+        self._recent = b""
         self.tail_reported = False
         self.head_sha256 = ""
         self.head_length = 0
         self.reset_to_send = True
         self._pending = b""
+
+
+def _last(recent: bytes, data: bytes, end: int) -> bytes:
+    """The last TAIL_BYTES bytes of `recent` followed by `data[:end]`."""
+    if end >= TAIL_BYTES:
+        return data[end - TAIL_BYTES:end]
+    return (recent + data[:end])[-TAIL_BYTES:]
 
 
 def _read_all(fd: int, size: int) -> bytes:

@@ -22,7 +22,7 @@ def durable_from_pb(o: common_pb2.SourceOffset) -> Durable:
     source = Source(s.path, s.identity, s.project_key,
                     convert.FORMAT_FROM_PB.get(s.format, CLAUDE_CODE), s.head_sha256,
                     s.head_length)
-    return Durable(source, o.offset, o.line_count, o.session_id)
+    return Durable(source, o.offset, o.line_count, o.session_id, o.tail_sha256)
 
 
 def batch_to_pb(b: Batch) -> common_pb2.Batch:
@@ -36,6 +36,7 @@ def batch_to_pb(b: Batch) -> common_pb2.Batch:
         position.offset = c.offset
         position.line_count = c.line_count
         position.session_id = c.session_id
+        position.tail_sha256 = c.tail_sha256
         for record in c.records:
             try:
                 chunk.messages.append(convert.message_to_pb(record))
