@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from services.ingest.discovery import discover, project_key, transcript_at
+from services.ingest.discovery import Transcript, discover, project_key, transcript_at
 from services.ingest.ingestor import Ingestor
 from services.ingest.tailer import Durable, FileTail
 
@@ -332,3 +332,96 @@ def test_the_bytes_before_the_offset_are_checked_after_a_resume(tmp_path: Path) 
     records, _, chunks = read_all(again)
     assert chunks[0].reset
     assert [r.uuid for r in records] == [f"u{i}" for i in range(1, 50)]
+
+
+def test_a_line_over_the_limit_is_an_error_read_past_in_bounded_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "s.jsonl"
+    huge = line(2, "y" * (8 * 1024 * 1024))
+    path.write_bytes(line(1) + huge + line(3))
+    tail = FileTail(str(path), "p", "claude_code", max_line_bytes=1024 * 1024)
+
+    tracemalloc.start()
+    try:
+        records, errors, _ = read_all(tail)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert peak < len(huge) * 3 // 4  # never the whole line at once
+    assert [r.uuid for r in records] == ["u1", "u3"]
+    (error,) = errors
+    assert error.reason == "line_too_long"
+    assert (error.source.byte_offset, error.source.line_number, error.source.byte_length) == (
+        len(line(1)), 2, len(huge) - 1)
+    assert error.excerpt == huge[:200]
+    assert records[1].source.line_number == 3
+    assert tail.offset == path.stat().st_size
+
+
+def test_a_line_over_the_limit_does_not_hold_up_other_files(tmp_path: Path) -> None:
+    big, small = tmp_path / "big.jsonl", tmp_path / "small.jsonl"
+    big.write_bytes(line(1, "z" * (16 * 1024 * 1024)))
+    small.write_bytes(line(2))
+    ingestor = Ingestor(batch_lines=100, batch_bytes=1024 * 1024, max_line_bytes=1024 * 1024)
+    ingestor.track([Transcript(str(big), "p", "claude_code")], urgent=True)
+    ingestor.track([Transcript(str(small), "p", "claude_code")], urgent=True)
+
+    seen = []
+    while ingestor.has_work():
+        batch = ingestor.next_batch()
+        if batch is not None:
+            seen += [r.uuid for c in batch.chunks for r in c.records]
+            seen += [e.reason for c in batch.chunks for e in c.errors]
+    assert seen == ["u2", "line_too_long"]
+
+
+def quiet(path: Path, seconds: float = 60) -> None:
+    """Make the file look unmodified for `seconds`."""
+    then = path.stat().st_mtime - seconds
+    os.utime(path, (then, then))
+
+
+def test_live_a_quiet_unterminated_last_line_is_read_once_and_not_again_with_its_newline(
+        tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(line(1) + line(2)[:-1])
+    tail = FileTail(str(path), "p", "claude_code", quiet_seconds=5)
+
+    records, errors, _ = read_all(tail)
+    assert [r.uuid for r in records] == ["u1"] and not errors and tail.tail_waiting
+
+    quiet(path)
+    records, errors, _ = read_all(tail)
+    assert [r.uuid for r in records] == ["u2"] and not errors and not tail.tail_waiting
+    first = records[0]
+    assert tail.offset == len(line(1))  # reported, not consumed
+    assert read_all(tail)[0] == []  # once
+
+    # The writer was only slow: its newline arrives, then another line. The completed line
+    # is the same bytes at the same place (the store keeps it once, by key); no empty line.
+    with path.open("ab") as f:
+        f.write(b"\n" + line(3))
+    records, errors, _ = read_all(tail)
+    assert [r.uuid for r in records] == ["u2", "u3"] and not errors
+    assert (records[0].raw, records[0].source) == (first.raw, first.source)
+    assert records[1].source.line_number == 3
+
+
+def test_live_a_quiet_cut_last_line_is_a_truncated_tail_until_it_grows(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(line(1) + line(2)[:25])
+    tail = FileTail(str(path), "p", "claude_code", quiet_seconds=5)
+    read_all(tail)
+    quiet(path)
+    records, errors, _ = read_all(tail)
+    assert not records
+    assert [(e.reason, e.source.byte_offset, e.source.line_number) for e in errors] == [
+        ("truncated_tail", len(line(1)), 2)]
+
+    with path.open("ab") as f:  # the rest of the line after all
+        f.write(line(2)[25:])
+    records, errors, _ = read_all(tail)
+    assert [r.uuid for r in records] == ["u2"] and not errors
+    assert records[0].source.byte_offset == len(line(1))

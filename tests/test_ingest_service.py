@@ -391,6 +391,69 @@ def test_restart_after_a_rewrite_past_the_durable_offset_reads_again(tmp_path: P
     run(body)
 
 
+def test_a_line_over_the_limit_is_reported_and_other_files_go_on(tmp_path: Path) -> None:
+    root, folder = project(tmp_path)
+    big, other = folder / "big.jsonl", folder / "other.jsonl"
+    huge = line(2, "y" * (5 * 1024 * 1024))
+    big.write_bytes(line(1) + huge[:-1])  # still being written: no newline yet
+    other.write_bytes(b"")
+
+    async def body() -> None:
+        service, stand_in = await start_stand_in()
+        running = await ingest_server.start(
+            settings_for(root, service.port, max_line_bytes=1024 * 1024))
+        try:
+            await until(lambda: [m.uuid for m in stand_in.acked_messages()] == ["u1"])
+            with other.open("ab") as f:
+                f.write(line(7))
+            await until(lambda: [m.uuid for m in stand_in.acked_messages()] == ["u1", "u7"])
+            with big.open("ab") as f:
+                f.write(b"\n" + line(3))
+            await until(lambda: len(stand_in.acked_messages()) == 3)
+            errors = [e for b in stand_in.acked for c in b.chunks for e in c.errors]
+            assert [(e.reason, e.source.path, e.source.line_number, e.source.byte_offset,
+                     e.source.byte_length) for e in errors] == [
+                ("line_too_long", str(big), 2, len(line(1)), len(huge) - 1)]
+            assert stand_in.acked_messages()[2].source.line_number == 3
+            await asyncio.wait_for(running.wait_idle(), 10)
+        finally:
+            await running.stop()
+            await service.stop(0)
+
+    run(body)
+
+
+def test_live_a_quiet_last_line_without_newline_is_stored_once(tmp_path: Path) -> None:
+    root, folder = project(tmp_path)
+    path = folder / "s1.jsonl"
+    path.write_bytes(line(1) + line(2)[:-1])
+    cut = folder / "s2.jsonl"
+    cut.write_bytes(line(5)[:30])
+
+    async def body() -> None:
+        service, stand_in = await start_stand_in()
+        running = await ingest_server.start(
+            settings_for(root, service.port, tail_quiet_seconds=0.2))
+        try:
+            await until(lambda: sorted(m.uuid for m in stand_in.acked_messages()) == ["u1", "u2"])
+            await until(lambda: any(e.reason == "truncated_tail" and e.source.path == str(cut)
+                                    for b in stand_in.acked for c in b.chunks for e in c.errors))
+            await asyncio.wait_for(running.wait_idle(), 10)
+            with path.open("ab") as f:
+                f.write(b"\n" + line(3))
+            await until(lambda: "u3" in [m.uuid for m in stand_in.acked_messages()])
+            await asyncio.wait_for(running.wait_idle(), 10)
+            # u2 went twice (reported when quiet, then complete): same bytes, same place.
+            rows = stand_in.stored()
+            assert {k: v for k, v in rows.items() if k[0] == str(path)} == expected_rows(path)
+            assert running.ingestor.files[str(path)].offset == path.stat().st_size
+        finally:
+            await running.stop()
+            await service.stop(0)
+
+    run(body)
+
+
 def test_import_mode_reports_truncated_tail(tmp_path: Path) -> None:
     root, folder = project(tmp_path)
     path = folder / "s1.jsonl"

@@ -74,6 +74,10 @@ SETTINGS: tuple[Setting, ...] = (
             "thread and analyse sessions as records arrive (false: store records only)"),
     Setting("pricing_file", "THREADLINE_PRICING_FILE", None,
             "JSON price table merged over the bundled one (usage costs; see docs/accounting.md)"),
+    Setting("max_line_bytes", "THREADLINE_MAX_LINE_BYTES", 64 * 1024 * 1024,
+            "longest transcript line read; a longer one is a line_too_long parse error"),
+    Setting("tail_quiet_seconds", "THREADLINE_TAIL_QUIET_SECONDS", 3.0,
+            "quiet time after which a last line without its newline is read anyway"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -102,6 +106,8 @@ class Settings:
     log_level: str
     pricing_file: Path | None
     analyse: bool
+    max_line_bytes: int
+    tail_quiet_seconds: float
 
     def replace(self, **changes: object) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from services.ingest.discovery import Transcript
-from services.ingest.tailer import Chunk, Durable, FileTail, Source
+from services.ingest.tailer import MAX_LINE_BYTES, Chunk, Durable, FileTail, Source
 
 # A batch stays well under gRPC's limits and the store's transaction sizes; one huge line is
 # still sent on its own.
@@ -80,11 +80,15 @@ class _InFlight:
 
 
 class Ingestor:
-    def __init__(self, batch_lines: int, batch_bytes: int = BATCH_BYTES, final: bool = False):
+    def __init__(self, batch_lines: int, batch_bytes: int = BATCH_BYTES, final: bool = False,
+                 max_line_bytes: int = MAX_LINE_BYTES, quiet_seconds: float | None = None):
         self.batch_lines = max(1, batch_lines)
         self.batch_bytes = max(1, batch_bytes)
         # import mode: files will not grow, so an unterminated last line is read too.
         self.final = final
+        self.max_line_bytes = max_line_bytes
+        # live mode: an unterminated last line of a file quiet this long is read too.
+        self.quiet_seconds = None if final else quiet_seconds
         self.files: dict[str, FileTail] = {}
         self.lines_read = 0
         self._lock = threading.Lock()
@@ -111,7 +115,8 @@ class Ingestor:
         for t in transcripts:
             tail = self.files.get(t.path)
             if tail is None:
-                tail = FileTail(t.path, t.project_key, t.format, self._lock)
+                tail = FileTail(t.path, t.project_key, t.format, self._lock,
+                                self.max_line_bytes, self.quiet_seconds)
                 durable = self._resume.pop(t.path, None)
                 if durable is not None:
                     tail.resume(durable)
@@ -127,6 +132,12 @@ class Ingestor:
             return False
         self._mark(tail, urgent)
         return True
+
+    def touch_waiting_tails(self) -> None:
+        """Look again at files whose last line waits for its newline (or for quiet)."""
+        for tail in list(self.files.values()):
+            if tail.tail_waiting:
+                self._mark(tail, False)
 
     def touch_all(self) -> None:
         for tail in list(self.files.values()):
@@ -181,8 +192,11 @@ class Ingestor:
             chunk = tail.read(self.batch_lines - lines, self.batch_bytes - size, self.final)
             if not tail.at_eof and not tail.missing:
                 # The batch filled up first: continue with this file (its read-ahead is in
-                # memory) before starting another one.
-                self._mark(tail, urgent, first=True)
+                # memory) before starting another one. A file inside a line too long to hold
+                # waits behind the others instead: reading past it must not hold them up.
+                self._mark(tail, urgent, first=not tail.skipping)
+            if tail.skipping:
+                size += tail.skipped
             if chunk is not None:
                 chunks.append(chunk)
                 lines += chunk.lines

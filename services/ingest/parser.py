@@ -28,6 +28,7 @@ Public functions:
   from around the line rather than from it (the session a Gemini document or an earlier line
   named) are not in the raw bytes: keep the stored ones.
 - `truncated_tail(raw, position)`: the error for an unterminated last line that will not grow.
+- `line_too_long(excerpt, position, limit)`: the error for a line over the length limit.
 """
 
 from __future__ import annotations
@@ -143,4 +144,14 @@ def truncated_tail(raw: bytes, position: Position) -> LineError:
     return _error(raw, position, "truncated_tail", "last line has no newline and is not valid JSON")
 
 
-__all__ = ["EXCERPT_BYTES", "parse_line", "reparse_line", "truncated_tail"]
+def line_too_long(excerpt: bytes, position: Position, limit: int,
+                  complete: bool = True) -> LineError:
+    """A line longer than the limit, read past without being held: its first bytes only
+    (`complete` False: the file ends inside it, so its length is a lower bound)."""
+    size = f"{position.byte_length} bytes" if complete else (
+        f"at least {position.byte_length} bytes (no newline yet)")
+    return _error(excerpt, position, "line_too_long",
+                  f"line of {size} is longer than the limit of {limit} bytes (max_line_bytes)")
+
+
+__all__ = ["EXCERPT_BYTES", "line_too_long", "parse_line", "reparse_line", "truncated_tail"]

@@ -33,7 +33,9 @@ class Running:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.roots = tuple(Path(os.path.abspath(r)) for r in settings.roots)
-        self.ingestor = Ingestor(settings.batch_lines, final=not settings.follow)
+        self.ingestor = Ingestor(settings.batch_lines, final=not settings.follow,
+                                 max_line_bytes=settings.max_line_bytes,
+                                 quiet_seconds=settings.tail_quiet_seconds)
         self.sender = Sender(settings.analysis_addr, self.ingestor, settings.max_in_flight,
                              on_progress=self._progress)
         self.watcher: Watcher | None = None
@@ -99,6 +101,7 @@ class Running:
         self._progress()
         if self.settings.follow:
             self._spawn(self._rescan_forever())
+            self._spawn(self._finish_quiet_tails())
 
     async def _scan(self, under: Path | None, urgent: bool = False) -> None:
         found = await asyncio.to_thread(discovery.discover, self.roots, under)
@@ -114,6 +117,16 @@ class Running:
             await self._scan(None)
             self.ingestor.touch_all()
             self.sender.notify()
+
+    async def _finish_quiet_tails(self) -> None:
+        # A last line without its newline is read once its file has been quiet for
+        # `tail_quiet_seconds` (see the tailer); look at waiting ones a few times that long.
+        interval = min(1.0, max(0.01, self.settings.tail_quiet_seconds / 4))
+        while True:
+            await asyncio.sleep(interval)
+            self.ingestor.touch_waiting_tails()
+            if self.ingestor.has_work():
+                self.sender.notify()
 
     def _on_files(self, paths: list[str]) -> None:
         for path in paths:
