@@ -425,3 +425,39 @@ def test_live_a_quiet_cut_last_line_is_a_truncated_tail_until_it_grows(tmp_path:
     records, errors, _ = read_all(tail)
     assert [r.uuid for r in records] == ["u2"] and not errors
     assert records[0].source.byte_offset == len(line(1))
+
+
+def test_links_out_of_a_root_are_reported_not_read_and_links_inside_are_not_read_twice(
+        tmp_path: Path) -> None:
+    root = tmp_path / "projects"
+    project = root / "-home-u-proj"
+    project.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "id_key").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (outside / "other.jsonl").write_bytes(line(9))
+    (project / "s1.jsonl").write_bytes(line(1))
+    (project / "leak.jsonl").symlink_to("../../outside/id_key")
+    (project / "alias.jsonl").symlink_to("s1.jsonl")  # inside: read once, as s1.jsonl
+    (project / "linked").symlink_to(outside, target_is_directory=True)
+    (project / "inner").symlink_to(project, target_is_directory=True)
+
+    problems = []
+    found = discover([root], problems=problems)
+
+    assert [t.path for t in found] == [str(project / "s1.jsonl")]
+    assert sorted((p.path, p.reason) for p in problems) == [
+        (str(project / "leak.jsonl"), "symlink_outside_root"),
+        (str(project / "linked"), "symlink_outside_root")]
+    # The watcher's way in: a changed path is checked the same way, links resolved.
+    problems.clear()
+    assert transcript_at([root], str(project / "leak.jsonl"), problems) is None
+    assert transcript_at([root], str(project / "linked" / "other.jsonl"), problems) is None
+    assert transcript_at([root], str(project / "alias.jsonl"), problems) is None
+    assert [p.reason for p in problems] == ["symlink_outside_root"] * 2
+    # A file that turns into a link after it was found is not followed either.
+    tail = FileTail(str(project / "s1.jsonl"), "p", "claude_code")
+    read_all(tail)
+    (project / "s1.jsonl").unlink()
+    (project / "s1.jsonl").symlink_to(outside / "id_key")
+    assert read_all(tail)[0] == [] and tail.problem is not None

@@ -23,9 +23,9 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from services.ingest.discovery import Transcript
+from services.ingest.discovery import Problem, Transcript
 from services.ingest.tailer import MAX_LINE_BYTES, Chunk, Durable, FileTail, Source
 
 # A batch stays well under gRPC's limits and the store's transaction sizes; one huge line is
@@ -37,6 +37,8 @@ BATCH_BYTES = 2 * 1024 * 1024
 class Batch:
     batch_id: int
     chunks: list[Chunk]
+    # Files and folders found but not read, each sent once (see `Ingestor.report`).
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def lines(self) -> int:
@@ -76,6 +78,7 @@ class Status:
 @dataclass(slots=True)
 class _InFlight:
     sent: list[_Sent]
+    problems: list[Problem] = field(default_factory=list)
     acked: bool = False
 
 
@@ -98,6 +101,10 @@ class Ingestor:
         self._resume: dict[str, Durable] = {}
         self._in_flight: OrderedDict[int, _InFlight] = OrderedDict()
         self._ids = itertools.count(1)
+        # Problems to send, and every (path, reason) reported by this process: a lasting
+        # problem is found again by every rescan but sent once.
+        self._problems: list[Problem] = []
+        self._problems_seen: set[tuple[str, str]] = set()
 
     # -- what to read ------------------------------------------------------------------------
 
@@ -116,7 +123,7 @@ class Ingestor:
             tail = self.files.get(t.path)
             if tail is None:
                 tail = FileTail(t.path, t.project_key, t.format, self._lock,
-                                self.max_line_bytes, self.quiet_seconds)
+                                self.max_line_bytes, self.quiet_seconds, t.is_root)
                 durable = self._resume.pop(t.path, None)
                 if durable is not None:
                     tail.resume(durable)
@@ -159,8 +166,21 @@ class Ingestor:
             else:
                 queue[tail] = None
 
+    def report(self, problems: Iterable[Problem]) -> list[Problem]:
+        """Files or folders found but not read; each (path, reason) is sent once. Returns
+        the new ones."""
+        added = []
+        with self._lock:
+            for problem in problems:
+                key = (problem.path, problem.reason)
+                if key not in self._problems_seen:
+                    self._problems_seen.add(key)
+                    self._problems.append(problem)
+                    added.append(problem)
+        return added
+
     def has_work(self) -> bool:
-        return bool(self._urgent or self._dirty)
+        return bool(self._urgent or self._dirty or self._problems)
 
     def _pop(self) -> tuple[FileTail, bool] | None:
         with self._lock:
@@ -195,21 +215,25 @@ class Ingestor:
                 # memory) before starting another one. A file inside a line too long to hold
                 # waits behind the others instead: reading past it must not hold them up.
                 self._mark(tail, urgent, first=not tail.skipping)
+            if tail.problem is not None:
+                self.report([tail.problem])
             if tail.skipping:
                 size += tail.skipped
             if chunk is not None:
                 chunks.append(chunk)
                 lines += chunk.lines
                 size += chunk.bytes_read
-        if not chunks:
+        with self._lock:
+            problems, self._problems = self._problems, []
+        if not chunks and not problems:
             return None
         self.lines_read += lines
         sent = [_Sent(c.tail, c.generation, c.offset, c.line_count, c.reset, c.session_id,
                       c.tail_sha256) for c in chunks]
         with self._lock:
             batch_id = next(self._ids)
-            self._in_flight[batch_id] = _InFlight(sent)
-        return Batch(batch_id, chunks)
+            self._in_flight[batch_id] = _InFlight(sent, problems)
+        return Batch(batch_id, chunks, problems)
 
     # -- acknowledgements --------------------------------------------------------------------
 
@@ -241,6 +265,8 @@ class Ingestor:
     def rewind(self) -> None:
         """Drop every unacknowledged batch and read again from the durable offsets."""
         with self._lock:
+            unsent = [p for entry in self._in_flight.values() for p in entry.problems]
+            self._problems[:0] = unsent
             self._in_flight.clear()
         for tail in self.files.values():
             if tail.offset != tail.durable_offset or tail.reset_unacked:

@@ -104,7 +104,9 @@ class Running:
             self._spawn(self._finish_quiet_tails())
 
     async def _scan(self, under: Path | None, urgent: bool = False) -> None:
-        found = await asyncio.to_thread(discovery.discover, self.roots, under)
+        problems: list[discovery.Problem] = []
+        found = await asyncio.to_thread(discovery.discover, self.roots, under, problems)
+        self._on_problems(problems)
         added = self.ingestor.track(found, urgent=urgent)
         if added:
             log.info("tracking %d new transcript files under %s", added, under or "the roots")
@@ -129,12 +131,22 @@ class Running:
                 self.sender.notify()
 
     def _on_files(self, paths: list[str]) -> None:
+        problems: list[discovery.Problem] = []
         for path in paths:
             if not self.ingestor.touch(path):
-                found = discovery.transcript_at(self.roots, path)
+                found = discovery.transcript_at(self.roots, path, problems)
                 if found is not None and os.path.isfile(path):
                     self.ingestor.track([found], urgent=True)
+        self._on_problems(problems)
         self.sender.notify()
+
+    def _on_problems(self, problems: list[discovery.Problem]) -> None:
+        # Logged once here, stored and streamed as parse errors (see wire.problem_error).
+        new = self.ingestor.report(problems)
+        for problem in new:
+            log.warning("not reading %s: %s (%s)", problem.path, problem.detail, problem.reason)
+        if new:
+            self.sender.notify()
 
     def _on_folder(self, folder: Path) -> None:
         self._spawn(self._scan(folder, urgent=True))

@@ -54,7 +54,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from services.ingest.discovery import DOCUMENT_SUFFIX
+from services.ingest.discovery import DOCUMENT_SUFFIX, UNREADABLE, Problem
 from services.ingest.parser import EXCERPT_BYTES, line_too_long, parse_line, truncated_tail
 from threadline.records import LineError, Position, Record
 
@@ -131,7 +131,7 @@ class FileTail:
 
     def __init__(self, path: str, project_key: str, format: str,
                  lock: threading.Lock | None = None, max_line_bytes: int = MAX_LINE_BYTES,
-                 quiet_seconds: float | None = None):
+                 quiet_seconds: float | None = None, follow_link: bool = False):
         # Acknowledgements arrive on the event loop while a worker thread may be resetting
         # this file: both touch the durable fields under this lock.
         self.lock = lock or threading.Lock()
@@ -178,6 +178,11 @@ class FileTail:
         self.skipped = 0
         # An unterminated last line is waiting for its newline or for the file to be quiet.
         self.tail_waiting = False
+        # A path below a root that turned into a symbolic link is not followed (see
+        # discovery); only a root named as a file may be one.
+        self.follow_link = follow_link
+        # Why the file could not be opened on the last read, if it could not.
+        self.problem: Problem | None = None
 
     def source(self) -> Source:
         return Source(self.path, self.identity, self.project_key, self.format, self.head_sha256,
@@ -243,17 +248,22 @@ class FileTail:
         Returns None when there was nothing new to report. Raises nothing for a vanished file:
         it is marked `missing`.
         """
+        flags = os.O_RDONLY | (0 if self.follow_link else os.O_NOFOLLOW)
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = os.open(self.path, flags)
         except OSError as exc:
             # Gone, unreadable, or no longer a file: nothing to read now. A rescan or the
             # watcher brings it back when that changes.
             if not isinstance(exc, FileNotFoundError):
                 log.warning("cannot read %s: %s", self.path, exc.strerror or exc)
+                detail = ("became a symbolic link: not followed" if os.path.islink(self.path)
+                          else f"cannot open the file: {exc.strerror or exc}")
+                self.problem = Problem(self.path, UNREADABLE, detail)
             self.missing = True
             self.at_eof = True
             return None
         try:
+            self.problem = None
             self.missing = False
             return self._read(fd, max_lines, max_bytes, final)
         except OSError as exc:  # an I/O error mid-read: try again on the next change
