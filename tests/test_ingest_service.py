@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -549,3 +552,71 @@ def test_a_single_file_root_is_followed(tmp_path: Path) -> None:
             await service.stop(0)
 
     run(body)
+
+
+def test_unreadable_folders_and_files_are_reported_and_the_watch_goes_on() -> None:
+    # A real other user's view: run as root, the ingest process drops to `nobody` (see
+    # ingest_process.py), for whom mode 000 means unreadable. The rescan is an hour away:
+    # only the watcher can bring the appends in.
+    base = Path(tempfile.mkdtemp(prefix="threadline-unreadable-"))
+    base.chmod(0o755)
+    root = base / "projects"
+    (root / "proj").mkdir(parents=True)
+    live = root / "proj" / "s1.jsonl"
+    live.write_bytes(line(1))
+    secret = root / "secret"
+    secret.mkdir()
+    (secret / "hidden.jsonl").write_bytes(line(90))
+    locked = root / "proj" / "locked.jsonl"
+    locked.write_bytes(line(91))
+    secret.chmod(0)
+    locked.chmod(0)
+
+    async def body() -> None:
+        service, stand_in = await start_stand_in()
+        env = {**os.environ, "THREADLINE_ROOTS": str(root), "THREADLINE_PORT": "0",
+               "THREADLINE_STORE_ADDR": f"127.0.0.1:{service.port}",
+               "THREADLINE_ANALYSIS_ADDR": f"127.0.0.1:{service.port}",
+               "THREADLINE_RESCAN_SECONDS": "3600"}
+        child = subprocess.Popen([sys.executable, str(Path(__file__).parent / "ingest_process.py")],
+                                 env=env, cwd=Path(__file__).parent.parent)
+
+        def uuids() -> list[str]:
+            return sorted(m.uuid for m in stand_in.acked_messages())
+
+        def problems() -> list[tuple[str, str]]:
+            return sorted((e.source.path, e.reason) for b in stand_in.acked for c in b.chunks
+                          for e in c.errors)
+
+        try:
+            await until(lambda: uuids() == ["u1"], 20)
+            await until(lambda: problems() == [(str(locked), "unreadable"),
+                                              (str(secret), "unreadable")], 20)
+            with live.open("ab") as f:
+                f.write(line(2))
+            await until(lambda: uuids() == ["u1", "u2"], 20)
+            # A new project beside the unreadable folder is watched too.
+            (root / "proj2").mkdir()
+            (root / "proj2" / "s.jsonl").write_bytes(line(3))
+            await until(lambda: uuids() == ["u1", "u2", "u3"], 20)
+            with (root / "proj2" / "s.jsonl").open("ab") as f:
+                f.write(line(4))
+            await until(lambda: uuids() == ["u1", "u2", "u3", "u4"], 20)
+            with live.open("ab") as f:
+                f.write(line(5))
+            await until(lambda: "u5" in uuids(), 20)
+            # Found again by each scan, reported once.
+            assert problems() == [(str(locked), "unreadable"), (str(secret), "unreadable")]
+            assert child.poll() is None
+        finally:
+            child.terminate()
+            child.wait(10)
+            await service.stop(0)
+
+    try:
+        run(body)
+    finally:
+        secret.chmod(0o755)
+        locked.chmod(0o644)
+        import shutil
+        shutil.rmtree(base)

@@ -90,7 +90,8 @@ class Running:
         log.info("resuming from %d durable offsets", len(durable))
         if self.settings.follow:
             self.watcher = Watcher(self.roots, self.settings.watch_debounce_ms,
-                                   self.settings.watch_step_ms, self._on_files, self._on_folder)
+                                   self.settings.watch_step_ms, self._on_files, self._on_folder,
+                                   self._on_problems)
             self._spawn(self.watcher.run())
         self._spawn(self.sender.run())
         missing = [r for r in self.roots if not r.is_dir()]
