@@ -605,8 +605,20 @@ def test_unreadable_folders_and_files_are_reported_and_the_watch_goes_on() -> No
             with live.open("ab") as f:
                 f.write(line(5))
             await until(lambda: "u5" in uuids(), 20)
+            # A folder that becomes unreadable while watched.
+            late = root / "proj" / "late"
+            late.mkdir()
+            late.chmod(0)
+            with live.open("ab") as f:
+                f.write(line(6))
+            await until(lambda: "u6" in uuids(), 20)
+            with live.open("ab") as f:
+                f.write(line(7))
+            await until(lambda: "u7" in uuids(), 20)
             # Found again by each scan, reported once.
-            assert problems() == [(str(locked), "unreadable"), (str(secret), "unreadable")]
+            await until(lambda: (str(late), "unreadable") in problems(), 20)
+            assert problems() == sorted([(str(locked), "unreadable"), (str(secret), "unreadable"),
+                                         (str(late), "unreadable")])
             assert child.poll() is None
         finally:
             child.terminate()
@@ -616,7 +628,9 @@ def test_unreadable_folders_and_files_are_reported_and_the_watch_goes_on() -> No
     try:
         run(body)
     finally:
-        secret.chmod(0o755)
+        for folder in (secret, root / "proj" / "late"):
+            if folder.exists():
+                folder.chmod(0o755)
         locked.chmod(0o644)
         import shutil
         shutil.rmtree(base)

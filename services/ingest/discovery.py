@@ -50,6 +50,7 @@ class Problem:
     path: str
     reason: str  # "symlink_outside_root" or "unreadable"
     detail: str
+    project_key: str = ""
 
 
 SYMLINK_OUTSIDE_ROOT = "symlink_outside_root"
@@ -72,7 +73,8 @@ def _link_problem(root: Path, path: str) -> Problem | None:
     except OSError:
         target = "?"
     return Problem(path, SYMLINK_OUTSIDE_ROOT,
-                   f"symbolic link to {target}, outside the root {root}: not read")
+                   f"symbolic link to {target}, outside the root {root}: not read",
+                   project_key(root, Path(path)))
 
 
 def is_transcript(path: str) -> bool:
@@ -140,7 +142,8 @@ def _walk(root: Path, start: Path, problems: list[Problem]) -> Iterator[str]:
     def on_error(exc: OSError) -> None:
         log.warning("cannot list %s: %s", exc.filename, exc.strerror)
         problems.append(Problem(str(exc.filename), UNREADABLE,
-                                f"cannot list the folder: {exc.strerror}"))
+                                f"cannot list the folder: {exc.strerror}",
+                                project_key(root, Path(exc.filename))))
 
     for folder, dirs, files in os.walk(start, onerror=on_error):
         dirs.sort()

@@ -258,7 +258,7 @@ class FileTail:
                 log.warning("cannot read %s: %s", self.path, exc.strerror or exc)
                 detail = ("became a symbolic link: not followed" if os.path.islink(self.path)
                           else f"cannot open the file: {exc.strerror or exc}")
-                self.problem = Problem(self.path, UNREADABLE, detail)
+                self.problem = Problem(self.path, UNREADABLE, detail, self.project_key)
             self.missing = True
             self.at_eof = True
             return None

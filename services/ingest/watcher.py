@@ -26,7 +26,7 @@ from pathlib import Path
 import watchfiles
 from watchfiles import Change
 
-from services.ingest.discovery import UNREADABLE, Problem, is_transcript
+from services.ingest.discovery import UNREADABLE, Problem, is_transcript, project_key
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,8 @@ def plan_watches(roots: Sequence[Path]) -> WatchPlan:
         unreadable = {path for path, _ in found}
         for path, reason in found:
             plan.unreadable.append(Problem(path, UNREADABLE,
-                                           f"cannot list or watch the folder: {reason}"))
+                                           f"cannot list or watch the folder: {reason}",
+                                           project_key(root, Path(path))))
             parent = Path(path).parent
             while parent.is_relative_to(root):
                 blocked.add(str(parent))
@@ -111,6 +112,7 @@ class Watcher:
         self._stopping = False
         self._restart = asyncio.Event()
         self._announced: set[Path] = set()
+        self._refused = ""
 
     def stop(self) -> None:
         self._stopping = True
@@ -142,8 +144,11 @@ class Watcher:
                     try:
                         await self._watch(present)
                     except PermissionError as exc:
-                        log.warning("cannot watch every folder under %s (%s); watching around "
-                                    "the unreadable ones", ", ".join(map(str, present)), exc)
+                        # Said once per cause: each new folder beside it plans again.
+                        level = logging.DEBUG if str(exc) == self._refused else logging.WARNING
+                        self._refused = str(exc)
+                        log.log(level, "cannot watch every folder under %s (%s); watching "
+                                "around the unreadable ones", ", ".join(map(str, present)), exc)
                         await self._watch_around(present)
                 else:
                     await self._restart.wait()

@@ -58,7 +58,7 @@ def batch_to_pb(b: Batch) -> common_pb2.Batch:
 
 def problem_error(p: Problem) -> LineError:
     """A file or folder not read, as a parse error at offset -1 (no line of it was read)."""
-    return LineError(Position(p.path, -1, 0, 0), p.reason, p.detail, b"")
+    return LineError(Position(p.path, -1, 0, 0), p.reason, p.detail, b"", p.project_key)
 
 
 def status_to_pb(s: Status) -> ingest_pb2.IngestStatus:
