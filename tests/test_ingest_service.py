@@ -619,6 +619,12 @@ def test_unreadable_folders_and_files_are_reported_and_the_watch_goes_on() -> No
             await until(lambda: (str(late), "unreadable") in problems(), 20)
             assert problems() == sorted([(str(locked), "unreadable"), (str(secret), "unreadable"),
                                          (str(late), "unreadable")])
+            # Readable again: its transcripts are read and followed.
+            secret.chmod(0o755)
+            await until(lambda: "u90" in uuids(), 20)
+            with (secret / "hidden.jsonl").open("ab") as f:
+                f.write(line(92))
+            await until(lambda: "u92" in uuids(), 20)
             assert child.poll() is None
         finally:
             child.terminate()

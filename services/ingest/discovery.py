@@ -140,7 +140,8 @@ def transcript_at(roots: Iterable[Path], path: str,
 
 def _walk(root: Path, start: Path, problems: list[Problem]) -> Iterator[str]:
     def on_error(exc: OSError) -> None:
-        log.warning("cannot list %s: %s", exc.filename, exc.strerror)
+        # Reported (and logged once) by whoever receives the problems; every scan finds it.
+        log.debug("cannot list %s: %s", exc.filename, exc.strerror)
         problems.append(Problem(str(exc.filename), UNREADABLE,
                                 f"cannot list the folder: {exc.strerror}",
                                 project_key(root, Path(exc.filename))))

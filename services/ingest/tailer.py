@@ -255,10 +255,13 @@ class FileTail:
             # Gone, unreadable, or no longer a file: nothing to read now. A rescan or the
             # watcher brings it back when that changes.
             if not isinstance(exc, FileNotFoundError):
-                log.warning("cannot read %s: %s", self.path, exc.strerror or exc)
                 detail = ("became a symbolic link: not followed" if os.path.islink(self.path)
                           else f"cannot open the file: {exc.strerror or exc}")
-                self.problem = Problem(self.path, UNREADABLE, detail, self.project_key)
+                problem = Problem(self.path, UNREADABLE, detail, self.project_key)
+                # A lasting problem is met on every rescan: say it once.
+                level = logging.DEBUG if problem == self.problem else logging.WARNING
+                log.log(level, "cannot read %s: %s", self.path, detail)
+                self.problem = problem
             self.missing = True
             self.at_eof = True
             return None
