@@ -72,9 +72,9 @@ def _link_problem(root: Path, path: str) -> Problem | None:
         target = os.readlink(path)
     except OSError:
         target = "?"
+    project = (folder_project_key if os.path.isdir(path) else project_key)(root, Path(path))
     return Problem(path, SYMLINK_OUTSIDE_ROOT,
-                   f"symbolic link to {target}, outside the root {root}: not read",
-                   project_key(root, Path(path)))
+                   f"symbolic link to {target}, outside the root {root}: not read", project)
 
 
 def is_transcript(path: str) -> bool:
@@ -99,6 +99,12 @@ def project_key(root: Path, path: Path) -> str:
         return root.parent.name
     parts = path.relative_to(root).parts
     return parts[0] if len(parts) > 1 else root.name
+
+
+def folder_project_key(root: Path, folder: Path) -> str:
+    """The project a folder under the root belongs to (a top-level folder is one)."""
+    parts = folder.relative_to(root).parts
+    return parts[0] if parts else root.name
 
 
 def source_format(path: str) -> str:
@@ -144,7 +150,7 @@ def _walk(root: Path, start: Path, problems: list[Problem]) -> Iterator[str]:
         log.debug("cannot list %s: %s", exc.filename, exc.strerror)
         problems.append(Problem(str(exc.filename), UNREADABLE,
                                 f"cannot list the folder: {exc.strerror}",
-                                project_key(root, Path(exc.filename))))
+                                folder_project_key(root, Path(exc.filename))))
 
     for folder, dirs, files in os.walk(start, onerror=on_error):
         dirs.sort()

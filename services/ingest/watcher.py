@@ -17,6 +17,7 @@ unreadable one's permissions, rebuilds that plan.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from pathlib import Path
 import watchfiles
 from watchfiles import Change
 
-from services.ingest.discovery import UNREADABLE, Problem, is_transcript, project_key
+from services.ingest.discovery import UNREADABLE, Problem, folder_project_key, is_transcript
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def plan_watches(roots: Sequence[Path]) -> WatchPlan:
         for path, reason in found:
             plan.unreadable.append(Problem(path, UNREADABLE,
                                            f"cannot list or watch the folder: {reason}",
-                                           project_key(root, Path(path))))
+                                           folder_project_key(root, Path(path))))
             parent = Path(path).parent
             while parent.is_relative_to(root):
                 blocked.add(str(parent))
@@ -194,6 +195,10 @@ class Watcher:
         watches = [self._watch(plan.recursive)] if plan.recursive else []
         if plan.single:
             watches.append(self._watch(plan.single, recursive=False, replan=replan))
+        if not watches:  # nothing readable (a root itself is not): look again in a while
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), ROOT_POLL_SECONDS)
+            return
         tasks = [asyncio.ensure_future(w) for w in watches]
         try:
             await asyncio.gather(*tasks)
