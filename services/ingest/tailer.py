@@ -33,7 +33,7 @@ was reported of it before stays stored.
 A line longer than `max_line_bytes` is not held in memory: once that many bytes of it are
 read without a newline, it is scanned block by block for its end (`_LongLine`, a bounded
 amount per read so other files are read in between) and becomes one `line_too_long` error
-with its position and length.
+with its position and length. A JSON document over the limit is one such error too.
 
 A JSON document (`*.json`: Gemini CLI's legacy chats, rewritten whole on every change and
 often pretty-printed over many lines) is read whole instead, and parsed only once the whole
@@ -397,9 +397,17 @@ class FileTail:
         self.size = size
         if self.offset and self.offset >= size and not self.reset_to_send:
             return None  # unchanged: its head, the whole document, still matches
-        data = _read_all(fd, size)
-        self.size = len(data)
         keep = _Keeper(self.project_key, self.session_id)
+        if size > self.max_line_bytes:
+            # Not held in memory either: one error, until it is rewritten within the limit.
+            data = b""
+            if not self.tail_reported:
+                keep(line_too_long(os.pread(fd, EXCERPT_BYTES, 0),
+                                   Position(self.path, 0, 1, size), self.max_line_bytes))
+                self.tail_reported = True
+        else:
+            data = _read_all(fd, size)
+            self.size = len(data)
         start = self.offset
         if data and not data.isspace():
             result = parse_line(data, Position(self.path, 0, 1, len(data)), self.format)
