@@ -154,3 +154,22 @@ def test_a_one_line_document_inside_a_jsonl_file(tmp_path: Path) -> None:
     records, errors, _ = read_all(FileTail(str(path), "p", "claude_code"))
     assert not errors and [r.api_message_id for r in records] == ["", "m0", "m1", "m2"]
     assert all(r.project_key == "p" for r in records)
+
+
+def test_a_document_over_the_line_limit_is_one_error_until_it_fits(tmp_path: Path) -> None:
+    path = tmp_path / "chats" / "session-2026-01-30T06-08-7befeae5.json"
+    path.parent.mkdir()
+    big = pretty(chat(400))
+    path.write_bytes(big)
+    tail = FileTail(str(path), "p", GEMINI, max_line_bytes=len(big) - 1)
+
+    records, errors, _ = read_all(tail)
+    assert not records
+    assert [(e.reason, e.source.byte_offset, e.source.byte_length) for e in errors] == [
+        ("line_too_long", 0, len(big))]
+    assert read_all(tail)[1] == []  # once
+
+    path.write_bytes(pretty(chat(3)))  # rewritten within the limit
+    records, errors, _ = read_all(tail)
+    assert [r.text for r in records if r.text] == ["message 0", "message 1", "message 2"]
+    assert not errors

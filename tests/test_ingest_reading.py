@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from services.ingest.discovery import discover, project_key, transcript_at
+from services.ingest.discovery import Transcript, discover, project_key, transcript_at
 from services.ingest.ingestor import Ingestor
 from services.ingest.tailer import Durable, FileTail
 
@@ -277,3 +277,187 @@ def test_records_naming_no_session_take_the_one_in_effect_even_after_resuming(
     resumed.resume(durable)
     rest, _, _ = read_all(resumed)
     assert [r.session_id for r in rest] == [r.session_id for r in whole[2:]] == ["s1", "s2", "s2"]
+
+
+def rewrite_in_place(path: Path, content: bytes) -> None:
+    """Truncate and write again through the same inode (as `>` in a shell does)."""
+    with path.open("r+b") as f:
+        f.truncate(0)
+        f.write(content)
+
+
+def test_truncated_and_regrown_past_the_offset_is_a_reset(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"".join(line(i) for i in range(1, 41)))
+    tail = FileTail(str(path), "p", "claude_code")
+    read_all(tail)
+    inode = path.stat().st_ino
+
+    # Same inode, same first 1,024 bytes, larger than before: only the bytes before the
+    # offset tell that lines 21.. are not the ones that were read.
+    new = b"".join(line(i) for i in range(1, 21)) + b"".join(
+        line(i, f"rewritten line {i}") for i in range(21, 61))
+    rewrite_in_place(path, new)
+    assert path.stat().st_ino == inode and len(new) > tail.offset
+
+    records, errors, chunks = read_all(tail)
+    assert chunks[0].reset and not errors
+    assert [r.uuid for r in records] == [f"u{i}" for i in range(1, 61)]
+    assert records[-1].text == "rewritten line 60"
+
+
+def test_the_bytes_before_the_offset_are_checked_after_a_resume(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"".join(line(i) for i in range(1, 41)))
+    first = FileTail(str(path), "p", "claude_code")
+    _, _, chunks = read_all(first)
+    last = chunks[-1]
+    assert last.tail_sha256
+    durable = Durable(first.source(), last.offset, last.line_count, last.session_id,
+                      last.tail_sha256)
+
+    # Unchanged: the resumed reader goes on from the offset.
+    resumed = FileTail(str(path), "p", "claude_code")
+    resumed.resume(durable)
+    with path.open("ab") as f:
+        f.write(line(41))
+    records, _, chunks = read_all(resumed)
+    assert [r.uuid for r in records] == ["u41"] and not chunks[0].reset
+
+    # Rewritten past the offset while nobody was reading: read again from byte 0.
+    rewrite_in_place(path, b"".join(line(i) for i in range(1, 21)) + b"".join(
+        line(i, f"rewritten {i}") for i in range(21, 50)))
+    again = FileTail(str(path), "p", "claude_code")
+    again.resume(durable)
+    records, _, chunks = read_all(again)
+    assert chunks[0].reset
+    assert [r.uuid for r in records] == [f"u{i}" for i in range(1, 50)]
+
+
+def test_a_line_over_the_limit_is_an_error_read_past_in_bounded_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "s.jsonl"
+    huge = line(2, "y" * (8 * 1024 * 1024))
+    path.write_bytes(line(1) + huge + line(3))
+    tail = FileTail(str(path), "p", "claude_code", max_line_bytes=1024 * 1024)
+
+    tracemalloc.start()
+    try:
+        records, errors, _ = read_all(tail)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert peak < len(huge) * 3 // 4  # never the whole line at once
+    assert [r.uuid for r in records] == ["u1", "u3"]
+    (error,) = errors
+    assert error.reason == "line_too_long"
+    assert (error.source.byte_offset, error.source.line_number, error.source.byte_length) == (
+        len(line(1)), 2, len(huge) - 1)
+    assert error.excerpt == huge[:200]
+    assert records[1].source.line_number == 3
+    assert tail.offset == path.stat().st_size
+
+
+def test_a_line_over_the_limit_does_not_hold_up_other_files(tmp_path: Path) -> None:
+    big, small = tmp_path / "big.jsonl", tmp_path / "small.jsonl"
+    big.write_bytes(line(1, "z" * (16 * 1024 * 1024)))
+    small.write_bytes(line(2))
+    ingestor = Ingestor(batch_lines=100, batch_bytes=1024 * 1024, max_line_bytes=1024 * 1024)
+    ingestor.track([Transcript(str(big), "p", "claude_code")], urgent=True)
+    ingestor.track([Transcript(str(small), "p", "claude_code")], urgent=True)
+
+    seen = []
+    while ingestor.has_work():
+        batch = ingestor.next_batch()
+        if batch is not None:
+            seen += [r.uuid for c in batch.chunks for r in c.records]
+            seen += [e.reason for c in batch.chunks for e in c.errors]
+    assert seen == ["u2", "line_too_long"]
+
+
+def quiet(path: Path, seconds: float = 60) -> None:
+    """Make the file look unmodified for `seconds`."""
+    then = path.stat().st_mtime - seconds
+    os.utime(path, (then, then))
+
+
+def test_live_a_quiet_unterminated_last_line_is_read_once_and_not_again_with_its_newline(
+        tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(line(1) + line(2)[:-1])
+    tail = FileTail(str(path), "p", "claude_code", quiet_seconds=5)
+
+    records, errors, _ = read_all(tail)
+    assert [r.uuid for r in records] == ["u1"] and not errors and tail.tail_waiting
+
+    quiet(path)
+    records, errors, _ = read_all(tail)
+    assert [r.uuid for r in records] == ["u2"] and not errors and not tail.tail_waiting
+    first = records[0]
+    assert tail.offset == len(line(1))  # reported, not consumed
+    assert read_all(tail)[0] == []  # once
+
+    # The writer was only slow: its newline arrives, then another line. The completed line
+    # is the same bytes at the same place (the store keeps it once, by key); no empty line.
+    with path.open("ab") as f:
+        f.write(b"\n" + line(3))
+    records, errors, _ = read_all(tail)
+    assert [r.uuid for r in records] == ["u2", "u3"] and not errors
+    assert (records[0].raw, records[0].source) == (first.raw, first.source)
+    assert records[1].source.line_number == 3
+
+
+def test_live_a_quiet_cut_last_line_is_a_truncated_tail_until_it_grows(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(line(1) + line(2)[:25])
+    tail = FileTail(str(path), "p", "claude_code", quiet_seconds=5)
+    read_all(tail)
+    quiet(path)
+    records, errors, _ = read_all(tail)
+    assert not records
+    assert [(e.reason, e.source.byte_offset, e.source.line_number) for e in errors] == [
+        ("truncated_tail", len(line(1)), 2)]
+
+    with path.open("ab") as f:  # the rest of the line after all
+        f.write(line(2)[25:])
+    records, errors, _ = read_all(tail)
+    assert [r.uuid for r in records] == ["u2"] and not errors
+    assert records[0].source.byte_offset == len(line(1))
+
+
+def test_links_out_of_a_root_are_reported_not_read_and_links_inside_are_not_read_twice(
+        tmp_path: Path) -> None:
+    root = tmp_path / "projects"
+    project = root / "-home-u-proj"
+    project.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "id_key").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (outside / "other.jsonl").write_bytes(line(9))
+    (project / "s1.jsonl").write_bytes(line(1))
+    (project / "leak.jsonl").symlink_to("../../outside/id_key")
+    (project / "alias.jsonl").symlink_to("s1.jsonl")  # inside: read once, as s1.jsonl
+    (project / "linked").symlink_to(outside, target_is_directory=True)
+    (project / "inner").symlink_to(project, target_is_directory=True)
+
+    problems = []
+    found = discover([root], problems=problems)
+
+    assert [t.path for t in found] == [str(project / "s1.jsonl")]
+    assert sorted((p.path, p.reason) for p in problems) == [
+        (str(project / "leak.jsonl"), "symlink_outside_root"),
+        (str(project / "linked"), "symlink_outside_root")]
+    # The watcher's way in: a changed path is checked the same way, links resolved.
+    problems.clear()
+    assert transcript_at([root], str(project / "leak.jsonl"), problems) is None
+    assert transcript_at([root], str(project / "linked" / "other.jsonl"), problems) is None
+    assert transcript_at([root], str(project / "alias.jsonl"), problems) is None
+    assert [p.reason for p in problems] == ["symlink_outside_root"] * 2
+    # A file that turns into a link after it was found is not followed either.
+    tail = FileTail(str(project / "s1.jsonl"), "p", "claude_code")
+    read_all(tail)
+    (project / "s1.jsonl").unlink()
+    (project / "s1.jsonl").symlink_to(outside / "id_key")
+    assert read_all(tail)[0] == [] and tail.problem is not None

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -365,6 +368,101 @@ def test_restart_resumes_from_durable_offsets(tmp_path: Path) -> None:
     run(body)
 
 
+def test_restart_after_a_rewrite_past_the_durable_offset_reads_again(tmp_path: Path) -> None:
+    root, folder = project(tmp_path)
+    path = folder / "s1.jsonl"
+    path.write_bytes(b"".join(line(i) for i in range(1, 41)))
+
+    async def body() -> None:
+        service, stand_in = await start_stand_in()
+        settings = settings_for(root, service.port)
+        first = await ingest_server.start(settings)
+        await asyncio.wait_for(first.wait_idle(), 10)
+        await first.stop()
+        # Rewritten through the same inode while ingest was down: same head, larger.
+        with path.open("r+b") as f:
+            f.truncate(0)
+            f.write(b"".join(line(i) for i in range(1, 21))
+                    + b"".join(line(i, f"again {i}") for i in range(21, 61)))
+        sent_before = len(stand_in.received)
+
+        second = await ingest_server.start(settings)
+        try:
+            await asyncio.wait_for(second.wait_idle(), 10)
+            chunks = [c for b in stand_in.received[sent_before:] for c in b.chunks]
+            assert chunks[0].reset
+            again = [m for c in chunks for m in c.messages]
+            assert [m.uuid for m in again] == [f"u{i}" for i in range(1, 61)]
+        finally:
+            await second.stop()
+            await service.stop(0)
+
+    run(body)
+
+
+def test_a_line_over_the_limit_is_reported_and_other_files_go_on(tmp_path: Path) -> None:
+    root, folder = project(tmp_path)
+    big, other = folder / "big.jsonl", folder / "other.jsonl"
+    huge = line(2, "y" * (5 * 1024 * 1024))
+    big.write_bytes(line(1) + huge[:-1])  # still being written: no newline yet
+    other.write_bytes(b"")
+
+    async def body() -> None:
+        service, stand_in = await start_stand_in()
+        running = await ingest_server.start(
+            settings_for(root, service.port, max_line_bytes=1024 * 1024))
+        try:
+            await until(lambda: [m.uuid for m in stand_in.acked_messages()] == ["u1"])
+            with other.open("ab") as f:
+                f.write(line(7))
+            await until(lambda: [m.uuid for m in stand_in.acked_messages()] == ["u1", "u7"])
+            with big.open("ab") as f:
+                f.write(b"\n" + line(3))
+            await until(lambda: len(stand_in.acked_messages()) == 3)
+            errors = [e for b in stand_in.acked for c in b.chunks for e in c.errors]
+            assert [(e.reason, e.source.path, e.source.line_number, e.source.byte_offset,
+                     e.source.byte_length) for e in errors] == [
+                ("line_too_long", str(big), 2, len(line(1)), len(huge) - 1)]
+            assert stand_in.acked_messages()[2].source.line_number == 3
+            await asyncio.wait_for(running.wait_idle(), 10)
+        finally:
+            await running.stop()
+            await service.stop(0)
+
+    run(body)
+
+
+def test_live_a_quiet_last_line_without_newline_is_stored_once(tmp_path: Path) -> None:
+    root, folder = project(tmp_path)
+    path = folder / "s1.jsonl"
+    path.write_bytes(line(1) + line(2)[:-1])
+    cut = folder / "s2.jsonl"
+    cut.write_bytes(line(5)[:30])
+
+    async def body() -> None:
+        service, stand_in = await start_stand_in()
+        running = await ingest_server.start(
+            settings_for(root, service.port, tail_quiet_seconds=0.2))
+        try:
+            await until(lambda: sorted(m.uuid for m in stand_in.acked_messages()) == ["u1", "u2"])
+            await until(lambda: any(e.reason == "truncated_tail" and e.source.path == str(cut)
+                                    for b in stand_in.acked for c in b.chunks for e in c.errors))
+            await asyncio.wait_for(running.wait_idle(), 10)
+            with path.open("ab") as f:
+                f.write(b"\n" + line(3))
+            await until(lambda: "u3" in [m.uuid for m in stand_in.acked_messages()])
+            await asyncio.wait_for(running.wait_idle(), 10)
+            # u2 went twice (reported when quiet, then complete): same bytes, same place.
+            rows = stand_in.stored()
+            assert {k: v for k, v in rows.items() if k[0] == str(path)} == expected_rows(path)
+            assert running.ingestor.files[str(path)].offset == path.stat().st_size
+        finally:
+            await running.stop()
+            await service.stop(0)
+
+    run(body)
+
+
 def test_import_mode_reports_truncated_tail(tmp_path: Path) -> None:
     root, folder = project(tmp_path)
     path = folder / "s1.jsonl"
@@ -460,3 +558,91 @@ def test_a_single_file_root_is_followed(tmp_path: Path) -> None:
             await service.stop(0)
 
     run(body)
+
+
+def test_unreadable_folders_and_files_are_reported_and_the_watch_goes_on() -> None:
+    # A real other user's view: run as root, the ingest process drops to `nobody` (see
+    # ingest_process.py), for whom mode 000 means unreadable. The rescan is an hour away:
+    # only the watcher can bring the appends in.
+    base = Path(tempfile.mkdtemp(prefix="threadline-unreadable-"))
+    base.chmod(0o755)
+    root = base / "projects"
+    (root / "proj").mkdir(parents=True)
+    live = root / "proj" / "s1.jsonl"
+    live.write_bytes(line(1))
+    secret = root / "secret"
+    secret.mkdir()
+    (secret / "hidden.jsonl").write_bytes(line(90))
+    locked = root / "proj" / "locked.jsonl"
+    locked.write_bytes(line(91))
+    secret.chmod(0)
+    locked.chmod(0)
+
+    async def body() -> None:
+        service, stand_in = await start_stand_in()
+        env = {**os.environ, "THREADLINE_ROOTS": str(root), "THREADLINE_PORT": "0",
+               "THREADLINE_STORE_ADDR": f"127.0.0.1:{service.port}",
+               "THREADLINE_ANALYSIS_ADDR": f"127.0.0.1:{service.port}",
+               "THREADLINE_RESCAN_SECONDS": "3600"}
+        child = subprocess.Popen([sys.executable, str(Path(__file__).parent / "ingest_process.py")],
+                                 env=env, cwd=Path(__file__).parent.parent)
+
+        def uuids() -> list[str]:
+            return sorted(m.uuid for m in stand_in.acked_messages())
+
+        def problems() -> list[tuple[str, str]]:
+            return sorted((e.source.path, e.reason) for b in stand_in.acked for c in b.chunks
+                          for e in c.errors)
+
+        try:
+            await until(lambda: uuids() == ["u1"], 20)
+            await until(lambda: problems() == [(str(locked), "unreadable"),
+                                              (str(secret), "unreadable")], 20)
+            with live.open("ab") as f:
+                f.write(line(2))
+            await until(lambda: uuids() == ["u1", "u2"], 20)
+            # A new project beside the unreadable folder is watched too.
+            (root / "proj2").mkdir()
+            (root / "proj2" / "s.jsonl").write_bytes(line(3))
+            await until(lambda: uuids() == ["u1", "u2", "u3"], 20)
+            with (root / "proj2" / "s.jsonl").open("ab") as f:
+                f.write(line(4))
+            await until(lambda: uuids() == ["u1", "u2", "u3", "u4"], 20)
+            with live.open("ab") as f:
+                f.write(line(5))
+            await until(lambda: "u5" in uuids(), 20)
+            # A folder that becomes unreadable while watched.
+            late = root / "proj" / "late"
+            late.mkdir()
+            late.chmod(0)
+            with live.open("ab") as f:
+                f.write(line(6))
+            await until(lambda: "u6" in uuids(), 20)
+            with live.open("ab") as f:
+                f.write(line(7))
+            await until(lambda: "u7" in uuids(), 20)
+            # Found again by each scan, reported once.
+            await until(lambda: (str(late), "unreadable") in problems(), 20)
+            assert problems() == sorted([(str(locked), "unreadable"), (str(secret), "unreadable"),
+                                         (str(late), "unreadable")])
+            # Readable again: its transcripts are read and followed.
+            secret.chmod(0o755)
+            await until(lambda: "u90" in uuids(), 20)
+            with (secret / "hidden.jsonl").open("ab") as f:
+                f.write(line(92))
+            await until(lambda: "u92" in uuids(), 20)
+            assert child.poll() is None
+        finally:
+            child.terminate()
+            child.wait(10)
+            await service.stop(0)
+
+    try:
+        run(body)
+    finally:
+        for folder in (secret, root / "proj" / "late"):
+            if folder.exists():
+                folder.chmod(0o755)
+        locked.chmod(0o644)
+        import shutil
+        shutil.rmtree(base)

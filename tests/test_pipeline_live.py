@@ -148,3 +148,46 @@ def test_client_resuming_from_a_sequence_gets_exactly_what_it_missed(tmp_path):
                 assert others <= {"thread_updated", "analysis_updated"}
 
     asyncio.run(scenario())
+
+
+def test_a_link_out_of_the_root_is_streamed_as_a_problem_and_never_read(tmp_path):
+    root = tmp_path / "projects"
+    project = root / "-home-u-app"
+    project.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = b"-----BEGIN OPENSSH PRIVATE KEY----- fake-9c1d"
+    (outside / "id_key").write_bytes(secret + b"\n")
+    transcript = project / "s-live.jsonl"
+    transcript.write_bytes(b"")
+
+    async def scenario():
+        async with running_pipeline(tmp_path, [root]) as p:
+            async with websockets.connect(p.ws_url) as ws:
+                await subscribed(ws)
+                (project / "leak.jsonl").symlink_to("../../outside/id_key")
+                after = str(uuid.uuid4())
+                frames = []
+
+                async def until_problem_and_next_line():
+                    wrote = False
+                    while True:
+                        raw = await ws.recv()
+                        frames.append(raw)
+                        frame = orjson.loads(raw)
+                        if frame["type"] == "parse_error" and not wrote:
+                            with transcript.open("ab") as out:
+                                out.write(user_line(after))
+                            wrote = True
+                        if frame.get("message", {}).get("uuid") == after:
+                            return
+
+                await asyncio.wait_for(until_problem_and_next_line(), 15)
+                problems = [orjson.loads(f)["error"] for f in frames
+                            if orjson.loads(f)["type"] == "parse_error"]
+                assert [(e["path"], e["reason"], e["excerpt"]) for e in problems] == [
+                    (str(project / "leak.jsonl"), "symlink_outside_root", "")]
+                assert not any(secret[:20] in (f if isinstance(f, bytes) else f.encode())
+                               for f in frames)
+
+    asyncio.run(scenario())

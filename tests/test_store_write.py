@@ -90,6 +90,19 @@ def test_offsets_only_move_forward_unless_the_file_was_replaced(tmp_path):
     asyncio.run(main())
 
 
+def test_the_hash_of_the_bytes_before_an_offset_is_kept_with_it(tmp_path):
+    async def main():
+        async with running_store(tmp_path / "t.db") as (run, stub):
+            sent = batch(1, offset=1000)
+            sent.chunks[0].position.tail_sha256 = "ab" * 32
+            acks = await write(stub, [sent])
+            assert acks[0].offsets[0].tail_sha256 == "ab" * 32
+            (o,) = (await stub.GetOffsets(spb.GetOffsetsRequest())).offsets
+            assert (o.offset, o.tail_sha256) == (1000, "ab" * 32)
+
+    asyncio.run(main())
+
+
 def test_parse_errors_are_stored_once_and_sequenced(tmp_path):
     async def main():
         async with running_store(tmp_path / "t.db") as (run, stub):

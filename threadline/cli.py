@@ -570,6 +570,9 @@ def cmd_errors(args: argparse.Namespace) -> int:
     if records:
         print(f"{'LOCATION':50} {'OFFSET':>10}  {'REASON':16} EXCERPT")
     for e in records:
+        if e["byte_offset"] < 0:  # a file or folder not read at all: say why instead
+            print(f"{e['path']:50} {'-':>10}  {e['reason']:16} {_one_line(e['detail'], 60)}")
+            continue
         where = f"{e['path']}:{e['line_number']}"
         print(f"{where:50} {e['byte_offset']:>10}  {e['reason']:16} "
               f"{_one_line(e['excerpt'], 60)}")

@@ -93,6 +93,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("redact_patterns", "THREADLINE_REDACT_PATTERNS", None,
             "file of extra regular expressions (one a line) whose matches are redacted from "
             "transcript text, besides the built-in secret formats"),
+    Setting("max_line_bytes", "THREADLINE_MAX_LINE_BYTES", 64 * 1024 * 1024,
+            "longest transcript line read; a longer one is a line_too_long parse error"),
+    Setting("tail_quiet_seconds", "THREADLINE_TAIL_QUIET_SECONDS", 3.0,
+            "quiet time after which a last line without its newline is read anyway"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -129,6 +133,8 @@ class Settings:
     ws_origins: tuple[str, ...]
     allow_insecure_network: bool
     redact_patterns: Path | None
+    max_line_bytes: int
+    tail_quiet_seconds: float
 
     def replace(self, **changes: object) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -23,10 +23,10 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from services.ingest.discovery import Transcript
-from services.ingest.tailer import Chunk, Durable, FileTail, Source
+from services.ingest.discovery import Problem, Transcript
+from services.ingest.tailer import MAX_LINE_BYTES, Chunk, Durable, FileTail, Source
 
 # A batch stays well under gRPC's limits and the store's transaction sizes; one huge line is
 # still sent on its own.
@@ -37,6 +37,8 @@ BATCH_BYTES = 2 * 1024 * 1024
 class Batch:
     batch_id: int
     chunks: list[Chunk]
+    # Files and folders found but not read, each sent once (see `Ingestor.report`).
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def lines(self) -> int:
@@ -53,6 +55,7 @@ class _Sent:
     line_count: int
     reset: bool
     session_id: str
+    tail_sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +78,20 @@ class Status:
 @dataclass(slots=True)
 class _InFlight:
     sent: list[_Sent]
+    problems: list[Problem] = field(default_factory=list)
     acked: bool = False
 
 
 class Ingestor:
-    def __init__(self, batch_lines: int, batch_bytes: int = BATCH_BYTES, final: bool = False):
+    def __init__(self, batch_lines: int, batch_bytes: int = BATCH_BYTES, final: bool = False,
+                 max_line_bytes: int = MAX_LINE_BYTES, quiet_seconds: float | None = None):
         self.batch_lines = max(1, batch_lines)
         self.batch_bytes = max(1, batch_bytes)
         # import mode: files will not grow, so an unterminated last line is read too.
         self.final = final
+        self.max_line_bytes = max_line_bytes
+        # live mode: an unterminated last line of a file quiet this long is read too.
+        self.quiet_seconds = None if final else quiet_seconds
         self.files: dict[str, FileTail] = {}
         self.lines_read = 0
         self._lock = threading.Lock()
@@ -93,6 +101,10 @@ class Ingestor:
         self._resume: dict[str, Durable] = {}
         self._in_flight: OrderedDict[int, _InFlight] = OrderedDict()
         self._ids = itertools.count(1)
+        # Problems to send, and every (path, reason) reported by this process: a lasting
+        # problem is found again by every rescan but sent once.
+        self._problems: list[Problem] = []
+        self._problems_seen: set[tuple[str, str]] = set()
 
     # -- what to read ------------------------------------------------------------------------
 
@@ -110,7 +122,8 @@ class Ingestor:
         for t in transcripts:
             tail = self.files.get(t.path)
             if tail is None:
-                tail = FileTail(t.path, t.project_key, t.format, self._lock)
+                tail = FileTail(t.path, t.project_key, t.format, self._lock,
+                                self.max_line_bytes, self.quiet_seconds, t.is_root)
                 durable = self._resume.pop(t.path, None)
                 if durable is not None:
                     tail.resume(durable)
@@ -126,6 +139,12 @@ class Ingestor:
             return False
         self._mark(tail, urgent)
         return True
+
+    def touch_waiting_tails(self) -> None:
+        """Look again at files whose last line waits for its newline (or for quiet)."""
+        for tail in list(self.files.values()):
+            if tail.tail_waiting:
+                self._mark(tail, False)
 
     def touch_all(self) -> None:
         for tail in list(self.files.values()):
@@ -147,8 +166,21 @@ class Ingestor:
             else:
                 queue[tail] = None
 
+    def report(self, problems: Iterable[Problem]) -> list[Problem]:
+        """Files or folders found but not read; each (path, reason) is sent once. Returns
+        the new ones."""
+        added = []
+        with self._lock:
+            for problem in problems:
+                key = (problem.path, problem.reason)
+                if key not in self._problems_seen:
+                    self._problems_seen.add(key)
+                    self._problems.append(problem)
+                    added.append(problem)
+        return added
+
     def has_work(self) -> bool:
-        return bool(self._urgent or self._dirty)
+        return bool(self._urgent or self._dirty or self._problems)
 
     def _pop(self) -> tuple[FileTail, bool] | None:
         with self._lock:
@@ -180,21 +212,28 @@ class Ingestor:
             chunk = tail.read(self.batch_lines - lines, self.batch_bytes - size, self.final)
             if not tail.at_eof and not tail.missing:
                 # The batch filled up first: continue with this file (its read-ahead is in
-                # memory) before starting another one.
-                self._mark(tail, urgent, first=True)
+                # memory) before starting another one. A file inside a line too long to hold
+                # waits behind the others instead: reading past it must not hold them up.
+                self._mark(tail, urgent, first=not tail.skipping)
+            if tail.problem is not None:
+                self.report([tail.problem])
+            if tail.skipping:
+                size += tail.skipped
             if chunk is not None:
                 chunks.append(chunk)
                 lines += chunk.lines
                 size += chunk.bytes_read
-        if not chunks:
+        with self._lock:
+            problems, self._problems = self._problems, []
+        if not chunks and not problems:
             return None
         self.lines_read += lines
-        sent = [_Sent(c.tail, c.generation, c.offset, c.line_count, c.reset, c.session_id)
-                for c in chunks]
+        sent = [_Sent(c.tail, c.generation, c.offset, c.line_count, c.reset, c.session_id,
+                      c.tail_sha256) for c in chunks]
         with self._lock:
             batch_id = next(self._ids)
-            self._in_flight[batch_id] = _InFlight(sent)
-        return Batch(batch_id, chunks)
+            self._in_flight[batch_id] = _InFlight(sent, problems)
+        return Batch(batch_id, chunks, problems)
 
     # -- acknowledgements --------------------------------------------------------------------
 
@@ -219,12 +258,15 @@ class Ingestor:
                 ready.append(first)
         for done in ready:
             for s in done.sent:
-                s.tail.acknowledge(s.generation, s.offset, s.line_count, s.reset, s.session_id)
+                s.tail.acknowledge(s.generation, s.offset, s.line_count, s.reset, s.session_id,
+                                   s.tail_sha256)
         return True
 
     def rewind(self) -> None:
         """Drop every unacknowledged batch and read again from the durable offsets."""
         with self._lock:
+            unsent = [p for entry in self._in_flight.values() for p in entry.problems]
+            self._problems[:0] = unsent
             self._in_flight.clear()
         for tail in self.files.values():
             if tail.offset != tail.durable_offset or tail.reset_unacked:

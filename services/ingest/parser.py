@@ -30,6 +30,7 @@ Public functions:
 - `truncated_tail(raw, position)`: the error for an unterminated last line that will not grow.
 - `excerpt(raw)`: the short, redacted start of a line that a parse error may show.
 - `use_redactor(redactor)`: the secrets redaction applied to everything returned (see below).
+- `line_too_long(excerpt, position, limit)`: the error for a line over the length limit.
 
 Every record and error returned has passed through the redaction (`threadline.redaction`):
 text, thinking, tool inputs and results, summaries, drift notes, error details and excerpts
@@ -185,5 +186,15 @@ def truncated_tail(raw: bytes, position: Position) -> LineError:
     return _error(raw, position, "truncated_tail", "last line has no newline and is not valid JSON")
 
 
-__all__ = ["EXCERPT_BYTES", "excerpt", "parse_line", "reparse_line", "truncated_tail",
-           "use_redactor"]
+def line_too_long(excerpt: bytes, position: Position, limit: int,
+                  complete: bool = True) -> LineError:
+    """A line longer than the limit, read past without being held: its first bytes only
+    (`complete` False: the file ends inside it, so its length is a lower bound)."""
+    size = f"{position.byte_length} bytes" if complete else (
+        f"at least {position.byte_length} bytes (no newline yet)")
+    return _error(excerpt, position, "line_too_long",
+                  f"line of {size} is longer than the limit of {limit} bytes (max_line_bytes)")
+
+
+__all__ = ["EXCERPT_BYTES", "excerpt", "line_too_long", "parse_line", "reparse_line",
+           "truncated_tail", "use_redactor"]

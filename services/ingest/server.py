@@ -33,7 +33,9 @@ class Running:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.roots = tuple(Path(os.path.abspath(r)) for r in settings.roots)
-        self.ingestor = Ingestor(settings.batch_lines, final=not settings.follow)
+        self.ingestor = Ingestor(settings.batch_lines, final=not settings.follow,
+                                 max_line_bytes=settings.max_line_bytes,
+                                 quiet_seconds=settings.tail_quiet_seconds)
         self.security = auth.for_server(settings)
         self.sender = Sender(settings.analysis_addr, self.ingestor, settings.max_in_flight,
                              on_progress=self._progress, security=self.security)
@@ -89,7 +91,8 @@ class Running:
         log.info("resuming from %d durable offsets", len(durable))
         if self.settings.follow:
             self.watcher = Watcher(self.roots, self.settings.watch_debounce_ms,
-                                   self.settings.watch_step_ms, self._on_files, self._on_folder)
+                                   self.settings.watch_step_ms, self._on_files, self._on_folder,
+                                   self._on_problems)
             self._spawn(self.watcher.run())
         self._spawn(self.sender.run())
         missing = [r for r in self.roots if not r.is_dir()]
@@ -100,9 +103,12 @@ class Running:
         self._progress()
         if self.settings.follow:
             self._spawn(self._rescan_forever())
+            self._spawn(self._finish_quiet_tails())
 
     async def _scan(self, under: Path | None, urgent: bool = False) -> None:
-        found = await asyncio.to_thread(discovery.discover, self.roots, under)
+        problems: list[discovery.Problem] = []
+        found = await asyncio.to_thread(discovery.discover, self.roots, under, problems)
+        self._on_problems(problems)
         added = self.ingestor.track(found, urgent=urgent)
         if added:
             log.info("tracking %d new transcript files under %s", added, under or "the roots")
@@ -116,13 +122,33 @@ class Running:
             self.ingestor.touch_all()
             self.sender.notify()
 
+    async def _finish_quiet_tails(self) -> None:
+        # A last line without its newline is read once its file has been quiet for
+        # `tail_quiet_seconds` (see the tailer); look at waiting ones a few times that long.
+        interval = min(1.0, max(0.01, self.settings.tail_quiet_seconds / 4))
+        while True:
+            await asyncio.sleep(interval)
+            self.ingestor.touch_waiting_tails()
+            if self.ingestor.has_work():
+                self.sender.notify()
+
     def _on_files(self, paths: list[str]) -> None:
+        problems: list[discovery.Problem] = []
         for path in paths:
             if not self.ingestor.touch(path):
-                found = discovery.transcript_at(self.roots, path)
+                found = discovery.transcript_at(self.roots, path, problems)
                 if found is not None and os.path.isfile(path):
                     self.ingestor.track([found], urgent=True)
+        self._on_problems(problems)
         self.sender.notify()
+
+    def _on_problems(self, problems: list[discovery.Problem]) -> None:
+        # Logged once here, stored and streamed as parse errors (see wire.problem_error).
+        new = self.ingestor.report(problems)
+        for problem in new:
+            log.warning("not reading %s: %s (%s)", problem.path, problem.detail, problem.reason)
+        if new:
+            self.sender.notify()
 
     def _on_folder(self, folder: Path) -> None:
         self._spawn(self._scan(folder, urgent=True))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from services.ingest.discovery import Problem
 from services.ingest.ingestor import Batch, Status
 from services.ingest.parser import excerpt
 from services.ingest.tailer import Durable, Source
 from threadline import convert
-from threadline.records import CLAUDE_CODE, LineError
+from threadline.records import CLAUDE_CODE, LineError, Position
 from threadline.v1 import common_pb2, ingest_pb2
 
 
@@ -22,7 +23,7 @@ def durable_from_pb(o: common_pb2.SourceOffset) -> Durable:
     source = Source(s.path, s.identity, s.project_key,
                     convert.FORMAT_FROM_PB.get(s.format, CLAUDE_CODE), s.head_sha256,
                     s.head_length)
-    return Durable(source, o.offset, o.line_count, o.session_id)
+    return Durable(source, o.offset, o.line_count, o.session_id, o.tail_sha256)
 
 
 def batch_to_pb(b: Batch) -> common_pb2.Batch:
@@ -36,6 +37,7 @@ def batch_to_pb(b: Batch) -> common_pb2.Batch:
         position.offset = c.offset
         position.line_count = c.line_count
         position.session_id = c.session_id
+        position.tail_sha256 = c.tail_sha256
         for record in c.records:
             try:
                 chunk.messages.append(convert.message_to_pb(record))
@@ -46,7 +48,17 @@ def batch_to_pb(b: Batch) -> common_pb2.Batch:
                     record.source, "unrepresentable", repr(exc)[:500],
                     excerpt(record.raw), record.project_key)))
         chunk.errors.extend([convert.error_to_pb(e) for e in c.errors])
+    if b.problems:
+        # Not a position in any file: a chunk without one, whose errors the store keeps
+        # (deduplicated by path and offset -1) and streams like parse errors.
+        chunk = out.chunks.add()
+        chunk.errors.extend([convert.error_to_pb(problem_error(p)) for p in b.problems])
     return out
+
+
+def problem_error(p: Problem) -> LineError:
+    """A file or folder not read, as a parse error at offset -1 (no line of it was read)."""
+    return LineError(Position(p.path, -1, 0, 0), p.reason, p.detail, b"", p.project_key)
 
 
 def status_to_pb(s: Status) -> ingest_pb2.IngestStatus:

@@ -190,7 +190,7 @@ def offset_row(o: pb.SourceOffset, reset: bool = False) -> dict:
     return {"path": s.path, "identity": s.identity, "project_key": s.project_key,
             "format": FORMAT_FROM_PB.get(s.format, ""), "head_sha256": s.head_sha256,
             "head_length": s.head_length, "offset": o.offset, "line_count": o.line_count,
-            "session_id": o.session_id,
+            "session_id": o.session_id, "tail_sha256": o.tail_sha256,
             "reset": reset}
 
 
@@ -252,7 +252,8 @@ def offset_pb(row: Mapping) -> pb.SourceOffset:
                          project_key=row["project_key"],
                          format=FORMAT_TO_PB.get(row["format"], pb.SOURCE_FORMAT_UNSPECIFIED),
                          head_sha256=row["head_sha256"], head_length=row["head_length"]),
-        offset=row["offset"], line_count=row["line_count"], session_id=row["session_id"])
+        offset=row["offset"], line_count=row["line_count"], session_id=row["session_id"],
+        tail_sha256=row["tail_sha256"])
 
 
 def project_pb(row: Mapping) -> store_pb2.Project:

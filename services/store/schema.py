@@ -206,6 +206,8 @@ sources = Table(
     Column("line_count", Integer, nullable=False),
     # The session in effect at `offset` (SourceOffset.session_id), committed with it.
     Column("session_id", Text, nullable=False, default=""),
+    # sha256 of the bytes just before `offset` (SourceOffset.tail_sha256), committed with it.
+    Column("tail_sha256", Text, nullable=False, default=""),
 )
 
 parse_errors = Table(

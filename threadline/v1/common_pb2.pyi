@@ -259,16 +259,18 @@ class Source(_message.Message):
     def __init__(self, path: _Optional[str] = ..., identity: _Optional[str] = ..., project_key: _Optional[str] = ..., format: _Optional[_Union[SourceFormat, str]] = ..., head_sha256: _Optional[str] = ..., head_length: _Optional[int] = ...) -> None: ...
 
 class SourceOffset(_message.Message):
-    __slots__ = ("source", "offset", "line_count", "session_id")
+    __slots__ = ("source", "offset", "line_count", "session_id", "tail_sha256")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LINE_COUNT_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TAIL_SHA256_FIELD_NUMBER: _ClassVar[int]
     source: Source
     offset: int
     line_count: int
     session_id: str
-    def __init__(self, source: _Optional[_Union[Source, _Mapping]] = ..., offset: _Optional[int] = ..., line_count: _Optional[int] = ..., session_id: _Optional[str] = ...) -> None: ...
+    tail_sha256: str
+    def __init__(self, source: _Optional[_Union[Source, _Mapping]] = ..., offset: _Optional[int] = ..., line_count: _Optional[int] = ..., session_id: _Optional[str] = ..., tail_sha256: _Optional[str] = ...) -> None: ...
 
 class SourceChunk(_message.Message):
     __slots__ = ("position", "messages", "errors", "reset")
