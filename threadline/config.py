@@ -74,6 +74,8 @@ SETTINGS: tuple[Setting, ...] = (
             "thread and analyse sessions as records arrive (false: store records only)"),
     Setting("pricing_file", "THREADLINE_PRICING_FILE", None,
             "JSON price table merged over the bundled one (usage costs; see docs/accounting.md)"),
+    Setting("wal_limit_mb", "THREADLINE_WAL_LIMIT_MB", 64,
+            "size the SQLite write-ahead log is kept under while the store runs (MiB)"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -102,6 +104,7 @@ class Settings:
     log_level: str
     pricing_file: Path | None
     analyse: bool
+    wal_limit_mb: int
 
     def replace(self, **changes: object) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -38,15 +38,16 @@ class Running:
         self.feed.close()
         self.servicer.end_writes()
         await self.service.stop(STOP_GRACE_SECONDS)
-        await asyncio.to_thread(self.writer.stop)
+        # The checkpointer first: the writer's last act is to truncate the WAL.
         await asyncio.to_thread(self.checkpointer.stop)
+        await asyncio.to_thread(self.writer.stop)
         await asyncio.to_thread(self.reads.close)
 
 
 async def start(settings: Settings) -> Running:
-    writer = Writer(settings.db)
+    writer = Writer(settings.db, wal_limit_bytes=settings.wal_limit_mb * 1024 * 1024)
     await asyncio.to_thread(writer.start)  # creates the file and schema before readers open it
-    checkpointer = Checkpointer(settings.db)
+    checkpointer = Checkpointer(settings.db, writer=writer)
     checkpointer.start()
     reads = ReadPool(settings.db, settings.read_pool)
     feed = ChangeFeed(settings.subscriber_queue)
