@@ -712,6 +712,7 @@ class Checkpointer:
         self.db_path = Path(db_path)
         self.interval = interval
         self._passive_at = float("-inf")
+        self._bound_retry_at = 0.0
         self.writer = writer
         self.idle_seconds = idle_seconds
         self._wal = self.db_path.with_name(self.db_path.name + "-wal")
@@ -755,9 +756,12 @@ class Checkpointer:
         if commits is None or commits != self._seen_commits:
             self._truncated = False
             limit = writer.wal_limit_bytes if writer is not None else WAL_LIMIT_BYTES
-            if 0 <= limit < self._wal_size():
+            # Kept back by readers last time: not again before a passive checkpoint's interval,
+            # so writes are never held up for long under a steady stream of reads.
+            if 0 <= limit < self._wal_size() and now >= self._bound_retry_at:
                 self._seen_commits = commits if commits is not None else -1
-                self._checkpoint(raw, "TRUNCATE", BOUNDING_WAIT_MS)
+                if not self._checkpoint(raw, "TRUNCATE", BOUNDING_WAIT_MS):
+                    self._bound_retry_at = now + CHECKPOINT_SECONDS
                 return
             if now - self._passive_at >= CHECKPOINT_SECONDS:
                 self._seen_commits = commits if commits is not None else -1
