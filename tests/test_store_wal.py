@@ -236,6 +236,41 @@ def test_a_full_disk_is_refused_clearly_and_writes_resume_once_space_returns(sma
     asyncio.run(main())
 
 
+def test_after_a_full_disk_checkpoints_give_the_wals_space_back(small_disk):
+    """Seen: space freed on a full disk was taken by the checkpoints (the database file grew
+    while the WAL kept its size) and nothing more was stored."""
+    db = small_disk / "t.db"
+
+    async def main():
+        writer = Writer(db)
+        await asyncio.to_thread(writer.start)
+        raw = sqlite3.connect(db, isolation_level=None)
+        try:
+            checkpointer = Checkpointer(db, writer=writer, idle_seconds=3600)
+            filler = fill(small_disk, leave=400_000)
+            first, refused = 0, None
+            while refused is None:
+                try:
+                    await _submit(writer, first, 50)
+                    first += 50
+                except Exception as exc:
+                    refused = exc
+            assert writer.write_error == f"database or disk is full at {db}"
+            checkpointer.tick(raw)  # no room to copy the WAL into the database: it waits
+            filler.unlink()
+            await _submit(writer, first, 50)  # the batch kept by its sender goes in
+            assert writer.write_error == ""
+            checkpointer.tick(raw)
+            assert wal_size(db) == 0, "the WAL kept space the database needs"
+        finally:
+            raw.close()
+            await asyncio.to_thread(writer.stop)
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT count(*) FROM messages").fetchone() == (first + 50,)
+
+    asyncio.run(main())
+
+
 def test_ingestion_waits_out_a_full_disk_and_resumes_by_itself(tmp_path, small_disk):
     root = tmp_path / "projects"
     paths = transcripts(root, files=2, lines=150)  # 600 kB: 2.6 MB stored

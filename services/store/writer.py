@@ -704,7 +704,9 @@ class Checkpointer:
     - once the writer is idle for `idle_seconds`, a TRUNCATE checkpoint that does not wait at
       all (a reader still in the WAL: try again next tick), so bulk work leaves an empty WAL.
     A checkpoint that fails (the disk is full) is tried again after a pause doubling up to
-    `CHECKPOINT_RETRY_MAX_SECONDS`, so it does not take every bit of space freed for the writer.
+    `CHECKPOINT_RETRY_MAX_SECONDS` (or as soon as the writer commits again), so it does not take
+    every bit of space freed for the writer; and while space is short, the passive checkpoints
+    are TRUNCATE ones that do not wait, so the WAL gives its space back as soon as it can.
     """
 
     def __init__(self, db_path: Path, interval: float = CHECKPOINT_TICK_SECONDS,
@@ -713,6 +715,7 @@ class Checkpointer:
         self.interval = interval
         self._passive_at = float("-inf")
         self._bound_retry_at = 0.0
+        self._short_of_space = False
         self.writer = writer
         self.idle_seconds = idle_seconds
         self._wal = self.db_path.with_name(self.db_path.name + "-wal")
@@ -763,14 +766,21 @@ class Checkpointer:
                 if not self._checkpoint(raw, "TRUNCATE", BOUNDING_WAIT_MS):
                     self._bound_retry_at = now + CHECKPOINT_SECONDS
                 return
-            if now - self._passive_at >= CHECKPOINT_SECONDS:
+            # Short of space (writes or checkpoints failed): the WAL's copy of what is
+            # checkpointed is given back to the disk at once, not kept for reuse.
+            self._short_of_space |= bool(writer is not None and writer.write_error)
+            if self._short_of_space or now - self._passive_at >= CHECKPOINT_SECONDS:
                 self._seen_commits = commits if commits is not None else -1
                 self._passive_at = now
-                self._checkpoint(raw, "PASSIVE", 0)
+                if self._short_of_space:
+                    self._short_of_space = not self._checkpoint(raw, "TRUNCATE", 0)
+                else:
+                    self._checkpoint(raw, "PASSIVE", 0)
                 return
         if (writer is not None and not self._truncated
                 and now - writer.last_commit_at >= self.idle_seconds):
             self._truncated = self._checkpoint(raw, "TRUNCATE", 0)
+            self._short_of_space &= not self._truncated
 
     def _wal_size(self) -> int:
         try:
@@ -785,11 +795,12 @@ class Checkpointer:
             raw.execute(f"PRAGMA busy_timeout={wait_ms}")
             busy, _log, _done = raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.Error as exc:
+            self._short_of_space = True
             self._failures += 1
             pause = min(self.interval * 2 ** self._failures, CHECKPOINT_RETRY_MAX_SECONDS)
             self._retry_at = time.monotonic() + pause
             level = logging.WARNING if self._failures == 1 else logging.DEBUG
-            log.log(level, "WAL checkpoint of %s failed (%s); trying again in %.0f s",
+            log.log(level, "WAL checkpoint of %s failed (%s); trying again in %.1f s",
                     self.db_path, exc, pause)
             return False
         if self._failures:
