@@ -744,7 +744,10 @@ class Checkpointer:
             with engine.connect() as conn:
                 raw = conn.connection.dbapi_connection
                 while not self._stop.wait(self.interval):
-                    self.tick(raw)
+                    try:
+                        self.tick(raw)
+                    except Exception:  # a defect here must not end checkpointing for good
+                        log.exception("WAL checkpoint of %s failed", self.db_path)
         finally:
             engine.dispose()
 
