@@ -214,6 +214,20 @@ def _ingest_status(address: str, security):
             ingest_pb2.GetIngestStatusRequest(), timeout=10)
 
 
+def _store_write_error(address: str) -> str:
+    """Why the store cannot write right now ("database or disk is full at ..."), or ""."""
+    import grpc
+
+    from threadline.v1 import store_pb2, store_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(address) as channel:
+            return store_pb2_grpc.StoreServiceStub(channel).GetStats(
+                store_pb2.GetStatsRequest(), timeout=10).write_error
+    except grpc.RpcError:
+        return ""  # the store is restarting: nothing to say about its writes yet
+
+
 def _existing_paths(given: list[str], command: str) -> list[Path] | None:
     """The paths given, resolved; None (after saying which) if any does not exist."""
     paths = [Path(p).expanduser().resolve() for p in given]
@@ -272,6 +286,7 @@ def _import(args: argparse.Namespace, signals) -> int:
 
             progress = tqdm(total=0, unit="B", unit_scale=True, desc="importing", leave=False)
         last_progress, moved_at = -1, time.monotonic()
+        write_error, asked_at = "", 0.0
         while True:
             supervisor.check()  # a service that died is restarted and resumes
             try:
@@ -288,9 +303,23 @@ def _import(args: argparse.Namespace, signals) -> int:
                     progress.refresh()
                 if durable != last_progress:
                     last_progress, moved_at = durable, time.monotonic()
-            if time.monotonic() - moved_at > args.stall_seconds:
-                print(f"threadline import: nothing committed for {args.stall_seconds:.0f} s; "
-                      "giving up (rerun with --verbose to see the services' logs)",
+            now = time.monotonic()
+            # Stalled: ask the store why, once a second. A full disk is said once, in one line,
+            # and waited out: the batches are kept and written as soon as there is space.
+            if now - moved_at > 1.0 and now - asked_at > 1.0:
+                asked_at = now
+                error = _store_write_error(supervisor.address("store"))
+                if error and error != write_error:
+                    print(f"threadline import: {error}; waiting (the import resumes by itself "
+                          "once the store can write)", file=sys.stderr, flush=True)
+                elif write_error and not error:
+                    print("threadline import: the store writes again; resuming",
+                          file=sys.stderr, flush=True)
+                write_error = error
+            if now - moved_at > args.stall_seconds:
+                reason = f" ({write_error})" if write_error else ""
+                print(f"threadline import: nothing committed for {args.stall_seconds:.0f} s"
+                      f"{reason}; giving up (rerun with --verbose to see the services' logs)",
                       file=sys.stderr)
                 return 1
             time.sleep(0.1)

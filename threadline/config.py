@@ -97,6 +97,8 @@ SETTINGS: tuple[Setting, ...] = (
             "longest transcript line read; a longer one is a line_too_long parse error"),
     Setting("tail_quiet_seconds", "THREADLINE_TAIL_QUIET_SECONDS", 3.0,
             "quiet time after which a last line without its newline is read anyway"),
+    Setting("wal_limit_mb", "THREADLINE_WAL_LIMIT_MB", 64,
+            "size the SQLite write-ahead log is kept under while the store runs (MiB)"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -135,6 +137,7 @@ class Settings:
     redact_patterns: Path | None
     max_line_bytes: int
     tail_quiet_seconds: float
+    wal_limit_mb: int
 
     def replace(self, **changes: object) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

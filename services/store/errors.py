@@ -10,7 +10,9 @@
     │                           (another follower got there first); start from the checkpoint
     ├── SubscriberTooSlow       a change subscriber whose queue overflowed; it resumes without
     │                           loss by subscribing again from the last sequence it received
-    └── DatabaseMissing         `open_readonly` on a file that does not exist
+    ├── DatabaseMissing         `open_readonly` on a file that does not exist
+    └── WriteFailed             the database could not be written (disk full, I/O error):
+                                nothing of the batch is stored; send it again later
 
 These carry no gRPC: `servicer.py` maps them to status codes, in one table.
 """
@@ -59,3 +61,8 @@ class DatabaseMissing(StoreError):
     def __init__(self, path: object):
         super().__init__(f"no threadline database at {path}")
         self.path = path
+
+
+class WriteFailed(StoreError):
+    """The storage refused a write ("database or disk is full at <path>"): a condition of the
+    machine, not of the batch, which is to be sent again once it is resolved."""

@@ -275,7 +275,7 @@ def configure_writer(dbapi_connection: sqlite3.Connection) -> None:
     WAL can only be switched on outside a transaction, so this runs on the raw DB-API connection
     as soon as it is opened. The automatic checkpoint is switched off because it runs inside
     the commit that crosses the threshold and can stall it for 100+ ms; the store's checkpoint
-    thread runs passive checkpoints instead (see writer.Checkpointer).
+    thread runs checkpoints off the write path instead (see writer.Checkpointer).
     """
     # Transactions are begun explicitly (BEGIN IMMEDIATE), never implicitly by the sqlite3 module.
     dbapi_connection.isolation_level = None

@@ -39,8 +39,9 @@ class Running:
         self.feed.close()
         self.servicer.end_writes()
         await self.service.stop(STOP_GRACE_SECONDS)
-        await asyncio.to_thread(self.writer.stop)
+        # The checkpointer first: the writer's last act is to truncate the WAL.
         await asyncio.to_thread(self.checkpointer.stop)
+        await asyncio.to_thread(self.writer.stop)
         await asyncio.to_thread(self.reads.close)
         self.lock.release()
 
@@ -49,13 +50,13 @@ async def start(settings: Settings) -> Running:
     # The one writer of this database (dblock.py): refuse at once if another store, import or
     # reparse has it, before anything is opened.
     lock = dblock.acquire(settings.db, "threadline store", held_by_parent=lifeline.parent())
-    writer = Writer(settings.db)
+    writer = Writer(settings.db, wal_limit_bytes=settings.wal_limit_mb * 1024 * 1024)
     try:
         await asyncio.to_thread(writer.start)  # creates the file and schema before readers open it
     except BaseException:
         lock.release()
         raise
-    checkpointer = Checkpointer(settings.db)
+    checkpointer = Checkpointer(settings.db, writer=writer)
     checkpointer.start()
     reads = ReadPool(settings.db, settings.read_pool)
     feed = ChangeFeed(settings.subscriber_queue)

@@ -26,6 +26,7 @@ from services.store.errors import (
     StoreClosed,
     StoreError,
     SubscriberTooSlow,
+    WriteFailed,
 )
 from services.store.reader import ReadPool
 from services.store.writer import WriteBatch, Writer, WriteResult, WriteStream
@@ -42,6 +43,8 @@ STATUS_CODES: dict[type[StoreError], grpc.StatusCode] = {
     StaleAnalysis: grpc.StatusCode.ABORTED,
     SubscriberTooSlow: grpc.StatusCode.RESOURCE_EXHAUSTED,
     DatabaseMissing: grpc.StatusCode.FAILED_PRECONDITION,
+    # Transient: the sender keeps the batch and sends it again (ingest backs off and retries).
+    WriteFailed: grpc.StatusCode.UNAVAILABLE,
 }
 # Batches of one Write stream being committed at once (ingest bounds it further).
 WRITE_WINDOW = 64
@@ -230,7 +233,8 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
 
     @_mapped
     async def GetStats(self, request, context):
-        return store_pb2.StoreStats(**await self._reads.call(queries.stats))
+        return store_pb2.StoreStats(**await self._reads.call(queries.stats),
+                                    write_error=self._writer.write_error)
 
     @_mapped
     async def GetUsage(self, request, context):

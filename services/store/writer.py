@@ -10,6 +10,11 @@ the unacknowledged batches are sent again. For the same reason, once a batch of 
 fails every later batch of that stream fails too (`WriteStream`): committing a later batch
 would move its source's offset past the rows of the failed one, and they would never be resent.
 
+A full disk (or an I/O error) is a condition, not a defect: the batches fail with
+`WriteFailed` ("database or disk is full at <path>"), their senders keep them and send them
+again, the condition is kept in `write_error` for the store's status, and it clears itself
+with the next commit that succeeds.
+
 Idempotence: a message whose key is stored is skipped (within a batch the first occurrence
 wins), as is a parse error at a stored (path, byte_offset). Every NEW message and parse error
 takes the next sequence number and a `changes` row.
@@ -22,6 +27,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +38,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, func, se
 from sqlalchemy.pool import NullPool
 
 from services.store import files, schema
-from services.store.errors import EarlierBatchFailed, StaleAnalysis, StoreClosed
+from services.store.errors import EarlierBatchFailed, StaleAnalysis, StoreClosed, WriteFailed
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,20 @@ log = logging.getLogger(__name__)
 GROUP_MAX_BATCHES = 16
 GROUP_MAX_ROWS = 4000
 CHECKPOINT_SECONDS = 1.0
+# How often the checkpoint thread looks at the WAL's size: a bulk import writes tens of MB a
+# second, so looking once a second would let the WAL overshoot its limit by that much.
+CHECKPOINT_TICK_SECONDS = 0.25
+# The WAL is checkpointed and truncated to zero once the writer has been idle this long, so
+# bulk work leaves no large WAL behind.
+IDLE_CHECKPOINT_SECONDS = 1.5
+# While writes go on, a WAL grown past the limit gets one checkpoint that may wait this long
+# for the write lock and for readers: long enough to bound the WAL under a steady stream of
+# commits and reads, short enough that no write waits noticeably.
+BOUNDING_WAIT_MS = 100
+# A checkpoint that fails (the disk is full) is tried again after a growing pause, up to this:
+# every attempt writes to the database file, which would take any space just freed.
+CHECKPOINT_RETRY_MAX_SECONDS = 30.0
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
 # SQLite's default limit of bound parameters is 32766; stay well under it.
 _IN_CHUNK = 5000
 _STOP = object()
@@ -107,6 +127,19 @@ def _engine(db_path: Path, configure: Callable[[sqlite3.Connection], None]) -> E
     return engine
 
 
+def storage_failure(exc: BaseException, db_path: Path) -> str | None:
+    """What a write failure says about the storage ("database or disk is full at <path>"), or
+    None when it is about the batch itself."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(orig, sqlite3.Error) and code is not None and (code & 0xFF) in _STORAGE_CODES:
+        return f"{orig} at {db_path}"
+    return None
+
+
+_STORAGE_CODES = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR})
+
+
 def next_offset(current: dict | None, incoming: dict) -> dict:
     """The source row to store: an offset only moves forward, unless the file was replaced."""
     if (current is None or incoming["reset"] or current["identity"] != incoming["identity"]
@@ -118,10 +151,17 @@ def next_offset(current: dict | None, incoming: dict) -> dict:
 class Writer:
     """Owns the write connection. `start()` and `stop()` block: call them from a thread."""
 
-    def __init__(self, db_path: Path, on_commit: CommitHook | None = None):
+    def __init__(self, db_path: Path, on_commit: CommitHook | None = None,
+                 wal_limit_bytes: int = WAL_LIMIT_BYTES):
         self.db_path = Path(db_path)
         self.on_commit = on_commit
+        self.wal_limit_bytes = wal_limit_bytes
         self.last_sequence = 0
+        # Written by the writer thread only; read by the checkpoint thread and for the status.
+        self.commits = 0
+        self.last_commit_at = 0.0
+        # Why writes fail right now ("database or disk is full at ..."); "" while they succeed.
+        self.write_error = ""
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -165,9 +205,14 @@ class Writer:
 
     # --- the thread --------------------------------------------------------------------------
 
+    def _configure(self, dbapi_connection: sqlite3.Connection) -> None:
+        schema.configure_writer(dbapi_connection)
+        # Whenever the WAL starts over from its beginning, cut the file back to this size.
+        dbapi_connection.execute(f"PRAGMA journal_size_limit={int(self.wal_limit_bytes)}")
+
     def _run(self) -> None:
         try:
-            engine = _engine(self.db_path, schema.configure_writer)
+            engine = _engine(self.db_path, self._configure)
             # Every transaction of this connection takes the write lock up front.
             event.listen(engine, "begin", lambda c: c.exec_driver_sql("BEGIN IMMEDIATE"))
             conn = engine.connect()
@@ -189,8 +234,25 @@ class Writer:
                     break
         finally:
             self._fail_queued()
+            self._truncate_wal(conn)
             conn.close()
             engine.dispose()
+
+    def _truncate_wal(self, conn: Connection) -> None:
+        """At stop: copy the WAL into the database and cut it to zero bytes, so a stopped
+        store leaves no WAL behind (other processes may keep the database open, and then
+        nobody would on close)."""
+        raw = conn.connection.dbapi_connection
+        if raw is None:
+            return
+        try:
+            raw.execute("PRAGMA busy_timeout=1000")  # readers in other processes end soon
+            busy, _log, _done = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                log.info("WAL of %s not truncated at stop: a reader still uses it",
+                         self.db_path)
+        except sqlite3.Error as exc:
+            log.warning("WAL of %s not truncated at stop: %s", self.db_path, exc)
 
     def _take_group(self) -> tuple[list, bool]:
         item = self._queue.get()
@@ -223,6 +285,7 @@ class Writer:
     def _commit_group(self, conn: Connection, group: list) -> None:
         outcomes: list[tuple[WriteBatch, asyncio.Future, WriteResult | BaseException]] = []
         start_sequence = self.last_sequence
+        storage_failed = False
         try:
             with conn.begin():
                 for batch, _loop, future in group:
@@ -235,20 +298,28 @@ class Writer:
                         with conn.begin_nested():
                             result = self._apply(conn, batch)
                     except Exception as exc:  # this batch alone fails (and its stream's rest)
-                        log.exception("batch %s failed", batch.batch_id)
+                        failure = self._failed(exc, f"batch {batch.batch_id} failed")
+                        storage_failed = storage_failed or isinstance(failure, WriteFailed)
                         self.last_sequence = seq_before
                         if stream is not None:
                             stream.failed = True
-                        outcomes.append((batch, future, exc))
+                        outcomes.append((batch, future, failure))
                     else:
                         outcomes.append((batch, future, result))
         except Exception as exc:  # the commit itself failed: nothing of the group is stored
-            log.exception("commit of %d batches failed", len(group))
+            failure = self._failed(exc, f"commit of {len(group)} batches failed")
             self.last_sequence = self._stored_sequence(conn, start_sequence)
-            outcomes = [(b, f, exc) for b, _loop, f in group]
+            outcomes = [(b, f, failure) for b, _loop, f in group]
             for b, _loop, _f in group:
                 if b.stream is not None:
                     b.stream.failed = True
+        else:
+            self.commits += 1
+            self.last_commit_at = time.monotonic()
+            wrote = any(isinstance(o, WriteResult) for _b, _f, o in outcomes)
+            if wrote and not storage_failed and self.write_error:
+                log.warning("writes to %s succeed again", self.db_path)
+                self.write_error = ""
         for _batch, _future, outcome in outcomes:
             if isinstance(outcome, WriteResult):
                 outcome.last_sequence = self.last_sequence
@@ -258,6 +329,19 @@ class Writer:
             by_loop.setdefault(loop, []).append((batch, future, outcome))
         for loop, items in by_loop.items():
             _deliver_threadsafe(loop, items, self.on_commit)
+
+    def _failed(self, exc: Exception, what: str) -> Exception:
+        """The exception to hand back for a failed write: a storage failure becomes
+        `WriteFailed` and the store's condition, logged once rather than at every resend."""
+        problem = storage_failure(exc, self.db_path)
+        if problem is None:
+            log.exception(what, exc_info=exc)
+            return exc
+        if problem != self.write_error:
+            log.error("%s: %s; nothing is lost, the senders keep the batches and write them "
+                      "again once it is resolved", what, problem)
+        self.write_error = problem
+        return WriteFailed(problem)
 
     @staticmethod
     def _stored_sequence(conn: Connection, fallback: int) -> int:
@@ -609,15 +693,36 @@ def _store_offsets(conn: Connection, offsets: list[dict]) -> list[dict]:
 
 
 class Checkpointer:
-    """Runs `PRAGMA wal_checkpoint(PASSIVE)` every second from its own connection.
+    """Keeps the WAL short from its own connection, one decision every tick.
 
-    The writer's automatic checkpoint is off (it would run inside a commit); a passive
-    checkpoint never blocks the writer or the readers, it copies what it can.
+    The writer's automatic checkpoint is off (it would run inside a commit). Instead:
+    - after commits, a PASSIVE checkpoint (at most one every `CHECKPOINT_SECONDS`): it never
+      blocks the writer or the readers, it copies what it can;
+    - when the WAL has nevertheless grown past the writer's limit (readers kept it from
+      starting over), a TRUNCATE checkpoint that may wait `BOUNDING_WAIT_MS` for the write
+      lock and the readers; if they are still busy it leaves the WAL as it is until later;
+    - once the writer is idle for `idle_seconds`, a TRUNCATE checkpoint that does not wait at
+      all (a reader still in the WAL: try again next tick), so bulk work leaves an empty WAL.
+    A checkpoint that fails (the disk is full) is tried again after a pause doubling up to
+    `CHECKPOINT_RETRY_MAX_SECONDS` (or as soon as the writer commits again), so it does not take
+    every bit of space freed for the writer; and while space is short, the passive checkpoints
+    are TRUNCATE ones that do not wait, so the WAL gives its space back as soon as it can.
     """
 
-    def __init__(self, db_path: Path, interval: float = CHECKPOINT_SECONDS):
+    def __init__(self, db_path: Path, interval: float = CHECKPOINT_TICK_SECONDS,
+                 writer: Writer | None = None, idle_seconds: float = IDLE_CHECKPOINT_SECONDS):
         self.db_path = Path(db_path)
         self.interval = interval
+        self._passive_at = float("-inf")
+        self._bound_retry_at = 0.0
+        self._short_of_space = False
+        self.writer = writer
+        self.idle_seconds = idle_seconds
+        self._wal = self.db_path.with_name(self.db_path.name + "-wal")
+        self._seen_commits = -1
+        self._truncated = False
+        self._failures = 0
+        self._retry_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="store-checkpoint", daemon=True)
 
@@ -633,15 +738,75 @@ class Checkpointer:
         def configure(c: sqlite3.Connection) -> None:
             c.isolation_level = None
             c.execute("PRAGMA wal_autocheckpoint=0")
-            c.execute("PRAGMA busy_timeout=1000")
 
         engine = _engine(self.db_path, configure)
         try:
             with engine.connect() as conn:
+                raw = conn.connection.dbapi_connection
                 while not self._stop.wait(self.interval):
                     try:
-                        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    except Exception:
-                        log.exception("WAL checkpoint failed")
+                        self.tick(raw)
+                    except Exception:  # a defect here must not end checkpointing for good
+                        log.exception("WAL checkpoint of %s failed", self.db_path)
         finally:
             engine.dispose()
+
+    def tick(self, raw: sqlite3.Connection) -> None:
+        """One decision: what kind of checkpoint, if any, to run now."""
+        now = time.monotonic()
+        writer = self.writer
+        commits = writer.commits if writer is not None else None
+        # After a failure, wait - unless the writer has committed since: then there is space.
+        if now < self._retry_at and (commits is None or commits == self._seen_commits):
+            return
+        if commits is None or commits != self._seen_commits:
+            self._truncated = False
+            limit = writer.wal_limit_bytes if writer is not None else WAL_LIMIT_BYTES
+            # Kept back by readers last time: not again before a passive checkpoint's interval,
+            # so writes are never held up for long under a steady stream of reads.
+            if 0 <= limit < self._wal_size() and now >= self._bound_retry_at:
+                self._seen_commits = commits if commits is not None else -1
+                if not self._checkpoint(raw, "TRUNCATE", BOUNDING_WAIT_MS):
+                    self._bound_retry_at = now + CHECKPOINT_SECONDS
+                return
+            # Short of space (writes or checkpoints failed): the WAL's copy of what is
+            # checkpointed is given back to the disk at once, not kept for reuse.
+            self._short_of_space |= bool(writer is not None and writer.write_error)
+            if self._short_of_space or now - self._passive_at >= CHECKPOINT_SECONDS:
+                self._seen_commits = commits if commits is not None else -1
+                self._passive_at = now
+                if self._short_of_space:
+                    self._short_of_space = not self._checkpoint(raw, "TRUNCATE", 0)
+                else:
+                    self._checkpoint(raw, "PASSIVE", 0)
+                return
+        if (writer is not None and not self._truncated
+                and now - writer.last_commit_at >= self.idle_seconds):
+            self._truncated = self._checkpoint(raw, "TRUNCATE", 0)
+            self._short_of_space &= not self._truncated
+
+    def _wal_size(self) -> int:
+        try:
+            return self._wal.stat().st_size
+        except OSError:
+            return 0
+
+    def _checkpoint(self, raw: sqlite3.Connection, mode: str, wait_ms: int) -> bool:
+        """Run one checkpoint; True when it completed (not kept back by a reader or the
+        writer)."""
+        try:
+            raw.execute(f"PRAGMA busy_timeout={wait_ms}")
+            busy, _log, _done = raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except sqlite3.Error as exc:
+            self._short_of_space = True
+            self._failures += 1
+            pause = min(self.interval * 2 ** self._failures, CHECKPOINT_RETRY_MAX_SECONDS)
+            self._retry_at = time.monotonic() + pause
+            level = logging.WARNING if self._failures == 1 else logging.DEBUG
+            log.log(level, "WAL checkpoint of %s failed (%s); trying again in %.1f s",
+                    self.db_path, exc, pause)
+            return False
+        if self._failures:
+            log.info("WAL checkpoint of %s succeeds again", self.db_path)
+            self._failures = 0
+        return not busy

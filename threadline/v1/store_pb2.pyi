@@ -136,7 +136,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StoreStats(_message.Message):
-    __slots__ = ("projects", "sessions", "messages", "tool_calls", "parse_errors", "sources", "last_sequence")
+    __slots__ = ("projects", "sessions", "messages", "tool_calls", "parse_errors", "sources", "last_sequence", "write_error")
     PROJECTS_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +144,7 @@ class StoreStats(_message.Message):
     PARSE_ERRORS_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    WRITE_ERROR_FIELD_NUMBER: _ClassVar[int]
     projects: int
     sessions: int
     messages: int
@@ -151,7 +152,8 @@ class StoreStats(_message.Message):
     parse_errors: int
     sources: int
     last_sequence: int
-    def __init__(self, projects: _Optional[int] = ..., sessions: _Optional[int] = ..., messages: _Optional[int] = ..., tool_calls: _Optional[int] = ..., parse_errors: _Optional[int] = ..., sources: _Optional[int] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+    write_error: str
+    def __init__(self, projects: _Optional[int] = ..., sessions: _Optional[int] = ..., messages: _Optional[int] = ..., tool_calls: _Optional[int] = ..., parse_errors: _Optional[int] = ..., sources: _Optional[int] = ..., last_sequence: _Optional[int] = ..., write_error: _Optional[str] = ...) -> None: ...
 
 class GetUsageRequest(_message.Message):
     __slots__ = ("by", "since", "until", "timezone", "agent")
