@@ -254,8 +254,8 @@ def fanout_run(tmp: Path, clients: int, rate: float, appends: int,
     supervisor = Supervisor(settings, quiet=True)
     supervisor.start()
     try:
-        return fanout.measure(f"ws://{settings.ws_host}:{supervisor.ports['ws']}/ws", folder,
-                              clients, rate, appends, gap)
+        return fanout.measure(f"ws://{settings.ws_host}:{supervisor.ports['ws']}/ws",
+                              supervisor.address("store"), folder, clients, rate, appends, gap)
     finally:
         supervisor.stop()
 
@@ -270,6 +270,10 @@ def fanout_lines(result: fanout.FanoutResult) -> list[str]:
                    f"{verdict(p99 < TARGETS['fanout_p99_ms'] and not lost)})")
     else:
         figures = f"only {len(lat)} of {result.appended} frames arrived: MISSED"
+    after = result.after_commit
+    if len(after) >= 2:
+        figures += (f"; from the store's change feed to the frame: p50 "
+                    f"{percentile(after, 50):.2f} ms, p99 {percentile(after, 99):.2f} ms")
     crowd = ", ".join(f"{n} closed with {code}" for code, n in result.crowd_closed.items())
     return [
         f"  many clients  {figures}",

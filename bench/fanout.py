@@ -21,10 +21,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import orjson
 import websockets
 
 from bench.corpus import live_line
+from threadline.v1 import store_pb2, store_pb2_grpc
 
 # Handshakes opened at once while the crowd connects (the gateway's backlog is finite).
 CONNECT_BATCH = 50
@@ -90,6 +92,8 @@ class FanoutResult:
     clients: int
     busy_lines: int  # lines appended to the busy session during the measurement
     latencies: list[float]  # ms, one per filtered frame that arrived
+    # ms, the part of each latency after the store's change feed handed the change out
+    after_commit: list[float]
     appended: int  # filtered lines appended
     crowd_frames: int = 0
     crowd_closed: dict[str, int] = field(default_factory=dict)
@@ -123,7 +127,7 @@ class BusyWriter(threading.Thread):
 
 
 async def _filtered(ws_url: str, path: Path, appends: int, gap: float, busy: BusyWriter,
-                    result: FanoutResult) -> None:
+                    result: FanoutResult, committed: dict[str, float]) -> None:
     rng = random.Random(13)
     sent: dict[str, float] = {}
     async with connect(ws_url) as ws:
@@ -136,6 +140,8 @@ async def _filtered(ws_url: str, path: Path, appends: int, gap: float, busy: Bus
                     uid = orjson.loads(frame).get("message", {}).get("uuid")
                     if uid in sent:
                         result.latencies.append((arrived - sent.pop(uid)) * 1000)
+                        if uid in committed:
+                            result.after_commit.append((arrived - committed[uid]) * 1000)
                         if not sent and result.appended == appends:
                             return
             except websockets.ConnectionClosed as e:
@@ -159,7 +165,39 @@ async def _filtered(ws_url: str, path: Path, appends: int, gap: float, busy: Bus
         reader.cancel()
 
 
-def measure(ws_url: str, folder: Path, clients: int, rate: float, appends: int,
+class CommitFollower(threading.Thread):
+    """Follows the store's change feed for one session and notes when each message arrives,
+    which splits a latency into the part before the gateway (ingest and commit) and its own."""
+
+    def __init__(self, store_addr: str, session: str):
+        super().__init__(daemon=True)
+        self.store_addr = store_addr
+        self.session = session
+        self.arrived: dict[str, float] = {}
+        self.following = threading.Event()
+        self._call = None
+
+    def run(self) -> None:
+        with grpc.insecure_channel(self.store_addr) as channel:
+            stub = store_pb2_grpc.StoreServiceStub(channel)
+            head = stub.GetStats(store_pb2.GetStatsRequest(), timeout=10).last_sequence
+            self._call = stub.Changes(store_pb2.ChangesRequest(
+                since_sequence=head, follow=True, session_id=self.session))
+            self.following.set()
+            with contextlib.suppress(grpc.RpcError):
+                for batch in self._call:
+                    now = time.perf_counter()
+                    for change in batch.changes:
+                        if change.HasField("message"):
+                            self.arrived[change.message.uuid] = now
+
+    def stop(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+        self.join(10)
+
+
+def measure(ws_url: str, store_addr: str, folder: Path, clients: int, rate: float, appends: int,
             gap: float) -> FanoutResult:
     """Run the scenario against a running gateway whose ingest watches `folder`."""
     crowd = subprocess.Popen([sys.executable, "-m", "bench.fanout", ws_url, str(clients)],
@@ -168,9 +206,13 @@ def measure(ws_url: str, folder: Path, clients: int, rate: float, appends: int,
         if crowd.stdout.readline().strip() != "ready":
             raise RuntimeError("the crowd of WebSocket clients could not subscribe")
         busy = BusyWriter(folder / "bench-busy-session.jsonl", rate)
-        result = FanoutResult(clients, 0, [], 0)
+        result = FanoutResult(clients, 0, [], [], 0)
+        follower = CommitFollower(store_addr, "bench-fanout-session")
+        follower.start()
+        follower.following.wait(10)
         asyncio.run(_filtered(ws_url, folder / "bench-fanout-session.jsonl", appends, gap,
-                              busy, result))
+                              busy, result, follower.arrived))
+        follower.stop()
         busy.stop_event.set()
         busy.join()
         result.busy_lines = busy.lines
