@@ -342,6 +342,8 @@ def test_slow_grpc_subscriber_is_ended_with_resource_exhausted():
                 await asyncio.sleep(0)
                 if running.hub.drops:
                     break
+            # The feed is read by a thread of its own: it may still be publishing.
+            await wait_for(lambda: running.hub.drops, "the slow subscriber to be dropped")
             assert running.hub.drops == 1
             received = []
             with pytest.raises(grpc.aio.AioRpcError) as failed:
