@@ -90,6 +90,11 @@ class Connection:
         self.scheduled = False
         self._high_water = ws.transport.get_write_buffer_limits()[1]
 
+    @property
+    def queued(self) -> int:
+        """Frames waiting to be written to this client."""
+        return len(self._queue)
+
     # -- sending -----------------------------------------------------------------------------
 
     def offer(self, item: Event | bytes, size: int, sequence: int = 0,
