@@ -8,9 +8,10 @@ gets a turn of at most `BURST` frames, and after `SLICE_SECONDS` of turns the di
 the rest of the event loop run (the upstream first of all, so publishing never falls behind;
 a connection that cannot keep up is dropped by its bounded queue, not by stalling others).
 
-Connections that had nothing queued go before connections with a backlog: a client that is
-keeping up (one that gets few changes, above all) is served as soon as its change is
-published, however many others are behind.
+Connections that had nothing queued go before connections with a backlog, and write one frame
+in that first turn: a client that is keeping up (one that gets few changes, above all) is
+served as soon as its change is published, however many others are behind, and waits at most
+for one frame of each other client that was also keeping up.
 """
 
 from __future__ import annotations
@@ -72,10 +73,13 @@ class Dispatcher:
                 continue
             deadline = loop.time() + SLICE_SECONDS
             while (fresh or backlog) and loop.time() < deadline:
-                writer = fresh.popleft() if fresh else backlog.popleft()
+                if fresh:
+                    writer, budget = fresh.popleft(), 1
+                else:
+                    writer, budget = backlog.popleft(), BURST
                 writer.scheduled = False
                 try:
-                    more = writer.write_some(BURST)
+                    more = writer.write_some(budget)
                 except Exception:
                     # A bug in one connection must not end writing for all of them.
                     log.exception("writing to a WebSocket client failed")
