@@ -271,12 +271,13 @@ def fanout_lines(result: fanout.FanoutResult) -> list[str]:
     else:
         figures = f"only {len(lat)} of {result.appended} frames arrived: MISSED"
     after = result.after_commit
-    if len(after) >= 2:
-        figures += (f"; from the store's change feed to the frame: p50 "
-                    f"{percentile(after, 50):.2f} ms, p99 {percentile(after, 99):.2f} ms")
+    share = (f"p50 {percentile(after, 50):.2f} ms, p99 {percentile(after, 99):.2f} ms of it "
+             "from the store's change feed to the frame (the gateway's own share)"
+             if len(after) >= 2 else "the store's change feed was not followed")
     crowd = ", ".join(f"{n} closed with {code}" for code, n in result.crowd_closed.items())
     return [
         f"  many clients  {figures}",
+        f"                {share}",
         f"                one client subscribed to one session, from append to frame, while "
         f"{result.clients} clients subscribed to every change",
         f"                and another session got {result.busy_lines:,} lines; they received "
