@@ -141,18 +141,18 @@ class Connection:
         if self.closing or ws.protocol.state is not State.OPEN:
             return False  # closing: what is queued is discarded by _release or by run()
         transport = ws.transport
-        while queue and budget:
-            if transport.get_write_buffer_size() >= self._high_water:
-                # The client reads slower than we write: wait for the buffer to drain away
-                # from the dispatcher, which goes on with the others.
+        if transport.get_write_buffer_size() >= self._high_water:
+            # The client reads slower than we write: wait for the buffer to drain away from
+            # the dispatcher, which goes on with the others.
+            if queue:
                 self._drainer = asyncio.create_task(self._drain())
-                return False
-            budget -= 1
-            frame = self._take()
-            # The Sans-I/O protocol frames the bytes; writing them never waits.
-            ws.protocol.send_text(frame)
-            for data in ws.protocol.data_to_send():
-                transport.write(data)
+            return False
+        protocol = ws.protocol
+        for _ in range(min(budget, len(queue))):
+            # The Sans-I/O protocol frames the bytes; nothing is written yet.
+            protocol.send_text(self._take())
+        # One write (one system call) for the whole turn; writing never waits.
+        transport.write(b"".join(protocol.data_to_send()))
         return bool(queue)
 
     def _take(self) -> bytes:
