@@ -152,7 +152,9 @@ class Connection:
             # The Sans-I/O protocol frames the bytes; nothing is written yet.
             protocol.send_text(self._take())
         # One write (one system call) for the whole turn; writing never waits.
-        transport.write(b"".join(protocol.data_to_send()))
+        data = b"".join(protocol.data_to_send())
+        if data:
+            transport.write(data)
         return bool(queue)
 
     def _take(self) -> bytes:
