@@ -7,7 +7,11 @@
    over the same lines measured in the same run.
 3. Live latency: a line appended to a watched file until its frame arrives at a WebSocket
    client, p50/p99 over many single-line appends.
-4. Peak resident memory of all service processes together during the import (sum of RSS,
+4. The gateway under many clients: 300 WebSocket clients (in a process of their own)
+   subscribed to every change while one session's file is appended steadily, and one client
+   subscribed to another session only; its latency from each append to its frame, p50/p99
+   (bench/fanout.py).
+5. Peak resident memory of all service processes together during the import (sum of RSS,
    sampled every 20 ms with psutil).
 Threading and analysis are on for every figure; the import also runs once with analysis off
 (THREADLINE_ANALYSE=false) first, in the same run, as the baseline its cost is compared to.
@@ -34,14 +38,14 @@ import orjson
 import psutil
 import websockets
 
-from bench import parsing
+from bench import fanout, parsing
 from bench.corpus import generate, live_line
 from threadline import auth, config
 from threadline.supervisor import Supervisor
 from threadline.v1 import store_pb2, store_pb2_grpc
 
 TARGETS = {"throughput": 8000.0, "p50_ms": 10.0, "p99_ms": 25.0, "memory_mb": 250.0,
-           "parser_ratio": 0.5}
+           "parser_ratio": 0.5, "fanout_p99_ms": 50.0}
 # Longest wait for the analysis follower to catch up after an import.
 ANALYSIS_WAIT_SECONDS = 600.0
 REAL_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
@@ -105,10 +109,8 @@ async def live_latency(ws_url: str, path: Path, appends: int, gap: float,
                        headers: dict[str, str]) -> list[float]:
     rng = random.Random(11)
     latencies: list[float] = []
-    async with websockets.connect(ws_url, max_size=None, additional_headers=headers) as ws:
-        await ws.send(orjson.dumps({"type": "subscribe"}).decode())
-        while orjson.loads(await ws.recv())["type"] != "subscribed":
-            pass
+    async with fanout.connect(ws_url, headers) as ws:
+        await fanout.subscribe(ws)
         session_id = "bench-live-session"
         with path.open("ab") as out:
             for _ in range(appends):
@@ -144,11 +146,8 @@ class Watcher(threading.Thread):
 
     async def _watch(self) -> None:
         self._loop, self._stop_requested = asyncio.get_running_loop(), asyncio.Event()
-        async with websockets.connect(self.ws_url, max_size=None,
-                                      additional_headers=self.headers) as ws:
-            await ws.send(orjson.dumps({"type": "subscribe"}).decode())
-            while orjson.loads(await ws.recv())["type"] != "subscribed":
-                pass
+        async with fanout.connect(self.ws_url, self.headers) as ws:
+            await fanout.subscribe(ws)
             self.subscribed.set()
             stop = asyncio.create_task(self._stop_requested.wait())
             try:
@@ -252,6 +251,53 @@ def import_run(root: Path, db: Path, lines: int, analyse: bool,
                      stats, sampler, lag, watcher, at_ready)
 
 
+def fanout_run(tmp: Path, clients: int, rate: float, appends: int,
+               gap: float) -> fanout.FanoutResult:
+    """Services on an empty root (analysis on), then the many-clients scenario against them."""
+    root = tmp / "fanout-projects"
+    folder = root / "-home-dev-fanout"
+    folder.mkdir(parents=True)
+    db = tmp / "fanout.db"
+    settings = config.resolve({"db": db, "roots": [root], "grpc_port": 0, "ws_port": 0,
+                               "analyse": True}, environ={})
+    supervisor = Supervisor(settings, quiet=True)
+    supervisor.start()
+    try:
+        return fanout.measure(f"ws://{settings.ws_host}:{supervisor.ports['ws']}/ws",
+                              supervisor.address("store"), folder, clients, rate, appends, gap,
+                              bearer(settings))
+    finally:
+        supervisor.stop()
+
+
+def fanout_lines(result: fanout.FanoutResult) -> list[str]:
+    lat = result.latencies
+    lost = result.appended - len(lat)
+    if len(lat) >= 2:
+        p50, p99 = percentile(lat, 50), percentile(lat, 99)
+        figures = (f"p50 {p50:.2f} ms, p99 {p99:.2f} ms (max {max(lat):.0f} ms) over "
+                   f"{len(lat)} appends (p99 target < {TARGETS['fanout_p99_ms']:.0f} ms: "
+                   f"{verdict(p99 < TARGETS['fanout_p99_ms'] and not lost)})")
+    else:
+        figures = f"only {len(lat)} of {result.appended} frames arrived: MISSED"
+    after = result.after_commit
+    share = (f"p50 {percentile(after, 50):.2f} ms, p99 {percentile(after, 99):.2f} ms of it "
+             "from the store's change feed to the frame (the gateway's own share)"
+             if len(after) >= 2 else "the store's change feed was not followed")
+    crowd = ", ".join(f"{n} closed with {code}" for code, n in result.crowd_closed.items())
+    return [
+        f"  many clients  {figures}",
+        f"                {share}",
+        f"                one client subscribed to one session, from append to frame, while "
+        f"{result.clients} clients subscribed to every change",
+        f"                and another session got {result.busy_lines:,} lines; they received "
+        f"{result.crowd_frames:,} frames ({crowd or 'none dropped'})"
+        + (f"; {lost} filtered frames never arrived" if lost else "")
+        + (f"; the filtered client was closed with {result.filtered_close}"
+           if result.filtered_close else ""),
+    ]
+
+
 def analysis_backlog(db: Path) -> int:
     from services.store import analysis_reads, queries
 
@@ -276,7 +322,22 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--appends", type=int, default=600)
     parser.add_argument("--gap-ms", type=float, default=15.0)
+    parser.add_argument("--fanout-clients", type=int, default=300)
+    parser.add_argument("--fanout-rate", type=float, default=100.0,
+                        help="lines per second appended to the busy session")
+    parser.add_argument("--fanout-appends", type=int, default=300)
+    parser.add_argument("--fanout-gap-ms", type=float, default=50.0)
+    parser.add_argument("--only", choices=("fanout",),
+                        help="run only this figure")
     args = parser.parse_args()
+    fanout_args = (args.fanout_clients, args.fanout_rate, args.fanout_appends,
+                   args.fanout_gap_ms / 1000)
+
+    if args.only == "fanout":
+        with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
+            result = fanout_run(Path(tmp), *fanout_args)
+        print("\n".join(fanout_lines(result)))
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
         root = Path(tmp) / "projects"
@@ -301,6 +362,7 @@ def main() -> int:
                               live=(args.appends, args.gap_ms / 1000, latencies))
         watched = import_run(root, Path(tmp) / "watched.db", lines, analyse=True,
                              watched=True)
+        many = fanout_run(Path(tmp), *fanout_args)
 
     throughput, with_startup = measured.throughput, measured.with_startup
     stats, sampler = measured.stats, measured.sampler
@@ -346,6 +408,7 @@ def main() -> int:
     print(f"  live latency  p50 {p50:.2f} ms, p99 {p99:.2f} ms over {len(latencies)} appends "
           f"(targets < {TARGETS['p50_ms']:.0f} / < {TARGETS['p99_ms']:.0f} ms: "
           f"{verdict(met_latency)})")
+    print("\n".join(fanout_lines(many)))
     print(f"  peak memory   {pss_mb:9.1f} MB, all service processes together, sum of PSS "
           f"(target < {TARGETS['memory_mb']:.0f}: {verdict(met_memory)})")
     print(f"                {rss_mb:9.1f} MB as a plain sum of RSS (shared pages counted once "

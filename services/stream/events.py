@@ -1,7 +1,9 @@
 """One change as the stream service carries it, and its JSON form for WebSocket clients.
 
 A change is encoded to JSON once, on first use, and the bytes are shared by every client:
-each frame is `head + subscription id + tail`, so only the subscription id differs. Encoding
+each frame is `head + subscription id + tail`, so only the subscription id differs. The frame
+for each subscription id is built once too: ids count from 1 on every connection, so with
+hundreds of clients holding one subscription each, they all send the very same bytes. Encoding
 never raises: tool input that orjson reads but cannot write back (nested deeper than it
 allows) is sent as its text instead, so one odd change cannot stop delivery. The
 mapping from protobuf is written by hand because it is several times faster than json_format
@@ -20,7 +22,7 @@ from threadline.v1 import common_pb2 as pb
 class Event:
     """A committed change: the protobuf for gRPC subscribers, JSON bytes for WebSockets."""
 
-    __slots__ = ("sequence", "project", "session", "change", "_head", "_tail")
+    __slots__ = ("sequence", "project", "session", "change", "_head", "_tail", "_frames")
 
     def __init__(self, change: pb.Change):
         self.sequence = change.sequence
@@ -29,6 +31,7 @@ class Event:
         self.change = change
         self._head: bytes | None = None
         self._tail = b""
+        self._frames: dict[int, bytes] = {}
 
     def size(self) -> int:
         """Bytes of the encoded change (shared by every frame; excludes the subscription id)."""
@@ -38,9 +41,13 @@ class Event:
 
     def frame(self, subscription: int) -> bytes:
         """The WebSocket frame of this change for one subscription."""
-        if self._head is None:
-            self._head, self._tail = _encode(self.change)
-        return self._head + str(subscription).encode() + self._tail
+        frame = self._frames.get(subscription)
+        if frame is None:
+            if self._head is None:
+                self._head, self._tail = _encode(self.change)
+            frame = self._frames[subscription] = (self._head + str(subscription).encode()
+                                                  + self._tail)
+        return frame
 
 
 _ANALYSIS_TYPES = {pb.CHANGE_KIND_THREAD_UPDATED: "thread_updated",

@@ -1,10 +1,11 @@
 """The WebSocket gateway: `ws://host:port/ws`, speaking the JSON protocol of `protocol.py`.
 
-Backpressure policy: each connection has one send queue drained by its own sender task, so a
-client that reads slowly only ever delays itself. The queue is bounded twice: by count
+Backpressure policy: each connection has one send queue, written out in turns by the
+gateway's dispatcher (`dispatcher.py`), so a client that reads slowly, or has a backlog, only
+ever delays itself. The queue is bounded twice: by count
 (`subscriber_queue` frames) and by bytes (`SEND_QUEUE_BYTES` of encoded changes and replies; a
 single frame larger than that still goes through an empty queue). It holds the shared `Event`s,
-not per-client bytes: a frame is built only when the sender takes it. Live changes are appended
+not per-client bytes: a frame is built only when it is written. Live changes are appended
 without waiting; when either bound is exceeded the client is closed with code 1013
 (`SLOW_CONSUMER_CLOSE_CODE`, "Try Again Later") and a reason such as "slow consumer: send queue
 full (10000 changes or 33554432 bytes); reconnect with since=4242". The queue is shared by all
@@ -38,8 +39,10 @@ from urllib.parse import urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from services.stream import protocol, resume
+from services.stream.dispatcher import Dispatcher
 from services.stream.errors import InvalidRequest, SinceBeyondHead, SlowConsumer
 from services.stream.events import Event
 from services.stream.hub import Filter, Hub, Subscription
@@ -69,7 +72,7 @@ class ClientSubscription:
 
 
 class Connection:
-    """One WebSocket client: its subscriptions, its bounded send queue and its sender task."""
+    """One WebSocket client: its subscriptions and its bounded send queue."""
 
     def __init__(self, gateway: Gateway, ws: ServerConnection):
         self.gateway = gateway
@@ -81,13 +84,24 @@ class Connection:
         self.last_sent: dict[int, int] = {}
         self.closing = False
         self._ids = itertools.count(1)
-        # (event, or reply bytes when sequence is 0; sequence; subscription; size in bytes)
-        self._queue: deque[tuple[Event | bytes, int, int, int]] = deque()
+        # Events, or reply bytes, and beside them the subscription of each (0 for a reply).
+        # Two flat deques rather than one of tuples: with hundreds of clients behind, tuples
+        # would be millions of objects for the garbage collector to walk in every full pass.
+        self._queue: deque[Event | bytes] = deque()
+        self._subscriptions: deque[int] = deque()
         self._bytes = 0
-        self._ready = asyncio.Event()
         self._room = asyncio.Event()
-        self._sender: asyncio.Task[None] | None = None
+        # Waiting for the socket buffer to drain: the dispatcher leaves this connection alone.
+        self._drainer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
+        # In the dispatcher's queue of connections (set and cleared by the dispatcher).
+        self.scheduled = False
+        self._high_water = ws.transport.get_write_buffer_limits()[1]
+
+    @property
+    def queued(self) -> int:
+        """Frames waiting to be written to this client."""
+        return len(self._queue)
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -99,9 +113,11 @@ class Connection:
         queue = self._queue
         if queue and (len(queue) >= self.limit or self._bytes + size > self.byte_limit):
             return False
-        queue.append((item, sequence, subscription, size))
+        queue.append(item)
+        self._subscriptions.append(subscription)
         self._bytes += size
-        self._ready.set()
+        if self._drainer is None:
+            self.gateway.dispatcher.schedule(self, fresh=len(queue) == 1)
         return True
 
     async def put(self, event: Event, sequence: int, subscription: int) -> None:
@@ -126,28 +142,52 @@ class Connection:
 
         return sink
 
-    async def _send_loop(self) -> None:
-        ws, queue, last_sent = self.ws, self._queue, self.last_sent
+    def write_some(self, budget: int) -> bool:
+        """Write up to `budget` queued frames to the socket without waiting (the dispatcher's
+        turn); True if more are queued and the socket has room for them."""
+        ws, queue = self.ws, self._queue
+        if self.closing or ws.protocol.state is not State.OPEN:
+            return False  # closing: what is queued is discarded by _release or by run()
+        transport = ws.transport
+        if transport.get_write_buffer_size() >= self._high_water:
+            # The client reads slower than we write: wait for the buffer to drain away from
+            # the dispatcher, which goes on with the others.
+            if queue:
+                self._drainer = asyncio.create_task(self._drain())
+            return False
+        protocol = ws.protocol
+        for _ in range(min(budget, len(queue))):
+            # The Sans-I/O protocol frames the bytes; nothing is written yet.
+            protocol.send_text(self._take())
+        # One write (one system call) for the whole turn; writing never waits.
+        data = b"".join(protocol.data_to_send())
+        if data:
+            transport.write(data)
+        return bool(queue)
+
+    def _take(self) -> bytes:
+        """The next queued frame, counted as sent once taken (it goes to the socket now)."""
+        item = self._queue.popleft()
+        subscription = self._subscriptions.popleft()
+        self._room.set()
+        if isinstance(item, Event):
+            self._bytes -= item.size()
+            if subscription in self.last_sent:  # not once unsubscribed
+                self.last_sent[subscription] = item.sequence
+            return item.frame(subscription)
+        self._bytes -= len(item)
+        return item
+
+    async def _drain(self) -> None:
         try:
-            while True:
-                if not queue:
-                    self._ready.clear()
-                    await self._ready.wait()
-                    continue
-                item, sequence, subscription, size = queue.popleft()
-                self._bytes -= size
-                self._room.set()
-                # send() writes the frame to the socket buffer before it waits for room, so
-                # the frame counts as sent even if this task is cancelled during that wait.
-                if sequence:
-                    frame = item.frame(subscription)  # type: ignore[union-attr]
-                    if subscription in last_sent:  # not once unsubscribed
-                        last_sent[subscription] = sequence
-                else:
-                    frame = item  # type: ignore[assignment]
-                await ws.send(frame, text=True)
+            # send() writes the frame to the socket buffer before it waits for room, so the
+            # frame counts as sent even if this task is cancelled during that wait.
+            await self.ws.send(self._take(), text=True)
         except ConnectionClosed:
-            pass
+            return
+        self._drainer = None
+        if self._queue and not self.closing:
+            self.gateway.dispatcher.schedule(self, fresh=False)
 
     # -- slow clients ------------------------------------------------------------------------
 
@@ -181,13 +221,15 @@ class Connection:
                 cs.task.cancel()
             cs.sub.close()
         self._room.set()
-        if self._sender is not None:
-            self._sender.cancel()
+        self._queue.clear()
+        self._subscriptions.clear()
+        self._bytes = 0
+        if self._drainer is not None:
+            self._drainer.cancel()
 
     # -- requests ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self._sender = asyncio.create_task(self._send_loop())
         try:
             async for frame in self.ws:
                 try:
@@ -304,10 +346,12 @@ class Gateway:
         self.byte_limit = byte_limit
         self.connections: set[Connection] = set()
         self.slow_disconnects = 0
+        self.dispatcher = Dispatcher()
         self._server: Server | None = None
 
     async def start(self, host: str, port: int) -> int:
         self.security.check_exposure(host, f"WebSocket gateway on {host}:{port}")
+        self.dispatcher.start()
         self._server = await serve(
             self._handle, host, port, process_request=self._check_request, compression=None,
             max_size=MAX_REQUEST_BYTES, origins=self._origins,
@@ -325,6 +369,7 @@ class Gateway:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        await self.dispatcher.stop()
 
     async def _handle(self, ws: ServerConnection) -> None:
         conn = Connection(self, ws)

@@ -238,7 +238,9 @@ class Hub:
             return  # already published (an upstream resume never repeats, but be sure)
         self.head = sequence
         index = self._index
-        for key in ((None, None), (project, None), (None, session), (project, session)):
+        # Narrowest filters first: a client watching one session is handed its change (and
+        # its sender woken) before the hundreds that may be watching everything.
+        for key in ((project, session), (None, session), (project, None), (None, None)):
             subs = index.get(key)
             if subs:
                 for sub in subs:

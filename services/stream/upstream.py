@@ -7,6 +7,12 @@ during a bulk import is most of what the feed costs. When a subscriber arrives, 
 reopened with payloads from the hub's head before any later change is published, so
 subscribers miss nothing; `IDLE_SECONDS` after the last one leaves it goes back to heads.
 
+The live stream with payloads is read by a thread of its own (`LiveReader`): on the event
+loop every message of a gRPC stream takes a few loop turns to arrive, and with hundreds of
+WebSocket clients written between turns the feed fell seconds behind the store. The thread
+reads messages as they come and hands them to the loop, which publishes every batch that
+arrived by its next turn in that turn.
+
 The store may restart or end a slow follower with RESOURCE_EXHAUSTED; both streams then
 reconnect with a backoff of 100 ms growing to 1 s and resume after the last sequence they saw,
 so nothing is lost or repeated.
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
@@ -26,7 +33,7 @@ from services.stream.errors import InvalidRequest
 from services.stream.events import Event
 from services.stream.hub import Filter, Hub
 from services.stream.resume import Batch
-from threadline import bootstrap, telemetry
+from threadline import access, bootstrap, telemetry
 from threadline.auth import Security
 from threadline.bootstrap import Backoff
 from threadline.v1 import store_pb2, store_pb2_grpc
@@ -40,6 +47,9 @@ SYNC_SECONDS = 10.0
 # How long the hub stays without subscribers before the feed drops to heads only (so that a
 # client that reconnects at once does not make it switch twice).
 IDLE_SECONDS = 2.0
+# Batches the live reader thread may hand over before the loop has published them; beyond
+# this it stops reading, so a stalled service is still a slow follower to the store.
+PENDING_BATCHES = 256
 
 
 class StoreFeed:
@@ -50,12 +60,16 @@ class StoreFeed:
         self.connected = False
         self._channel = bootstrap.channel(address, security)
         self._stub = store_pb2_grpc.StoreServiceStub(self._channel)
+        # A plain (thread-safe, blocking) channel for the live reader thread.
+        self._live_channel = access.sync_channel(address, security, bootstrap.CHANNEL_OPTIONS)
+        self._live_stub = store_pb2_grpc.StoreServiceStub(self._live_channel)
         # Public so a test can read spans from its own provider.
         self.tracer = telemetry.tracer("stream")
         self._started = False
 
     async def close(self) -> None:
         await self._channel.close()
+        self._live_channel.close()
 
     async def sync(self) -> None:
         """Learn the store's head before the service answers, so that its first subscribers
@@ -76,7 +90,7 @@ class StoreFeed:
             try:
                 await self._follow(backoff)
                 log.info("store change feed ended; reconnecting")
-            except grpc.aio.AioRpcError as e:
+            except grpc.RpcError as e:  # AioRpcError, or the live reader's error
                 log.info("store change feed broke (%s: %s); reconnecting after %.1fs",
                          e.code().name, e.details(), backoff.delay)
             except Exception:
@@ -102,29 +116,29 @@ class StoreFeed:
             hub.reset_head(stats.last_sequence)
         while True:
             heads_only = not len(hub)
-            call = self._stub.Changes(store_pb2.ChangesRequest(
-                since_sequence=hub.head, follow=True, heads_only=heads_only))
+            request = store_pb2.ChangesRequest(since_sequence=hub.head, follow=True,
+                                               heads_only=heads_only)
+            if heads_only:
+                call = self._stub.Changes(request)
+                reading = self._advance(call, backoff)
+                switch = hub.wait_for_subscribers()
+            else:
+                call = LiveReader(self._live_stub.Changes(request), self._publish, backoff)
+                reading = call.run()
+                switch = hub.wait_until_idle(IDLE_SECONDS)
             self.connected = True
             try:
-                if heads_only:
-                    reading = self._advance(call, backoff)
-                    switch = hub.wait_for_subscribers()
-                else:
-                    reading = self._publish(call, backoff)
-                    switch = hub.wait_until_idle(IDLE_SECONDS)
                 if not await _until(reading, switch):
                     return  # the store ended the stream
             finally:
                 call.cancel()
 
-    async def _publish(self, call, backoff: Backoff) -> None:
-        async for batch in call:
-            backoff.reset()
-            for change in batch.changes:
-                with telemetry.span_from(self.tracer, "stream.deliver",
-                                         change.trace_context, sequence=change.sequence):
-                    self.hub.publish(change.sequence, change.project_key, change.session_id,
-                                     Event(change))
+    def _publish(self, batch: store_pb2.ChangeBatch) -> None:
+        for change in batch.changes:
+            with telemetry.span_from(self.tracer, "stream.deliver",
+                                     change.trace_context, sequence=change.sequence):
+                self.hub.publish(change.sequence, change.project_key, change.session_id,
+                                 Event(change))
 
     async def _advance(self, call, backoff: Backoff) -> None:
         """Follow heads until a subscriber arrives; from then on its changes need payloads,
@@ -159,6 +173,71 @@ class StoreFeed:
             finally:
                 call.cancel()
             await backoff.wait()
+
+
+class LiveReader:
+    """Reads a blocking `Changes` stream in a thread; `run` publishes its batches on the loop,
+    in order, and ends as the stream does (raising its error)."""
+
+    def __init__(self, call, publish, backoff: Backoff):
+        self._call = call
+        self._publish = publish
+        self._backoff = backoff
+        self._room = threading.Semaphore(PENDING_BATCHES)
+        self._stopped = threading.Event()
+        self._done: asyncio.Future[None] | None = None
+
+    def cancel(self) -> None:
+        self._stopped.set()
+        self._call.cancel()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
+        thread = threading.Thread(target=self._read, args=(loop,), name="store-feed",
+                                  daemon=True)
+        thread.start()
+        try:
+            await self._done
+        finally:
+            self.cancel()
+
+    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        error: BaseException | None = None
+        try:
+            for batch in self._call:
+                while not self._room.acquire(timeout=0.5):
+                    if self._stopped.is_set():
+                        return
+                loop.call_soon_threadsafe(self._take, batch)
+        except BaseException as e:  # noqa: BLE001 - handed to the loop, raised there
+            error = e
+        try:
+            # After every batch's callback: the loop runs them in order.
+            loop.call_soon_threadsafe(self._finish, error)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is waiting any more
+
+    def _take(self, batch: store_pb2.ChangeBatch) -> None:
+        self._room.release()
+        done = self._done
+        if done is None or done.done():
+            return  # stopped: the next stream resumes from the hub's head
+        self._backoff.reset()
+        try:
+            self._publish(batch)
+        except Exception as e:
+            done.set_exception(e)
+            self.cancel()
+
+    def _finish(self, error: BaseException | None) -> None:
+        done = self._done
+        if done is None or done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
 
 
 async def _until(reading: Coroutine[Any, Any, None], switch: Coroutine[Any, Any, None]) -> bool:
