@@ -41,6 +41,7 @@ TARGETS = {
     "store": ("threadline", "serve", "store"),
     "analysis+ingest": ("threadline", "serve", "analysis", "ingest"),
     "follower": ("services.analysis.follower",),
+    "stream": ("threadline", "serve", "stream"),  # `threadline up` only
 }
 # Malformed lines planted in every PLANT_EVERY-th file (parse errors must survive kills too).
 PLANT_EVERY = 4
@@ -231,40 +232,98 @@ class Run:
     ports: int = 0
 
 
-def run_import(root: Path, db: Path, workdir: Path, kills: int, rng: random.Random | None,
-               gap: tuple[float, float], only_settled: bool = False) -> Run:
-    """`threadline import root` into db; with `rng`, kill -9 `kills` service processes on the
-    way, one every `gap` seconds (uniform); with `only_settled`, only processes that finished
-    starting."""
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (`threadline up --grpc-port` takes a base)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000)
+        if not any(port_in_use(base + i) for i in range(count)):
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+class UpProgress:
+    """Whether a `threadline up` has stored and analysed the whole corpus: ingest idle with
+    every file acknowledged to its end, and nothing left to analyse."""
+
+    def __init__(self, ingest_addr: str, db: Path, files: int):
+        self.ingest_addr, self.db, self.files = ingest_addr, db, files
+
+    def done(self) -> bool:
+        import grpc
+
+        from services.store import analysis_reads, queries
+        from threadline.v1 import ingest_pb2, ingest_pb2_grpc
+
+        try:
+            with grpc.insecure_channel(self.ingest_addr) as channel:
+                status = ingest_pb2_grpc.IngestServiceStub(channel).GetStatus(
+                    ingest_pb2.GetIngestStatusRequest(), timeout=5)
+        except grpc.RpcError:
+            return False  # ingest is restarting
+        if not (status.idle and len(status.files) >= self.files
+                and all(f.durable_offset == f.size for f in status.files)):
+            return False
+        try:
+            engine = queries.open_readonly(self.db)
+            try:
+                with engine.connect() as conn:
+                    return analysis_reads.analysis_backlog(conn) == 0
+            finally:
+                engine.dispose()
+        except Exception:  # noqa: BLE001 - the store may be recreating its tables
+            return False
+
+
+def run_pipeline(mode: str, root: Path, db: Path, workdir: Path, kills: int,
+                 rng: random.Random | None, gap: tuple[float, float],
+                 only_settled: bool = False) -> Run:
+    """`threadline import root` (mode "import") or `threadline up --root root` (mode "up",
+    stopped with SIGTERM once everything is stored and analysed) into db; with `rng`, kill -9
+    `kills` service processes on the way, one every `gap` seconds (uniform); with
+    `only_settled`, only processes that finished starting."""
     for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         stale.unlink(missing_ok=True)  # a fresh database each time, also with --keep
-    args = [sys.executable, "-m", "threadline", "import", "--db", str(db), str(root)]
+    progress = None
+    if mode == "import":
+        args = [sys.executable, "-m", "threadline", "import", "--db", str(db), str(root)]
+        kinds = set(TARGETS) - {"stream"}
+    else:
+        base, ws = consecutive_free_ports(4), consecutive_free_ports(1)
+        args = [sys.executable, "-m", "threadline", "up", "--db", str(db), "--root", str(root),
+                "--grpc-port", str(base), "--ws-port", str(ws)]
+        kinds = set(TARGETS)
+        progress = UpProgress(f"127.0.0.1:{base + 2}", db,
+                              sum(1 for _ in root.rglob("*.jsonl")))
     log_path = workdir / f"{db.stem}.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for name in ("THREADLINE_DB", "THREADLINE_ROOTS", "THREADLINE_GRPC_PORT"):
-        env.pop(name, None)
+    for name in [n for n in env if n.startswith("THREADLINE_")]:
+        env.pop(name)  # the run is described by its arguments alone
     started = time.monotonic()
     with log_path.open("wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         tracker = ProcessTracker(psutil.Process(process.pid), str(workdir))
         tracker.start()
         done: list[tuple[float, str, int]] = []
+
+        def running() -> bool:
+            return process.poll() is None and (progress is None or not progress.done())
+
         try:
-            # Kills begin once every kind of target runs: the import's own start-up (before
-            # it has its services) is not what is under test.
-            while (rng is not None and process.poll() is None
-                   and len(tracker.targets()) < len(TARGETS)):
+            # Kills begin once every kind of target runs: the start-up of the command itself
+            # (before it has its services) is not what is under test.
+            while rng is not None and running() and set(tracker.targets()) < kinds:
                 time.sleep(0.05)
-            while rng is not None and len(done) < kills and process.poll() is None:
+            while rng is not None and len(done) < kills and running():
                 time.sleep(rng.uniform(*gap))
-                running = tracker.targets()
+                targets = tracker.targets()
                 if only_settled:
-                    running = {name: ready for name, processes in running.items()
+                    targets = {name: ready for name, processes in targets.items()
                                if (ready := [p for p in processes if settled(p)])}
-                if not running or process.poll() is not None:
+                if not targets or process.poll() is not None:
                     continue
-                name = rng.choice(sorted(running))
-                victim = rng.choice(running[name])
+                name = rng.choice(sorted(targets))
+                victim = rng.choice(targets[name])
                 try:
                     victim.send_signal(signal.SIGKILL)
                 except psutil.NoSuchProcess:
@@ -272,8 +331,13 @@ def run_import(root: Path, db: Path, workdir: Path, kills: int, rng: random.Rand
                 done.append((time.monotonic() - started, name, victim.pid))
                 print(f"  kill -9 #{len(done):2d} at {done[-1][0]:6.2f} s: {name} "
                       f"(pid {victim.pid})", flush=True)
+            deadline = time.monotonic() + IMPORT_TIMEOUT_SECONDS
+            while running() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if progress is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)  # what Ctrl-C or a service manager does
             try:
-                process.wait(IMPORT_TIMEOUT_SECONDS)
+                process.wait(max(deadline - time.monotonic(), 30))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -394,12 +458,13 @@ def open_db(path: Path) -> sqlite3.Connection:
 # --- main ------------------------------------------------------------------------------------
 
 def describe_run(label: str, run: Run) -> list[str]:
+    command = "threadline " + label.split()[0]
     """Report lines for one run; those starting with "FAIL" count as failures."""
     lines = [f"{label}: exit {run.returncode} after {run.seconds:.1f} s, "
              f"{len(run.kills)} kills, {run.ports} ports used"]
     if run.returncode != 0:
         tail = "\n    ".join(run.output.strip().splitlines()[-8:])
-        lines.append(f"FAIL {label}: threadline import exited with {run.returncode}:\n    {tail}")
+        lines.append(f"FAIL {label}: {command} exited with {run.returncode}:\n    {tail}")
     for leftover in run.leftovers:
         lines.append(f"FAIL {label}: process left behind: {leftover[:160]}")
     if run.busy_ports:
@@ -418,12 +483,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settled", action="store_true",
                         help="kill only processes that finished starting (leaves out the "
                              "faults of a restart that is hit again)")
+    parser.add_argument("--mode", choices=("import", "up", "both"), default="both",
+                        help="interrupt `threadline import`, `threadline up` (which adds the "
+                             "stream service to the targets), or one after the other")
     parser.add_argument("--keep", type=Path, help="keep the corpus, databases and logs here")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
-    print(f"threadline chaos: seed {seed} (rerun with --seed {seed}), {args.kills} kills, "
-          f"{args.records:,} records", flush=True)
+    modes = ("import", "up") if args.mode == "both" else (args.mode,)
+    print(f"threadline chaos: seed {seed} (rerun with --seed {seed}), {args.kills} kills per "
+          f"run, {args.records:,} records, runs: {', '.join(modes)}", flush=True)
 
+    report: list[str] = []
     with tempfile.TemporaryDirectory(prefix="threadline-chaos-") as tmp:
         workdir = args.keep.resolve() if args.keep else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -431,25 +501,34 @@ def main(argv: list[str] | None = None) -> int:
         files = make_corpus(root, args.records, seed)
         print(f"corpus: {len(files)} files under {root}", flush=True)
 
-        print("import with kills:", flush=True)
-        chaos = run_import(root, workdir / "chaos.db", workdir, args.kills,
-                           random.Random(seed), (args.min_gap, args.max_gap), args.settled)
-        print("import uninterrupted ...", flush=True)
-        clean = run_import(root, workdir / "reference.db", workdir, 0, None, (0, 0))
-
-        report = describe_run("import with kills", chaos) + describe_run("reference import",
-                                                                          clean)
-        if len(chaos.kills) < args.kills:
-            report.append(f"FAIL only {len(chaos.kills)} of {args.kills} kills landed before "
-                          "the import ended (a larger --records or smaller gaps)")
-        if chaos.returncode == 0 and clean.returncode == 0:
-            report += compare(workdir / "reference.db", workdir / "chaos.db")
+        interrupted = {}
+        for mode in modes:
+            print(f"threadline {mode} with kills:", flush=True)
+            run = run_pipeline(mode, root, workdir / f"{mode}-killed.db", workdir, args.kills,
+                               random.Random(seed), (args.min_gap, args.max_gap),
+                               args.settled)
+            report += describe_run(f"{mode} with kills", run)
+            if len(run.kills) < args.kills:
+                report.append(f"FAIL {mode}: only {len(run.kills)} of {args.kills} kills "
+                              "landed before it was done (a larger --records or smaller gaps)")
+            if run.returncode == 0:
+                interrupted[mode] = workdir / f"{mode}-killed.db"
+        if interrupted:  # else there is nothing to compare
+            print("threadline import uninterrupted (the reference) ...", flush=True)
+            reference = run_pipeline("import", root, workdir / "reference.db", workdir, 0,
+                                     None, (0, 0))
+            report += describe_run("reference import", reference)
+            if reference.returncode == 0:
+                for mode, db in interrupted.items():
+                    report.append(f"{mode} with kills against the reference:")
+                    report += compare(workdir / "reference.db", db)
 
     print()
     print(f"threadline chaos summary (seed {seed})")
     failures = [line for line in report if line.startswith("FAIL")]
     for line in report:
-        print("  " + line)
+        print(("  " if line.startswith(("FAIL", "import", "up", "reference")) else "    ")
+              + line)
     print(f"  {'PASSED' if not failures else f'FAILED: {len(failures)} problem(s)'}")
     return 1 if failures else 0
 
@@ -465,16 +544,16 @@ def compare(reference: Path, chaos: Path) -> list[str]:
                          f"{diff.duplicate:>11}{diff.differing:>11}")
             if not diff.clean:
                 lines.append(f"FAIL {table}: " + "; ".join(diff.examples))
-        for label, conn in (("reference", ref), ("chaos", got)):
+        for label, conn in (("reference", ref), ("interrupted", got)):
             if (verdict := integrity(conn)) != "ok":
                 lines.append(f"FAIL integrity_check of the {label} database: {verdict[:300]}")
             for problem in change_feed_problems(conn):
                 lines.append(f"FAIL {label} database: {problem}")
         if Counter(r[0] for r in ref.execute("SELECT kind FROM changes")).get("message", 0) == 0:
             lines.append("FAIL the reference import stored no messages")
-        lines.append("integrity_check ok, change feed complete (both databases)"
-                     if not any(line.startswith("FAIL") for line in lines) else "")
-        return [line for line in lines if line]
+        if not any(line.startswith("FAIL") for line in lines):
+            lines.append("integrity_check ok, change feed complete (both databases)")
+        return lines
     finally:
         ref.close()
         got.close()
