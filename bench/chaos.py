@@ -6,7 +6,11 @@
    moments (seeded; the seed is printed), a random one of the import's service processes: the
    store, the ingest+analysis process, the analysis follower. The import's supervisor restarts
    them and the pipeline resumes from what was committed.
-3. The same import, uninterrupted, into a second database.
+   Then the same with `threadline up --root` (the stream service joins the targets), stopped
+   with SIGTERM once everything is stored and analysed (`--mode` picks one of the two).
+   `--settled` kills only processes that finished starting, which leaves out the faults of a
+   restart that is itself hit.
+3. The same import, uninterrupted, into a reference database.
 4. The two databases compared table by table: missing, extra, duplicate and differing rows
    (only columns that legitimately differ between two runs are left out, each named in
    `TABLES` with the reason); `PRAGMA integrity_check`; every change-feed entry present once;
