@@ -2,6 +2,7 @@
 #   make run    run all four services on this machine (embedded SQLite, watches ~/.claude/projects)
 #   make test   the test suite (installs what it needs first)
 #   make bench  throughput, live latency and memory on a generated corpus
+#   make chaos  kill -9 random services 20 times during an import; the database must not differ
 #   make eval   accuracy figures on the real transcripts in ../shared/corpus
 #   make lint   ruff
 #   make proto  regenerate threadline/v1 from protos/
@@ -11,7 +12,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: run test bench eval lint proto sync clean
+.PHONY: run test bench chaos eval lint proto sync clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -28,6 +29,9 @@ test: sync
 
 bench: sync
 	$(RUN) python -m bench $(ARGS)
+
+chaos: sync
+	$(RUN) python -m bench.chaos $(ARGS)
 
 eval: sync
 	$(RUN) python -m evaluation $(ARGS)
