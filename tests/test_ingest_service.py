@@ -583,7 +583,7 @@ def test_unreadable_folders_and_files_are_reported_and_the_watch_goes_on() -> No
         env = {**os.environ, "THREADLINE_ROOTS": str(root), "THREADLINE_PORT": "0",
                "THREADLINE_STORE_ADDR": f"127.0.0.1:{service.port}",
                "THREADLINE_ANALYSIS_ADDR": f"127.0.0.1:{service.port}",
-               "THREADLINE_RESCAN_SECONDS": "3600"}
+               "THREADLINE_RESCAN_SECONDS": "3600", "THREADLINE_TOKEN": TOKEN}
         child = subprocess.Popen([sys.executable, str(Path(__file__).parent / "ingest_process.py")],
                                  env=env, cwd=Path(__file__).parent.parent)
 
