@@ -163,7 +163,7 @@ def test_a_link_out_of_the_root_is_streamed_as_a_problem_and_never_read(tmp_path
 
     async def scenario():
         async with running_pipeline(tmp_path, [root]) as p:
-            async with websockets.connect(p.ws_url) as ws:
+            async with websockets.connect(p.ws_url, additional_headers=p.ws_headers) as ws:
                 await subscribed(ws)
                 (project / "leak.jsonl").symlink_to("../../outside/id_key")
                 after = str(uuid.uuid4())

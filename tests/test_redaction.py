@@ -196,7 +196,7 @@ def test_planted_secrets_are_served_nowhere_but_kept_in_raw_lines(tmp_path):
 
     async def scenario():
         async with running_pipeline(tmp_path, [root]) as p:
-            async with websockets.connect(p.ws_url) as ws:
+            async with websockets.connect(p.ws_url, additional_headers=p.ws_headers) as ws:
                 await subscribed(ws, since=0)
 
                 def stored():

@@ -8,8 +8,7 @@ import socket
 
 import orjson
 import pytest
-from test_stream_service import recv, running_stack, subscribe, ws_url
-from websockets.asyncio.client import connect
+from test_stream_service import connect, recv, running_stack, subscribe, ws_url
 from websockets.exceptions import ConnectionClosed
 
 from services.stream.events import Event

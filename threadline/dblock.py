@@ -82,7 +82,7 @@ def acquire(db: Path, command: str, held_by_parent: int | None = None) -> Databa
     the lock on its behalf.
     """
     db = Path(db)
-    db.parent.mkdir(parents=True, exist_ok=True)
+    db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # private, as the store makes it
     fd = os.open(lock_path(db), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
