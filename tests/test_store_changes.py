@@ -9,7 +9,7 @@ import grpc
 import pytest
 from store_support import batch, messages, parse_error, running_store, wait_for, write
 
-from services.store.changefeed import ChangeFeed, LiveChange, replay_then_follow
+from services.store.changefeed import ChangeFeed, Condition, LiveChange, replay_then_follow
 from services.store.errors import SubscriberTooSlow
 from threadline.v1 import common_pb2 as pb
 from threadline.v1 import store_pb2 as spb
@@ -195,6 +195,31 @@ def test_overflow_during_replay_keeps_replaying():
         feed.publish(_live([8]))
         assert await gen.__anext__() == [8]
         await gen.aclose()
+
+    asyncio.run(main())
+
+
+def test_followers_hear_the_write_condition_first_and_as_it_changes():
+    """A full disk reaches every follower, even one whose filter no change matches and one
+    that subscribes while it holds; heard once per change, before the changes queued with it."""
+    async def main():
+        feed = ChangeFeed(limit=2)
+
+        async def read_page(after):
+            return []
+
+        narrow = feed.subscribe(session_id="another")
+        feed.publish(_live([1]))
+        feed.set_condition("database or disk is full at /x.db")
+        feed.set_condition("database or disk is full at /x.db")  # unchanged: not repeated
+        assert await narrow.get() == [Condition("database or disk is full at /x.db")]
+        late = replay_then_follow(feed, read_page, 1, True)
+        assert await late.__anext__() == [Condition("database or disk is full at /x.db")]
+        feed.set_condition("")
+        feed.publish(_live([2]))
+        assert await late.__anext__() == [Condition(""), 2]
+        assert await narrow.get() == [Condition("")]
+        await late.aclose()
 
     asyncio.run(main())
 

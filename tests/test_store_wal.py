@@ -20,7 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import orjson
 import pytest
+import websockets
 from conftest import eventually, running_pipeline
 from store_support import batch, messages, running_store, write
 from test_import import expected_from, stored
@@ -29,6 +31,8 @@ from test_pipeline_live import user_line
 from services.store import rows
 from services.store.writer import Checkpointer, Writer
 from threadline.v1 import store_pb2 as spb
+from threadline.v1 import stream_pb2 as stpb
+from threadline.v1 import stream_pb2_grpc
 
 # A message big enough that a few batches fill a small disk.
 TEXT = "the quick brown fox jumps over the lazy dog " * 45
@@ -286,6 +290,43 @@ def test_ingestion_waits_out_a_full_disk_and_resumes_by_itself(tmp_path, small_d
             await eventually(lambda: not writer.write_error and message_count(db) == 300,
                              timeout=60, interval=0.2)
         assert {r["uuid"] for r in stored(db)[0]} == expected_from(paths)[0]
+
+    asyncio.run(main())
+
+
+def test_the_stream_tells_its_clients_when_the_disk_is_full_and_when_it_is_not(tmp_path,
+                                                                              small_disk):
+    """WebSocket clients are told unasked (and on connecting while it holds), gRPC clients see
+    it in the stream's status, and both hear when writes succeed again."""
+    root = tmp_path / "projects"
+    db = small_disk / "threadline.db"
+    full = f"database or disk is full at {db}"
+
+    async def frames_until(ws, kind: str) -> dict:
+        while True:
+            frame = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
+            if frame["type"] == kind:
+                return frame
+
+    async def main():
+        async with running_pipeline(tmp_path, [root], db=db) as p:
+            async with (websockets.connect(p.ws_url, additional_headers=p.ws_headers) as early,
+                        grpc.aio.insecure_channel(p.stream_addr) as channel):
+                status = stream_pb2_grpc.StreamServiceStub(channel).GetStatus
+                filler = fill(small_disk, leave=1_000_000)
+                transcripts(root, files=2, lines=150)
+                told = await frames_until(early, "store_error")
+                assert told == {"type": "store_error", "message": full}
+                assert (await status(stpb.GetStreamStatusRequest())).store_error == full
+                async with websockets.connect(p.ws_url, additional_headers=p.ws_headers) as late:
+                    assert await frames_until(late, "store_error") == told
+                    await late.send(orjson.dumps({"type": "status"}).decode())
+                    assert (await frames_until(late, "status"))["store_error"] == full
+                filler.unlink()
+                assert await frames_until(early, "store_error") == {"type": "store_error",
+                                                                     "message": ""}
+                assert (await status(stpb.GetStreamStatusRequest())).store_error == ""
+            await eventually(lambda: message_count(db) == 300, timeout=60, interval=0.2)
 
     asyncio.run(main())
 

@@ -13,6 +13,11 @@ A subscriber may want heads only: how far the store got, not what it stored
 (`ChangesRequest.heads_only`). While every subscriber does (`wants_payloads` is False), the
 commit hook builds no payloads, but for the last change's head: copying each stored message
 into an event is most of the feed's cost.
+
+The store's write condition (why writes fail right now, "" once they succeed) goes to every
+follower as it changes, and first of all to one that subscribes while a condition holds: a
+`Condition` among the payloads. It takes no room in the queue (it changes a few times in a
+store's life), so a full disk is announced even to a follower that is behind.
 """
 
 from __future__ import annotations
@@ -34,6 +39,13 @@ class LiveChange:
     payload: Any
 
 
+@dataclass(slots=True, frozen=True)
+class Condition:
+    """The store's write condition changed: why writes fail now, "" once they succeed."""
+
+    write_error: str
+
+
 class Subscription:
     def __init__(self, feed: ChangeFeed, project_key: str, session_id: str, limit: int,
                  heads_only: bool = False):
@@ -44,6 +56,8 @@ class Subscription:
         self.overflowed = False
         self.closed = False
         self._items: deque[LiveChange] = deque()
+        # The condition not yet taken by `get`, if it changed since the last one.
+        self._condition: Condition | None = None
         self._wakeup = asyncio.Event()
         self._feed = feed
 
@@ -66,17 +80,25 @@ class Subscription:
         self._wakeup.set()
         return True
 
+    def _note(self, condition: Condition) -> None:
+        self._condition = condition
+        self._wakeup.set()
+
     def _end(self) -> None:
         self.closed = True
         self._wakeup.set()
 
-    async def get(self) -> list[LiveChange]:
-        """Wait for changes and take every queued one."""
+    async def get(self) -> list[LiveChange | Condition]:
+        """Wait for changes and take every queued one (a changed condition first)."""
         while True:
             if self.overflowed:
                 raise SubscriberTooSlow(self.limit + 1, self.limit)
-            if self._items:
-                items = list(self._items)
+            if self._items or self._condition is not None:
+                items: list[LiveChange | Condition] = []
+                if self._condition is not None:
+                    items.append(self._condition)
+                    self._condition = None
+                items.extend(self._items)
                 self._items.clear()
                 return items
             if self.closed:
@@ -96,6 +118,8 @@ class ChangeFeed:
         self.slow_disconnects = 0
         self._subscribers: set[Subscription] = set()
         self._closed = False
+        # Why the store cannot write right now; "" while it can.
+        self.write_error = ""
 
     @property
     def has_subscribers(self) -> bool:
@@ -127,6 +151,14 @@ class ChangeFeed:
                 self._subscribers.discard(sub)
                 self.slow_disconnects += 1
 
+    def set_condition(self, write_error: str) -> None:
+        """Tell every follower the store's new write condition (on the event loop)."""
+        if write_error == self.write_error:
+            return
+        self.write_error = write_error
+        for sub in self._subscribers:
+            sub._note(Condition(write_error))
+
     def close(self) -> None:
         """End every subscription (their streams end with StoreClosed)."""
         self._closed = True
@@ -147,7 +179,9 @@ async def replay_then_follow(feed: ChangeFeed, read_page: ReadPage, since: int, 
                              ) -> AsyncIterator[list[Any]]:
     """Every change after `since`: first from the database, then (with `follow`) live.
 
-    Yields lists of payloads in sequence order: one per page read, one per live wake-up.
+    Yields lists of payloads in sequence order: one per page read, one per live wake-up. A
+    `Condition` may come first in a list: at once when following while one holds, then when
+    it changes.
 
     The handoff is gap-free: the subscription is registered BEFORE the replay reads its last
     page, so a change committed during the replay is either read by it or queued live (or
@@ -159,6 +193,8 @@ async def replay_then_follow(feed: ChangeFeed, read_page: ReadPage, since: int, 
     last = since
     sub = feed.subscribe(project_key, session_id, heads_only) if follow else None
     try:
+        if sub is not None and feed.write_error:
+            yield [Condition(feed.write_error)]
         while True:
             page = await read_page(last)
             if page:
@@ -173,10 +209,15 @@ async def replay_then_follow(feed: ChangeFeed, read_page: ReadPage, since: int, 
         if sub is None:
             return
         while True:
-            fresh = [change for change in await sub.get() if change.seq > last]
-            if fresh:
-                yield [change.payload for change in fresh]
-                last = fresh[-1].seq
+            out: list[Any] = []
+            for item in await sub.get():
+                if isinstance(item, Condition):
+                    out.append(item)
+                elif item.seq > last:
+                    out.append(item.payload)
+                    last = item.seq
+            if out:
+                yield out
     finally:
         if sub is not None:
             sub.close()

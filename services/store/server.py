@@ -62,6 +62,7 @@ async def start(settings: Settings) -> Running:
     feed = ChangeFeed(settings.subscriber_queue)
     servicer = StoreServicer(writer, feed, reads, pricing_file=settings.pricing_file)
     writer.on_commit = servicer.on_commit
+    writer.on_condition = feed.set_condition
     try:
         service = await bootstrap.create_server(
             [lambda server: store_pb2_grpc.add_StoreServiceServicer_to_server(servicer, server)],

@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 
 from services.store import accounting, queries, rows
-from services.store.changefeed import ChangeFeed, replay_then_follow
+from services.store.changefeed import ChangeFeed, Condition, replay_then_follow
 from services.store.errors import (
     DatabaseMissing,
     EarlierBatchFailed,
@@ -185,6 +185,12 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
                     self._feed, read_page, request.since_sequence, request.follow,
                     project, session, CHANGES_PAGE, heads_only)) as changes:
                 async for batch in changes:
+                    if isinstance(batch[0], Condition):
+                        yield common_pb2.ChangeBatch(condition=common_pb2.StoreCondition(
+                            write_error=batch[0].write_error))
+                        batch = batch[1:]
+                        if not batch:
+                            continue
                     if heads_only:
                         # The last change's head. Live changes carry payloads while another
                         # subscriber wants them; otherwise only the last of a commit has one.

@@ -12,8 +12,9 @@ would move its source's offset past the rows of the failed one, and they would n
 
 A full disk (or an I/O error) is a condition, not a defect: the batches fail with
 `WriteFailed` ("database or disk is full at <path>"), their senders keep them and send them
-again, the condition is kept in `write_error` for the store's status, and it clears itself
-with the next commit that succeeds.
+again, the condition is kept in `write_error` for the store's status (and handed to the
+`on_condition` hook, which tells the change feed's followers), and it clears itself with the
+next commit that succeeds.
 
 Idempotence: a message whose key is stored is skipped (within a batch the first occurrence
 wins), as is a parse error at a stored (path, byte_offset). Every NEW message and parse error
@@ -115,6 +116,8 @@ class WriteResult:
 
 
 CommitHook = Callable[[WriteBatch, WriteResult], None]
+# Called on the event loop with the new `write_error` each time it changes.
+ConditionHook = Callable[[str], None]
 
 
 def _engine(db_path: Path, configure: Callable[[sqlite3.Connection], None]) -> Engine:
@@ -162,6 +165,7 @@ class Writer:
         self.last_commit_at = 0.0
         # Why writes fail right now ("database or disk is full at ..."); "" while they succeed.
         self.write_error = ""
+        self.on_condition: ConditionHook | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -286,6 +290,7 @@ class Writer:
         outcomes: list[tuple[WriteBatch, asyncio.Future, WriteResult | BaseException]] = []
         start_sequence = self.last_sequence
         storage_failed = False
+        loop = group[0][1]
         try:
             with conn.begin():
                 for batch, _loop, future in group:
@@ -298,7 +303,7 @@ class Writer:
                         with conn.begin_nested():
                             result = self._apply(conn, batch)
                     except Exception as exc:  # this batch alone fails (and its stream's rest)
-                        failure = self._failed(exc, f"batch {batch.batch_id} failed")
+                        failure = self._failed(exc, f"batch {batch.batch_id} failed", loop)
                         storage_failed = storage_failed or isinstance(failure, WriteFailed)
                         self.last_sequence = seq_before
                         if stream is not None:
@@ -307,7 +312,7 @@ class Writer:
                     else:
                         outcomes.append((batch, future, result))
         except Exception as exc:  # the commit itself failed: nothing of the group is stored
-            failure = self._failed(exc, f"commit of {len(group)} batches failed")
+            failure = self._failed(exc, f"commit of {len(group)} batches failed", loop)
             self.last_sequence = self._stored_sequence(conn, start_sequence)
             outcomes = [(b, f, failure) for b, _loop, f in group]
             for b, _loop, _f in group:
@@ -319,7 +324,7 @@ class Writer:
             wrote = any(isinstance(o, WriteResult) for _b, _f, o in outcomes)
             if wrote and not storage_failed and self.write_error:
                 log.warning("writes to %s succeed again", self.db_path)
-                self.write_error = ""
+                self._set_write_error("", loop)
         for _batch, _future, outcome in outcomes:
             if isinstance(outcome, WriteResult):
                 outcome.last_sequence = self.last_sequence
@@ -330,7 +335,7 @@ class Writer:
         for loop, items in by_loop.items():
             _deliver_threadsafe(loop, items, self.on_commit)
 
-    def _failed(self, exc: Exception, what: str) -> Exception:
+    def _failed(self, exc: Exception, what: str, loop: asyncio.AbstractEventLoop) -> Exception:
         """The exception to hand back for a failed write: a storage failure becomes
         `WriteFailed` and the store's condition, logged once rather than at every resend."""
         problem = storage_failure(exc, self.db_path)
@@ -340,8 +345,18 @@ class Writer:
         if problem != self.write_error:
             log.error("%s: %s; nothing is lost, the senders keep the batches and write them "
                       "again once it is resolved", what, problem)
-        self.write_error = problem
+        self._set_write_error(problem, loop)
         return WriteFailed(problem)
+
+    def _set_write_error(self, problem: str, loop: asyncio.AbstractEventLoop) -> None:
+        if problem == self.write_error:
+            return
+        self.write_error = problem
+        if self.on_condition is not None:
+            try:
+                loop.call_soon_threadsafe(self.on_condition, problem)
+            except RuntimeError:  # the loop is closed: nobody is following any more
+                pass
 
     @staticmethod
     def _stored_sequence(conn: Connection, fallback: int) -> int:

@@ -271,7 +271,8 @@ class Connection:
                      "last_sequence": self.last_sent.get(cs.id, 0)}
                     for cs in self.subscriptions.values()
                 ],
-                clients=len(self.gateway.connections)))
+                clients=len(self.gateway.connections),
+                store_error=self.gateway.hub.store_error))
 
     def _subscribe(self, request: protocol.Subscribe) -> None:
         hub = self.gateway.hub
@@ -348,6 +349,7 @@ class Gateway:
         self.slow_disconnects = 0
         self.dispatcher = Dispatcher()
         self._server: Server | None = None
+        hub.on_store_error(self._tell_store_error)
 
     async def start(self, host: str, port: int) -> int:
         self.security.check_exposure(host, f"WebSocket gateway on {host}:{port}")
@@ -371,9 +373,17 @@ class Gateway:
             await self._server.wait_closed()
         await self.dispatcher.stop()
 
+    def _tell_store_error(self, write_error: str) -> None:
+        """Every client learns at once that the store cannot write (and when it can again)."""
+        frame = protocol.reply("store_error", message=write_error)
+        for conn in list(self.connections):
+            conn.send_reply(frame)
+
     async def _handle(self, ws: ServerConnection) -> None:
         conn = Connection(self, ws)
         self.connections.add(conn)
+        if self.hub.store_error:
+            conn.send_reply(protocol.reply("store_error", message=self.hub.store_error))
         try:
             await conn.run()
         finally:

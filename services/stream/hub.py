@@ -12,6 +12,10 @@ its own bounded outlet (the WebSocket gateway's per-connection send queue) can `
 instead, so live changes go straight into that outlet without an extra task hop; the sink
 reports overflow by returning False and the same drop rule applies.
 
+The hub also holds the store's write condition (`store_error`: why the store cannot write
+right now, "" while it can) and tells its listeners when it changes, for the gateway to tell
+every WebSocket client.
+
 This module knows nothing of gRPC or protobuf: a change's payload is opaque here.
 """
 
@@ -157,6 +161,8 @@ class Hub:
         self._count = 0
         # Set whenever the number of subscribers changes (for the upstream's waits).
         self._count_changed = asyncio.Event()
+        self.store_error = ""
+        self._condition_listeners: list[Callable[[str], None]] = []
 
     def __len__(self) -> int:
         return self._count
@@ -217,6 +223,20 @@ class Hub:
             for sub in subs:
                 self.unsubscribe(sub)
                 sub.fail(ShuttingDown(sub.delivered))
+
+    def on_store_error(self, listener: Callable[[str], None]) -> None:
+        """Call `listener` with the store's write condition each time it changes."""
+        self._condition_listeners.append(listener)
+
+    def set_store_error(self, write_error: str) -> None:
+        if write_error == self.store_error:
+            return
+        self.store_error = write_error
+        for listener in self._condition_listeners:
+            try:
+                listener(write_error)
+            except Exception:
+                log.exception("store condition listener failed")
 
     def advance(self, sequence: int) -> None:
         """Move the head without a change (the store's head when first connected)."""

@@ -12,9 +12,11 @@ Server -> client:
     {"type": "thread_updated" | "analysis_updated", "sequence", "project", "session",
      "subscription", "analysis": {...}}     (threadline.v1.AnalysisUpdate as JSON field names)
     {"type": "unsubscribed", "subscription"}, {"type": "pong"},
-    {"type": "status", "head", "subscriptions": [...], "clients"}
+    {"type": "status", "head", "subscriptions": [...], "clients", "store_error"}
     {"type": "error", "error": <short code>, "message": <what was wrong>}
         ("since_beyond_head" errors also carry "head", the newest sequence)
+    {"type": "store_error", "message": <why the store cannot write, "" once it can again>}
+        (sent unasked to every client when it changes, and on connecting while it holds)
 Anything malformed gets an error frame; the connection stays open.
 """
 

@@ -81,4 +81,5 @@ class StreamServicer(stream_pb2_grpc.StreamServiceServicer):
         return stream_pb2.StreamStatus(
             head_sequence=self.hub.head, grpc_subscribers=self.subscribers,
             websocket_clients=self._websocket_clients(),
-            slow_disconnects=self.slow_disconnects + self._websocket_slow())
+            slow_disconnects=self.slow_disconnects + self._websocket_slow(),
+            store_error=self.hub.store_error)

@@ -16,6 +16,9 @@ arrived by its next turn in that turn.
 The store may restart or end a slow follower with RESOURCE_EXHAUSTED; both streams then
 reconnect with a backoff of 100 ms growing to 1 s and resume after the last sequence they saw,
 so nothing is lost or repeated.
+
+The store's write condition (a full disk) comes on either stream as it changes, and with the
+store's stats at each (re)connection; the hub keeps it for the gateway and the status.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class StoreFeed:
         stats = await self._stub.GetStats(store_pb2.GetStatsRequest(), timeout=SYNC_SECONDS,
                                           wait_for_ready=True)
         self.hub.advance(stats.last_sequence)
+        self.hub.set_store_error(stats.write_error)
         self._started = True
 
     async def run(self) -> None:
@@ -106,6 +110,7 @@ class StoreFeed:
     async def _follow(self, backoff: Backoff) -> None:
         hub = self.hub
         stats = await self._stub.GetStats(store_pb2.GetStatsRequest(), timeout=STATS_TIMEOUT)
+        hub.set_store_error(stats.write_error)
         if not self._started:
             # Live subscribers start at the store's head; history is for those giving `since`.
             hub.advance(stats.last_sequence)
@@ -134,6 +139,8 @@ class StoreFeed:
                 call.cancel()
 
     def _publish(self, batch: store_pb2.ChangeBatch) -> None:
+        if batch.HasField("condition"):
+            self.hub.set_store_error(batch.condition.write_error)
         for change in batch.changes:
             with telemetry.span_from(self.tracer, "stream.deliver",
                                      change.trace_context, sequence=change.sequence):
@@ -146,6 +153,8 @@ class StoreFeed:
         hub = self.hub
         async for batch in call:
             backoff.reset()
+            if batch.HasField("condition"):
+                hub.set_store_error(batch.condition.write_error)
             for change in batch.changes:
                 if len(hub):
                     await asyncio.Future()  # the switch to payloads ends this task

@@ -349,7 +349,15 @@ class Change(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., project_key: _Optional[str] = ..., session_id: _Optional[str] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., parse_error: _Optional[_Union[ParseError, _Mapping]] = ..., analysis: _Optional[_Union[_analysis_types_pb2.AnalysisUpdate, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ChangeBatch(_message.Message):
-    __slots__ = ("changes",)
+    __slots__ = ("changes", "condition")
     CHANGES_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
     changes: _containers.RepeatedCompositeFieldContainer[Change]
-    def __init__(self, changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ...) -> None: ...
+    condition: StoreCondition
+    def __init__(self, changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ..., condition: _Optional[_Union[StoreCondition, _Mapping]] = ...) -> None: ...
+
+class StoreCondition(_message.Message):
+    __slots__ = ("write_error",)
+    WRITE_ERROR_FIELD_NUMBER: _ClassVar[int]
+    write_error: str
+    def __init__(self, write_error: _Optional[str] = ...) -> None: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from threadline.v1 import common_pb2 as threadline_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1athreadline/v1/stream.proto\x12\rthreadline.v1\x1a\x1athreadline/v1/common.proto\"k\n\x10SubscribeRequest\x12\x13\n\x0bproject_key\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x1b\n\x0esince_sequence\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_since_sequence\"\x18\n\x16GetStreamStatusRequest\"t\n\x0cStreamStatus\x12\x15\n\rhead_sequence\x18\x01 \x01(\x03\x12\x18\n\x10grpc_subscribers\x18\x02 \x01(\x05\x12\x19\n\x11websocket_clients\x18\x03 \x01(\x05\x12\x18\n\x10slow_disconnects\x18\x04 \x01(\x03\x32\xa7\x01\n\rStreamService\x12\x45\n\tSubscribe\x12\x1f.threadline.v1.SubscribeRequest\x1a\x15.threadline.v1.Change0\x01\x12O\n\tGetStatus\x12%.threadline.v1.GetStreamStatusRequest\x1a\x1b.threadline.v1.StreamStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1athreadline/v1/stream.proto\x12\rthreadline.v1\x1a\x1athreadline/v1/common.proto\"k\n\x10SubscribeRequest\x12\x13\n\x0bproject_key\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x1b\n\x0esince_sequence\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_since_sequence\"\x18\n\x16GetStreamStatusRequest\"\x89\x01\n\x0cStreamStatus\x12\x15\n\rhead_sequence\x18\x01 \x01(\x03\x12\x18\n\x10grpc_subscribers\x18\x02 \x01(\x05\x12\x19\n\x11websocket_clients\x18\x03 \x01(\x05\x12\x18\n\x10slow_disconnects\x18\x04 \x01(\x03\x12\x13\n\x0bstore_error\x18\x05 \x01(\t2\xa7\x01\n\rStreamService\x12\x45\n\tSubscribe\x12\x1f.threadline.v1.SubscribeRequest\x1a\x15.threadline.v1.Change0\x01\x12O\n\tGetStatus\x12%.threadline.v1.GetStreamStatusRequest\x1a\x1b.threadline.v1.StreamStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBSCRIBEREQUEST']._serialized_end=180
   _globals['_GETSTREAMSTATUSREQUEST']._serialized_start=182
   _globals['_GETSTREAMSTATUSREQUEST']._serialized_end=206
-  _globals['_STREAMSTATUS']._serialized_start=208
-  _globals['_STREAMSTATUS']._serialized_end=324
-  _globals['_STREAMSERVICE']._serialized_start=327
-  _globals['_STREAMSERVICE']._serialized_end=494
+  _globals['_STREAMSTATUS']._serialized_start=209
+  _globals['_STREAMSTATUS']._serialized_end=346
+  _globals['_STREAMSERVICE']._serialized_start=349
+  _globals['_STREAMSERVICE']._serialized_end=516
 # @@protoc_insertion_point(module_scope)

@@ -20,13 +20,15 @@ class GetStreamStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StreamStatus(_message.Message):
-    __slots__ = ("head_sequence", "grpc_subscribers", "websocket_clients", "slow_disconnects")
+    __slots__ = ("head_sequence", "grpc_subscribers", "websocket_clients", "slow_disconnects", "store_error")
     HEAD_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     GRPC_SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
     WEBSOCKET_CLIENTS_FIELD_NUMBER: _ClassVar[int]
     SLOW_DISCONNECTS_FIELD_NUMBER: _ClassVar[int]
+    STORE_ERROR_FIELD_NUMBER: _ClassVar[int]
     head_sequence: int
     grpc_subscribers: int
     websocket_clients: int
     slow_disconnects: int
-    def __init__(self, head_sequence: _Optional[int] = ..., grpc_subscribers: _Optional[int] = ..., websocket_clients: _Optional[int] = ..., slow_disconnects: _Optional[int] = ...) -> None: ...
+    store_error: str
+    def __init__(self, head_sequence: _Optional[int] = ..., grpc_subscribers: _Optional[int] = ..., websocket_clients: _Optional[int] = ..., slow_disconnects: _Optional[int] = ..., store_error: _Optional[str] = ...) -> None: ...
