@@ -240,7 +240,7 @@ def test_table_output(db, capsys):
     out = capsys.readouterr().out
     assert out.startswith("9 tool calls in 2 sessions; times in UTC")
     head = next(ln for ln in out.splitlines() if ln.startswith("TOOL "))
-    assert "CALLS" in head and "ERR%" in head and "ERROR CLASSES" in head
+    assert "CALLS" in head and "FAILED" in head and "FAIL%" in head and "ERROR CLASSES" in head
     bash = next(ln for ln in out.splitlines() if ln.startswith("Bash "))
     assert "command_failed 3" in bash and "75.0%" in bash
     for section in ("after a failure: the next call used another tool",
@@ -249,6 +249,50 @@ def test_table_output(db, capsys):
                     "calls and errors by hour (UTC)", "calls and errors by weekday (UTC)"):
         assert section in out
     assert "recommendations: none (not enough evidence for any rule)" in out
+
+
+REJECTED = ("The user doesn't want to proceed with this tool use. The tool use was rejected "
+            "(eg. if it was a file edit, the new_string was NOT written to the file). STOP what "
+            "you are doing and wait for the user to tell you how to proceed.")
+
+
+def table_rows(out: str, tool: str) -> dict[str, str]:
+    """The cells of a tool's row of the table, by column name."""
+    lines = out.splitlines()
+    head = next(ln for ln in lines if ln.startswith("TOOL "))
+    cells = next(ln for ln in lines if ln.startswith(tool + " "))
+    return dict(zip(head.split(), cells.split(), strict=False))
+
+
+def test_table_and_recommendation_show_the_same_failures(tmp_path, capsys):
+    """Rejections and interruptions are errors but not failures of the tool: the row and the
+    failing_tool recommendation count them the same way and print the same share."""
+    root = tmp_path / "projects"
+    s = Session(S2, "/home/u/web")
+    s.prompt("2025-03-05T12:00:00.000Z", "run everything")
+    outcomes = (["fail"] * 12 + ["reject"] * 3 + ["interrupt"] + ["ok"] * 9)
+    for n, outcome in enumerate(outcomes):
+        at = f"2025-03-05T12:{n:02d}"
+        s.call(f"{at}:10.000Z", f"toolu_{n}", "Bash", {"command": f"make step{n}"})
+        text, error = {"fail": (f"Exit code 1\nstep{n} failed", True),
+                       "reject": (REJECTED, True),
+                       "interrupt": ("[Request interrupted by user for tool use]", True),
+                       "ok": ("done", False)}[outcome]
+        s.result(f"{at}:20.000Z", f"toolu_{n}", text, error=error)
+    s.write(root / "-home-u-web" / f"{S2}.jsonl")
+    db = tmp_path / "t.db"
+    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db), "--json",
+                    str(root)], check=True, capture_output=True, timeout=300)
+
+    assert cli.main(["tools", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    bash = table_rows(out, "Bash")
+    assert (bash["CALLS"], bash["ERRORS"], bash["REJECTED"], bash["INTERRUPTED"]) == (
+        "25", "16", "3", "1")
+    assert (bash["FAILED"], bash["FAIL%"]) == ("12", "48.0%")
+    advice = next(ln for ln in out.splitlines() if "failing_tool (Bash)" in ln)
+    assert f"({bash['FAIL%']} of its calls)" in advice
+    assert f"    - {bash['FAILED']} failures in {bash['CALLS']} calls ({bash['FAIL%']};" in out
 
 
 def test_bad_arguments_are_clear_errors(db, tmp_path):

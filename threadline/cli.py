@@ -490,23 +490,23 @@ def cmd_tools(args: argparse.Namespace) -> int:
 def tools_text(report) -> str:
     """A tool-usage report (services/analysis/tool_report.py) as tables, then its
     recommendations with their evidence."""
+    from services.analysis.tool_report import percent
     from threadline.tables import render
-
-    def pct(k: int, n: int) -> str:
-        return f"{100 * k / n:.1f}%" if n else ""
 
     def seconds(ms: float, timed: int) -> str:
         return f"{ms / 1000:.1f}" if timed else ""
 
     grouped = report.by != "tool"
     head = [*(["SESSION" if report.by == "session" else "PROJECT"] if grouped else []),
-            "TOOL", "CALLS", "ERRORS", "ERR%", "REJECTED", "INTERRUPTED", "P50 S", "P95 S",
-            "RETRIES", "SWITCHES", "REACTIONS", "SENTIMENT", "ERROR CLASSES"]
+            "TOOL", "CALLS", "ERRORS", "REJECTED", "INTERRUPTED", "FAILED", "FAIL%", "P50 S",
+            "P95 S", "RETRIES", "SWITCHES", "REACTIONS", "SENTIMENT", "ERROR CLASSES"]
 
+    # FAILED and FAIL% are the figures the failing_tool recommendation quotes: errors less
+    # the rejections and interruptions, which are a person's decision.
     def cells(r) -> list:
         classes = ", ".join(f"{c} {n}" for c, n in r.error_classes.items())
-        return [*([r.group] if grouped else []), r.tool, r.calls, r.errors,
-                pct(r.errors, r.calls), r.rejections, r.interruptions,
+        return [*([r.group] if grouped else []), r.tool, r.calls, r.errors, r.rejections,
+                r.interruptions, r.failures, percent(r.failures, r.calls),
                 seconds(r.latency_p50_ms, r.timed_calls), seconds(r.latency_p95_ms, r.timed_calls),
                 r.retries, r.switches, r.reactions,
                 f"{r.reaction_sentiment_mean:+.2f}" if r.reactions else "", classes]
@@ -515,7 +515,7 @@ def tools_text(report) -> str:
     out = [f"{report.total.calls:,} tool calls in {report.total.sessions:,} sessions; "
            f"times in {report.timezone}", "",
            render(head, [cells(r) for r in report.rows] + [cells(report.total)],
-                  right=range(first + 1, first + 12), max_width=70)]
+                  right=range(first + 1, first + 13), max_width=70)]
     if report.sequences:
         out += ["", "frequent sequences (consecutive calls)",
                 render(["TOOLS", "SUPPORT", "CONFIDENCE"],

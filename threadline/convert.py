@@ -48,7 +48,8 @@ def _block_to_pb(b: r.Block) -> pb.ContentBlock:
                           tool_use_id=b.tool_use_id, tool_name=b.tool_name,
                           tool_input_json=b.tool_input_json, is_error=b.is_error,
                           raw_type=b.raw_type, agent_id=b.agent_id,
-                          persisted_output_path=b.persisted_output_path)
+                          persisted_output_path=b.persisted_output_path,
+                          duration_seconds=b.duration_seconds)
     if b.image is not None:
         out.image.CopyFrom(pb.ImageRef(media_type=b.image.media_type,
                                        source_type=b.image.source_type,
@@ -63,7 +64,8 @@ def _block_from_pb(b: pb.ContentBlock) -> r.Block:
         image = r.Image(i.media_type, i.source_type, i.size_bytes, i.sha256)
     return r.Block(BLOCK_FROM_PB.get(b.kind, "other"), b.text, b.tool_use_id, b.tool_name,
                    b.tool_input_json, b.is_error, image, b.raw_type, b.agent_id,
-                   b.persisted_output_path)
+                   b.persisted_output_path,
+                   b.duration_seconds if b.HasField("duration_seconds") else None)
 
 
 def message_to_pb(m: r.Record, include_raw: bool = True) -> pb.Message:

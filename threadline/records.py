@@ -54,6 +54,8 @@ class Block:
     raw_type: str = ""
     agent_id: str = ""  # tool_result of a Task/Agent call: the subagent it ran
     persisted_output_path: str = ""  # the tool-results/<id>.txt file holding the full output
+    # tool_result: the tool's own run time as its output states it (Codex), else None.
+    duration_seconds: float | None = None
 
 
 @dataclass(slots=True)

@@ -115,6 +115,8 @@ class ToolFact:
     result_text: str = ""
     started_at: str = ""
     finished_at: str = ""
+    # The tool's own run time as its result states it (Codex), None when it states none.
+    duration_seconds: float | None = None
     # Order of the tool_use within its session (messages.seq of the line holding it).
     sequence: int = 0
     use_message_key: str = ""

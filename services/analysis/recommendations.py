@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from services.analysis.tool_report import Recommendation, ToolReport, ToolStat
+from services.analysis.tool_report import Recommendation, ToolReport, ToolStat, percent
 
 Z95 = 1.959964
 
@@ -120,10 +120,6 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _pct(k: int, n: int) -> str:
-    return f"{100 * k / n:.1f}%" if n else "0%"
-
-
 def _failing(stat: ToolStat) -> Recommendation | None:
     n, k = stat.calls, stat.failures
     if n < MIN_CALLS or k < MIN_FAILURES:
@@ -135,9 +131,9 @@ def _failing(stat: ToolStat) -> Recommendation | None:
                         if c not in ("user_rejected", "interrupted"))
     return Recommendation(
         "failing_tool",
-        f"{stat.tool} fails often ({_pct(k, n)} of its calls): look at its most frequent "
+        f"{stat.tool} fails often ({percent(k, n)} of its calls): look at its most frequent "
         f"error classes below.",
-        [f"{k} failures in {n} calls ({_pct(k, n)}; 95% lower bound {100 * bound:.1f}%, "
+        [f"{k} failures in {n} calls ({percent(k, n)}; 95% lower bound {100 * bound:.1f}%, "
          f"threshold {100 * FAILING_RATE:.0f}%)", f"error classes: {classes}",
          f"in {_n(stat.sessions, 'session')}"], round(bound, 4), stat.tool)
 
@@ -152,7 +148,7 @@ def _remedies(stat: ToolStat) -> list[Recommendation]:
         out.append(Recommendation(
             kind, text.format(tool=stat.tool, n=count),
             [f"{count} of {stat.errors} errors of {stat.tool} are {error_class} "
-             f"({_pct(count, stat.errors)}; 95% lower bound {100 * share:.1f}%)",
+             f"({percent(count, stat.errors)}; 95% lower bound {100 * share:.1f}%)",
              f"{stat.tool}: {stat.calls} calls, {stat.errors} errors"], round(share, 4),
             stat.tool))
     return out
@@ -169,7 +165,7 @@ def _rejected(stat: ToolStat) -> Recommendation | None:
         "rejected_tool",
         f"People often reject {stat.tool} calls: propose the change first (plan mode) or "
         f"ask before such calls.",
-        [f"{k} of {n} calls rejected ({_pct(k, n)}; 95% lower bound {100 * bound:.1f}%, "
+        [f"{k} of {n} calls rejected ({percent(k, n)}; 95% lower bound {100 * bound:.1f}%, "
          f"threshold {100 * REJECTED_RATE:.0f}%)", f"in {_n(stat.sessions, 'session')}"],
         round(bound, 4), stat.tool)
 
@@ -188,7 +184,7 @@ def _negative(stat: ToolStat) -> Recommendation | None:
         f"calls do before running them.",
         [f"{k} of {n} prompts right after a {stat.tool} result reject or interrupt "
          f"({stat.reaction_rejections} rejections, {stat.reaction_interruptions} "
-         f"interruptions; {_pct(k, n)}, 95% lower bound {100 * bound:.1f}%)",
+         f"interruptions; {percent(k, n)}, 95% lower bound {100 * bound:.1f}%)",
          f"mean sentiment of those prompts {stat.reaction_sentiment_mean:+.2f}"],
         round(bound, 4), stat.tool)
 
@@ -203,7 +199,7 @@ def _slow(stat: ToolStat) -> Recommendation | None:
     return Recommendation(
         "slow_tool",
         f"{stat.tool} calls are often slow: run long work in the background or narrow it.",
-        [f"{k} of {n} timed calls took over a minute ({_pct(k, n)}; 95% lower bound "
+        [f"{k} of {n} timed calls took over a minute ({percent(k, n)}; 95% lower bound "
          f"{100 * bound:.1f}%)", f"latency p50 {stat.latency_p50_ms / 1000:.1f} s, "
          f"p95 {stat.latency_p95_ms / 1000:.1f} s"], round(bound, 4), stat.tool)
 
@@ -264,7 +260,7 @@ def _switches(report: ToolReport) -> list[Recommendation]:
             f"When {s.from_tool} fails, the work usually goes on with {s.to_tool}, which "
             f"succeeds: where that failure is predictable, use {s.to_tool} first.",
             [f"{s.successes} of {n} failed {s.from_tool} calls followed by another call were "
-             f"followed by a successful {s.to_tool} ({_pct(s.successes, n)}; 95% lower "
+             f"followed by a successful {s.to_tool} ({percent(s.successes, n)}; 95% lower "
              f"bound {100 * bound:.1f}%)",
              f"{s.count} switches {s.from_tool} -> {s.to_tool}, {s.successes} succeeded"],
             round(bound, 4), s.from_tool))

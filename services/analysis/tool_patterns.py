@@ -68,7 +68,8 @@ ERROR_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("not_read_first", ("file has not been read yet",)),
     ("stale_read", ("has been modified since read", "modified since it was read")),
     ("string_not_found", ("string to replace not found", "could not find the string",
-                          "old_string not found", "0 occurrences found")),
+                          "old_string not found", "0 occurrences found",
+                          "failed to find expected lines")),
     ("ambiguous_match", ("but replace_all is false", "expected 1 occurrence")),
     ("no_change", ("no changes to make",)),
     ("sibling_failed", ("sibling tool call errored",)),
@@ -91,8 +92,9 @@ ERROR_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
 _EXIT_CODE = re.compile(r"(?:exit code|exited with code|exit status)[:\s]+[1-9]\d*")
 # Tools that run shell commands (Claude Code, Codex, Gemini CLI): any other error of theirs
 # is a command that failed.
-SHELL_TOOLS = frozenset({"Bash", "BashOutput", "shell", "exec_command", "local_shell",
-                         "local_shell_call", "run_shell_command", "container.exec"})
+SHELL_TOOLS = frozenset({"Bash", "BashOutput", "shell", "shell_command", "exec_command",
+                         "write_stdin", "local_shell", "local_shell_call", "run_shell_command",
+                         "container.exec"})
 USER_DECISIONS = frozenset({"user_rejected", "interrupted"})
 
 
@@ -127,9 +129,15 @@ def percentile(ordered: Sequence[float], q: float) -> float:
 
 
 def _times(fact: ToolFact) -> tuple[datetime | None, float | None]:
-    """(when the call was made, else when its result came; seconds from the call to its
-    result, None unless both are known and in order)."""
+    """(when the call was made, else when its result came; how long it took in seconds).
+
+    The time taken is the run time the result states when it states one (Codex writes the
+    call and its output together, often with one timestamp, and states the run time in the
+    output); otherwise the seconds from the call to its result, None unless both are known
+    and in order."""
     start, end = parse_timestamp(fact.started_at), parse_timestamp(fact.finished_at)
+    if fact.duration_seconds is not None:
+        return start or end, fact.duration_seconds
     if start is None or end is None or end < start:
         return start or end, None
     return start, (end - start).total_seconds()

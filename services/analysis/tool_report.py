@@ -34,8 +34,14 @@ class ToolStat:
 
     @property
     def failures(self) -> int:
-        """Errors that are the tool's own, not a person's decision (rejection, interruption)."""
+        """Errors that are the tool's own, not a person's decision (rejection, interruption).
+        The figure the report's FAILED column and the failing_tool recommendation both show."""
         return self.errors - self.rejections - self.interruptions
+
+
+def percent(k: int, n: int) -> str:
+    """k of n as the report and its recommendations print a share: one decimal."""
+    return f"{100 * k / n:.1f}%" if n else "0.0%"
 
 
 @dataclass(slots=True)

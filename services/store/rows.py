@@ -57,6 +57,8 @@ def _block_dict(b: pb.ContentBlock) -> dict:
         d["agent_id"] = b.agent_id
     if b.persisted_output_path:
         d["persisted_output_path"] = b.persisted_output_path
+    if b.HasField("duration_seconds"):
+        d["duration_seconds"] = b.duration_seconds
     return d
 
 
@@ -203,7 +205,8 @@ def _block_pb(d: Mapping) -> pb.ContentBlock:
                         tool_input_json=d.get("tool_input_json", "").encode(),
                         is_error=d.get("is_error", False), raw_type=d.get("raw_type", ""),
                         agent_id=d.get("agent_id", ""),
-                        persisted_output_path=d.get("persisted_output_path", ""))
+                        persisted_output_path=d.get("persisted_output_path", ""),
+                        duration_seconds=d.get("duration_seconds"))
     image = d.get("image")
     if image is not None:
         b.image.CopyFrom(pb.ImageRef(**image))

@@ -84,7 +84,7 @@ def _calls(conn: Connection, project_key: str, session_id: str, since: date | No
     facts: list[tuple[ToolFact, int]] = []
     # A result message may answer several calls (parallel calls, Gemini): parse its content
     # once, keeping only those answers for the calls still to come.
-    parsed: dict[str, dict[str, str]] = {}
+    parsed: dict[str, dict[str, tuple[str, float | None]]] = {}
     dated = since is not None or until is not None
     # Page by page: the rows carry the result messages' whole content.
     for (tool_use_id, session, name, input_json, is_error, started_at, finished_at, use_key,
@@ -94,20 +94,21 @@ def _calls(conn: Connection, project_key: str, session_id: str, since: date | No
             day = _local_date(started_at or finished_at, tz)
             if day is None or (since and day < since) or (until and day > until):
                 continue
-        result_text = ""
+        result_text, seconds = "", None
         if content is not None:
             texts = parsed.get(result_key)
             if texts is None:
-                texts = _result_texts(content)
+                texts = _results(content)
                 if len(texts) > 1:
                     parsed[result_key] = texts
-            result_text = texts.pop(tool_use_id, "")
+            result_text, seconds = texts.pop(tool_use_id, ("", None))
             if not texts:
                 parsed.pop(result_key, None)
         facts.append((ToolFact(
             tool_use_id=tool_use_id, session_id=session, project_key=project_of, name=name,
             input_json=bytes(input_json or b""), is_error=bool(is_error),
             result_text=result_text, started_at=started_at, finished_at=finished_at,
+            duration_seconds=seconds,
             sequence=use_seq or result_seq or 0, use_message_key=use_key, agent_id=agent_id,
             caller=caller or ("sidechain" if sidechain else "")), result_seq or 0))
     facts.sort(key=lambda pair: (pair[0].session_id, pair[0].sequence, pair[0].started_at,
@@ -130,20 +131,24 @@ def _local_date(timestamp: str, tz: tzinfo | None) -> date | None:
         return None
 
 
-def _result_texts(content_json: bytes) -> dict[str, str]:
-    """tool_use_id -> the first characters of its tool_result block's text (rows.py stores
-    blocks as {"kind": "tool_result", "tool_use_id": ..., "text": ...})."""
+def _results(content_json: bytes) -> dict[str, tuple[str, float | None]]:
+    """tool_use_id -> (the first characters of its tool_result block's text, the run time the
+    block states). rows.py stores blocks as {"kind": "tool_result", "tool_use_id": ...,
+    "text": ..., "duration_seconds": ...}, the last only when the output stated one."""
     try:
         blocks = orjson.loads(content_json)
     except orjson.JSONDecodeError:
         return {}
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, float | None]] = {}
     for block in blocks if isinstance(blocks, list) else ():
         if isinstance(block, dict) and block.get("kind") == "tool_result":
             ident = block.get("tool_use_id")
             if isinstance(ident, str) and ident and ident not in out:
                 text = block.get("text")
-                out[ident] = text[:RESULT_TEXT_CHARS] if isinstance(text, str) else ""
+                seconds = block.get("duration_seconds")
+                out[ident] = (text[:RESULT_TEXT_CHARS] if isinstance(text, str) else "",
+                              float(seconds) if isinstance(seconds, int | float)
+                              and not isinstance(seconds, bool) else None)
     return out
 
 

@@ -111,7 +111,7 @@ class ImageRef(_message.Message):
     def __init__(self, media_type: _Optional[str] = ..., source_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class ContentBlock(_message.Message):
-    __slots__ = ("kind", "text", "tool_use_id", "tool_name", "tool_input_json", "is_error", "image", "raw_type", "agent_id", "persisted_output_path")
+    __slots__ = ("kind", "text", "tool_use_id", "tool_name", "tool_input_json", "is_error", "image", "raw_type", "agent_id", "persisted_output_path", "duration_seconds")
     KIND_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOOL_USE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +122,7 @@ class ContentBlock(_message.Message):
     RAW_TYPE_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     PERSISTED_OUTPUT_PATH_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     kind: BlockKind
     text: str
     tool_use_id: str
@@ -132,7 +133,8 @@ class ContentBlock(_message.Message):
     raw_type: str
     agent_id: str
     persisted_output_path: str
-    def __init__(self, kind: _Optional[_Union[BlockKind, str]] = ..., text: _Optional[str] = ..., tool_use_id: _Optional[str] = ..., tool_name: _Optional[str] = ..., tool_input_json: _Optional[bytes] = ..., is_error: _Optional[bool] = ..., image: _Optional[_Union[ImageRef, _Mapping]] = ..., raw_type: _Optional[str] = ..., agent_id: _Optional[str] = ..., persisted_output_path: _Optional[str] = ...) -> None: ...
+    duration_seconds: float
+    def __init__(self, kind: _Optional[_Union[BlockKind, str]] = ..., text: _Optional[str] = ..., tool_use_id: _Optional[str] = ..., tool_name: _Optional[str] = ..., tool_input_json: _Optional[bytes] = ..., is_error: _Optional[bool] = ..., image: _Optional[_Union[ImageRef, _Mapping]] = ..., raw_type: _Optional[str] = ..., agent_id: _Optional[str] = ..., persisted_output_path: _Optional[str] = ..., duration_seconds: _Optional[float] = ...) -> None: ...
 
 class Message(_message.Message):
     __slots__ = ("uuid", "parent_uuid", "session_id", "type", "role", "timestamp", "content", "source", "key", "project_key", "format", "subtype", "agent_id", "is_sidechain", "model", "logical_parent_uuid", "cwd", "git_branch", "version", "usage", "request_id", "api_message_id", "stop_reason", "is_meta", "raw", "text", "drift", "thread_parent_uuid", "thread_parent_source", "thread_relation", "thread_confidence")

@@ -11,8 +11,10 @@ payload's `type` (none for `session_meta`/`turn_context`/`compacted`).
   "system"; blocks input_text/output_text/input_image), `reasoning` (its summary texts as
   thinking blocks), `function_call`/`custom_tool_call` (a tool_use block: `call_id`, `name`,
   and `arguments` JSON text, or a custom tool's free-form `input` as a JSON string),
-  `function_call_output`/`custom_tool_call_output` (a tool_result block, role "tool"; the
-  output's text; `is_error` only when the output says `success: false`), `local_shell_call`
+  `function_call_output`/`custom_tool_call_output` (a tool_result block, role "tool"; its
+  text, `is_error` and run time read from the output's shape by `codex_output`: the exit
+  code and duration of an exec output, Codex's failure messages, `success: false`),
+  `local_shell_call`
   (a tool_use named "local_shell" with its `action`), `web_search_call` (a server_tool_use
   named "web_search"), `compaction`.
 - `event_msg`: `user_message`/`agent_message` (text), `agent_reasoning` (thinking),
@@ -45,6 +47,7 @@ Drift: a line `type` outside `TYPES` -> "unknown_type"; a payload type outside
 
 from __future__ import annotations
 
+from services.ingest.formats import codex_output
 from services.ingest.formats.fields import (
     count,
     image_from_url,
@@ -159,9 +162,9 @@ def _response_item(payload: dict, rec: Record) -> None:
                              raw_type=kind)]
     elif kind in ("function_call_output", "custom_tool_call_output"):
         rec.role = "tool"
-        body, is_error = _output(payload.get("output"))
+        body, is_error, seconds = _output(payload.get("output"))
         rec.content = [Block("tool_result", text=body, tool_use_id=text(payload.get("call_id")),
-                             is_error=is_error, raw_type=kind)]
+                             is_error=is_error, raw_type=kind, duration_seconds=seconds)]
     elif kind == "local_shell_call":
         rec.content = [Block("tool_use", tool_use_id=text(payload.get("call_id")
                                                           or payload.get("id")),
@@ -197,19 +200,23 @@ def message_parts(content: object) -> tuple[list[Block], str]:
     return out, drift
 
 
-def _output(output: object) -> tuple[str, bool]:
-    """A tool call's output: a string, or an object/list of content items."""
+def _output(output: object) -> tuple[str, bool, float | None]:
+    """A tool call's output (text, is_error, run time): a string in one of the shapes
+    codex_output reads, or an object/list of content items."""
     if isinstance(output, str):
-        return output, False
+        return codex_output.read(output)
     if isinstance(output, dict):
-        is_error = output.get("success") is False
+        found = codex_output.structured(output)
+        if found is not None:
+            return found
         body = output.get("content", output.get("output"))
         if isinstance(body, list):
-            return joined_text(message_parts(body)[0]), is_error
-        return text(body), is_error
+            return joined_text(message_parts(body)[0]), output.get("success") is False, None
+        body, is_error, seconds = codex_output.read(text(body))
+        return body, is_error or output.get("success") is False, seconds
     if isinstance(output, list):
-        return joined_text(message_parts(output)[0]), False
-    return text(output), False
+        return joined_text(message_parts(output)[0]), False, None
+    return text(output), False, None
 
 
 def _event(payload: dict, rec: Record) -> None:

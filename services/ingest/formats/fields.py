@@ -24,7 +24,7 @@ RECORD_ORDER = ("type", "source", "raw", "format", "uuid", "parent_uuid", "logic
                 "git_branch", "version", "model", "content", "usage", "request_id",
                 "api_message_id", "stop_reason", "is_meta", "text", "drift")
 BLOCK_ORDER = ("kind", "text", "tool_use_id", "tool_name", "tool_input_json", "is_error",
-               "image", "raw_type", "agent_id", "persisted_output_path")
+               "image", "raw_type", "agent_id", "persisted_output_path", "duration_seconds")
 USAGE_ORDER = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                "cache_creation_5m_tokens", "cache_creation_1h_tokens", "cache_read_input_tokens",
                "service_tier", "reasoning_output_tokens")
