@@ -8,10 +8,12 @@
 3. Runs `ccusage claude daily` and `ccusage claude session` (--json --offline, UTC) and
    threadline's accounting on the imported records (Claude Code records only, UTC).
 4. Prints how many days and how many ccusage "sessions" match exactly (input, output, cache
-   write and cache read tokens), and every mismatch with both figures and the lines that make
-   the difference, with the reason one tool did not count them; then the cost per model.
-5. Runs both on minimal cases (CASES: a streamed response, copies, /btw replays, backends
-   without requestId, <synthetic> lines) to show how each counts one situation.
+   write and cache read tokens), and every mismatch with both figures and its causes (`explain`:
+   lines ccusage does not read, cache writes it drops on a 0/0 split, its rule for lines
+   without requestId; lines threadline did not store); then the cost per model.
+5. Runs both on minimal cases (CASES: a streamed response, copies, /btw replays, backends and
+   gateways without requestId, a 0/0 cache-write split, <synthetic> lines) to show how each
+   counts one situation.
 
 ccusage's "session" is not Claude Code's sessionId: it is the folder that holds the file
 (`projects/<project path>/<folder>/<file>.jsonl`; the file's name for files directly in a
