@@ -20,7 +20,7 @@ S1, S2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000
 CODEX_SESSION = "0199c0de-0000-7000-8000-000000000003"
 
 # Per UTC day: (input, output, cache write, cache read), worked out by hand from the lines
-# `corpus` writes (see the comments there).
+# `write_corpus` writes (see the comments there).
 EXPECTED = {
     "2025-06-01": [4 + 1200 + 1300 + 10 + 700 + 900, 300 + 80 + 40 + 5 + 30 + 20, 300,
                    9000 + 3000 + 4000 + 100 + 200],
@@ -158,7 +158,8 @@ def write_corpus(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> tuple[Path, Path]:
+def written(tmp_path_factory) -> tuple[Path, Path]:
+    """The files `write_corpus` writes, and a database they were imported into."""
     root = write_corpus(tmp_path_factory.mktemp("recount"))
     db = root.parent / "t.db"
     subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db), "--json",
@@ -166,15 +167,15 @@ def corpus(tmp_path_factory) -> tuple[Path, Path]:
     return root, db
 
 
-def test_the_recount_reads_the_rule_from_the_files(corpus):
-    root, _ = corpus
+def test_the_recount_reads_the_rule_from_the_files(written):
+    root, _ = written
     counted = recount.count(root)
     assert counted.days == EXPECTED
     assert counted.shadowed == [], "the resume copy carries a response counted elsewhere"
 
 
-def test_threadline_counts_every_day_as_the_recount_does(corpus, capsys):
-    root, db = corpus
+def test_threadline_counts_every_day_as_the_recount_does(written, capsys):
+    root, db = written
     days = recount.compare(recount.threadline_days(db), recount.count(root).days)
     assert [d["day"] for d in days] == sorted(EXPECTED)
     assert all(d["match"] for d in days), days
@@ -182,12 +183,21 @@ def test_threadline_counts_every_day_as_the_recount_does(corpus, capsys):
     assert "3 of 3 days match" in capsys.readouterr().out
 
 
-def test_the_tool_report_counts_a_gateway_subagent_by_the_same_rule(corpus):
-    _, db = corpus
+def test_the_tool_report_counts_a_gateway_subagent_by_the_same_rule(written):
+    _, db = written
     with queries.open_readonly(db).connect() as conn:
         task = next(f for f in tool_facts(conn) if f.name == "Task")
     assert task.agent_id == "gw1"
     assert task.subagent_tokens == SUBAGENT_TOKENS
+
+
+def test_every_day_of_the_real_corpus_matches_the_recount(corpus, tmp_path):
+    db = tmp_path / "corpus.db"
+    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db), "--json",
+                    str(corpus)], check=True, capture_output=True, timeout=600)
+    days = recount.compare(recount.threadline_days(db), recount.count(corpus).days)
+    assert len(days) > 10
+    assert [d for d in days if not d["match"]] == []
 
 
 def test_a_day_that_differs_is_shown(capsys):
