@@ -2,7 +2,9 @@
 
 1. Import: files, lines, records, sessions and parse errors, through the real pipeline.
 2. Census: records by format and type, format drift by format/version/reason, parse errors
-   by reason (what the parser did not understand is counted, never dropped).
+   by reason (what the parser did not understand is counted, never dropped); then tokens per
+   day (UTC) beside an independent recount read straight from the files
+   (evaluation/recount.py, the billing rule of docs/accounting.md): every day must match.
 3. Reply-structure inference: parent links removed from real Claude Code transcripts, the
    copies imported through the pipeline and the stored thread parents compared per source
    folder (`threadline eval threading`, threadline/thread_eval.py); then the same files
@@ -24,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from evaluation import ccusage
+from evaluation import ccusage, recount
 from evaluation.corpus import DEFAULT_CORPUS, import_folder
 from services.store import queries
 
@@ -59,6 +61,10 @@ def main() -> int:
         _table(census["drift"], ["format", "version", "drift", "count"])
         print("  parse errors by reason:")
         _table(census["parse_errors"], ["reason", "count"])
+        independent = recount.count(args.corpus)
+        days = recount.compare(recount.threadline_days(db), independent.days)
+        recount.print_comparison(days, independent)
+        counted = 0 if all(d["match"] for d in days) else 1
     print(flush=True)
     imported = subprocess.run([sys.executable, "-m", "threadline", "eval", "threading",
                                str(args.corpus)], check=False).returncode
@@ -77,7 +83,7 @@ def main() -> int:
     print(flush=True)
     classified = subprocess.run([sys.executable, "-m", "evaluation.intent", "--corpus",
                                  str(args.corpus)], check=False).returncode
-    return inferred or compared or classified
+    return counted or inferred or compared or classified
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@
 3. Runs `ccusage claude daily` and `ccusage claude session` (--json --offline, UTC) and
    threadline's accounting on the imported records (Claude Code records only, UTC).
 4. Prints how many days and how many ccusage "sessions" match exactly (input, output, cache
-   write and cache read tokens), and every mismatch with both figures and the lines that make
-   the difference, with the reason one tool did not count them; then the cost per model.
-5. Runs both on minimal cases (CASES: a streamed response, copies, /btw replays, backends
-   without requestId, <synthetic> lines) to show how each counts one situation.
+   write and cache read tokens), and every mismatch with both figures and its causes (`explain`:
+   lines ccusage does not read, cache writes it drops on a 0/0 split, its rule for lines
+   without requestId; lines threadline did not store); then the cost per model.
+5. Runs both on minimal cases (CASES: a streamed response, copies, /btw replays, backends and
+   gateways without requestId, a 0/0 cache-write split, <synthetic> lines) to show how each
+   counts one situation.
 
 ccusage's "session" is not Claude Code's sessionId: it is the folder that holds the file
 (`projects/<project path>/<folder>/<file>.jsonl`; the file's name for files directly in a
@@ -115,6 +117,64 @@ def unread_by_ccusage(line: bytes, report: str) -> str:
     return ""
 
 
+def ccusage_figures(usage: dict) -> list[int]:
+    """The (input, output, cache write, cache read) ccusage 20.0.24 reads from a `usage`:
+    when `cache_creation` splits the writes 5m/1h as 0/0, it takes the split's 0 and drops
+    `cache_creation_input_tokens` (threadline prices the tokens the split does not account
+    for as 5-minute writes)."""
+    def n(value: object) -> int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    writes = n(usage.get("cache_creation_input_tokens"))
+    split = usage.get("cache_creation")
+    if isinstance(split, dict) and not (n(split.get("ephemeral_5m_input_tokens"))
+                                        or n(split.get("ephemeral_1h_input_tokens"))):
+        writes = 0
+    return [n(usage.get("input_tokens")), n(usage.get("output_tokens")), writes,
+            n(usage.get("cache_read_input_tokens"))]
+
+
+def requestless_lines(corpus: Path) -> list[dict]:
+    """Claude Code assistant lines with usage and a message id but no `requestId` (gateways,
+    third-party backends), as ccusage reads them: the file, the ids, the timestamp, the
+    figures ccusage takes and the raw line (for `unread_by_ccusage`)."""
+    found = []
+    for path in sorted(corpus.rglob("*.jsonl")):
+        for raw in path.read_bytes().split(b"\n"):
+            if b'"usage"' not in raw:
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue
+            message = obj.get("message") if isinstance(obj, dict) else None
+            if (obj.get("type") != "assistant" or obj.get("requestId")
+                    or not isinstance(message, dict) or not isinstance(message.get("usage"), dict)
+                    or not message.get("id") or message.get("model") == "<synthetic>"):
+                continue
+            found.append({"path": path, "message_id": message["id"],
+                          "session": obj.get("sessionId"), "timestamp": obj.get("timestamp"),
+                          "figures": ccusage_figures(message["usage"]), "raw": raw})
+    return found
+
+
+def ccusage_requestless(lines: list[dict], report: str) -> list[int]:
+    """What ccusage 20.0.24 counts of requestless lines: its daily report keeps one line per
+    message id, session and timestamp (so each line of a response streamed over several
+    timestamps counts again), its session report one per message id and session (so calls
+    of a gateway that answers every call with one id collapse into one); the line with the
+    larger token total, the first on a tie."""
+    kept: dict[tuple, list[int]] = {}
+    for line in lines:
+        if unread_by_ccusage(line["raw"], report):
+            continue
+        key = (line["message_id"], line["session"]) + (
+            (line["timestamp"],) if report == "daily" else ())
+        if key not in kept or sum(line["figures"]) > sum(kept[key]):
+            kept[key] = line["figures"]
+    return [sum(f[i] for f in kept.values()) for i in range(4)]
+
+
 def shadowed_responses(corpus: Path, db: Path, counted: set[str]) -> list[dict]:
     """Claude Code responses threadline did not store because another record of the corpus
     holds the same uuid (the store keeps the first record of each uuid, which is what makes
@@ -152,16 +212,22 @@ def shadowed_responses(corpus: Path, db: Path, counted: set[str]) -> list[dict]:
 
 def _line(uuid: str, session: str, second: int, message_id: str, request_id: str | None,
           output: int, input_tokens: int = 10, sidechain: bool = False,
-          model: str = "claude-sonnet-4-20250514", day: str = "2025-01-01") -> str:
+          model: str = "claude-sonnet-4-20250514", day: str = "2025-01-01",
+          stop: str | None = None, cache_write: int = 0, cache_read: int = 0,
+          split: tuple[int, int] | None = None) -> str:
+    usage: dict = {"input_tokens": input_tokens, "output_tokens": output,
+                   "cache_creation_input_tokens": cache_write,
+                   "cache_read_input_tokens": cache_read}
+    if split is not None:
+        usage["cache_creation"] = {"ephemeral_5m_input_tokens": split[0],
+                                   "ephemeral_1h_input_tokens": split[1]}
     fields = {"type": "assistant", "sessionId": session, "version": "2.0.76", "uuid": uuid,
               "isSidechain": sidechain,
               "timestamp": f"{day}T{second // 3600:02d}:{second // 60 % 60:02d}:"
                            f"{second % 60:02d}.000Z",
               "message": {"id": message_id, "type": "message", "role": "assistant",
-                          "model": model, "content": [],
-                          "usage": {"input_tokens": input_tokens, "output_tokens": output,
-                                    "cache_creation_input_tokens": 0,
-                                    "cache_read_input_tokens": 0}}}
+                          "model": model, "content": [], "stop_reason": stop,
+                          "usage": usage}}
     if request_id is not None:
         fields["requestId"] = request_id
     return json.dumps(fields, separators=(",", ":"))
@@ -190,6 +256,22 @@ CASES: dict[str, tuple[str, dict[str, list[str]]]] = {
     "no-request-split": ("a backend without requestId streams one response in 2 lines", {
         "s1.jsonl": [_line("a1", "s1", 1, "0a1b2c", None, 1),
                      _line("a2", "s1", 3, "0a1b2c", None, 50)]}),
+    "gateway-stream": ("a gateway streams one response: 2 early lines (output 0, estimated "
+                       "input 900), then the final one (input 1200, 3000 cache reads)", {
+        "s1.jsonl": [_line("a1", "s1", 1, "gw1", None, 0, input_tokens=900),
+                     _line("a2", "s1", 2, "gw1", None, 0, input_tokens=900),
+                     _line("a3", "s1", 3, "gw1", None, 80, input_tokens=1200,
+                           cache_read=3000, stop="end_turn")]}),
+    "gateway-constant-id": ("a gateway answers two streamed calls with the same id", {
+        "s1.jsonl": [_line("a1", "s1", 1, "ocgo", None, 0, input_tokens=900),
+                     _line("a2", "s1", 2, "ocgo", None, 80, input_tokens=1200,
+                           cache_read=3000, stop="tool_use"),
+                     _line("a3", "s1", 5, "ocgo", None, 0, input_tokens=900),
+                     _line("a4", "s1", 6, "ocgo", None, 40, input_tokens=1300,
+                           cache_read=4000, stop="end_turn")]}),
+    "cache-write-split-0-0": ("cache_creation_input_tokens 500, split 5m/1h given as 0/0", {
+        "s1.jsonl": [_line("a1", "s1", 1, "msg_1", "req_1", 5, cache_write=500,
+                           split=(0, 0), stop="end_turn")]}),
     "no-request-constant-id": ("a gateway answers two calls with the same id, no requestId", {
         "s1.jsonl": [_line("a1", "s1", 1, "ocgo", None, 5, input_tokens=100),
                      _line("a2", "s1", 3, "ocgo", None, 7, input_tokens=200)]}),
@@ -225,16 +307,15 @@ def rule_cases(command: list[str], tmp: Path) -> list[dict]:
         config_dir = root / name / "claude"
         reports = {r: run_ccusage(command, r, config_dir)["totals"] for r in ("daily", "session")}
         results.append({"case": name, "what": CASES[name][0],
-                        "ccusage_daily": _figures(reports["daily"], CCUSAGE_KINDS[:2]),
-                        "ccusage_session": _figures(reports["session"], CCUSAGE_KINDS[:2])})
+                        "ccusage_daily": _figures(reports["daily"], CCUSAGE_KINDS),
+                        "ccusage_session": _figures(reports["session"], CCUSAGE_KINDS)})
     db = tmp / "cases.db"
     import_folder(root, db)
     with queries.open_readonly(db).connect() as conn:
         responses = accounting.billable_responses(queries.usage_rows(conn))
     for result in results:
         mine = [r for r in responses if f"/{result['case']}/claude/" in r.source_path]
-        result["threadline"] = [sum(r.input_tokens for r in mine),
-                                sum(r.output_tokens for r in mine)]
+        result["threadline"] = [sum(getattr(r, k) for r in mine) for k in KINDS]
     return results
 
 
@@ -244,9 +325,67 @@ def _figures(totals: dict, kinds: tuple[str, ...]) -> list[int]:
     return [int(totals.get(k, 0)) for k in kinds]
 
 
+SPLIT_0_0 = ("cache writes split 5m/1h as 0/0 beside a non-zero cache_creation_input_tokens "
+             "(ccusage drops them)")
+REQUESTLESS = ("lines without requestId (ccusage's daily report counts a streamed response "
+               "once per timestamp, its session report collapses a session's calls that share "
+               "one message id)")
+
+
+def _sum(a: list[int], b: list[int]) -> list[int]:
+    return [x + y for x, y in zip(a, b, strict=True)]
+
+
+def explain(responses: list[accounting.Response], report: str, requestless: list[dict],
+            lines: dict[str, list[bytes]]) -> dict[str, dict]:
+    """Why ccusage counts other figures than threadline for these responses (one day or one
+    ccusage session): cause -> {"tokens": threadline's minus ccusage's, "example": a line}.
+    Lines ccusage does not read (`unread_by_ccusage`) count for nothing there; a response's
+    0/0-split cache writes too; and the key's lines without a requestId count as
+    `ccusage_requestless` says, beside threadline's requestless responses."""
+    causes: dict[str, dict] = {}
+
+    def add(why: str, figures: list[int], example: str) -> None:
+        cause = causes.setdefault(why, {"tokens": [0, 0, 0, 0], "example": example})
+        cause["tokens"] = _sum(cause["tokens"], figures)
+
+    ours_requestless = [0, 0, 0, 0]
+    for r in responses:
+        raw = _source_line(r.source_path, r.source_line, lines)
+        figures = [getattr(r, k) for k in KINDS]
+        where = f"{r.source_path}:{r.source_line} (message {r.api_message_id or '-'})"
+        why = unread_by_ccusage(raw, report)
+        if why:
+            add(why, figures, where)
+        elif (r.agent == accounting.CLAUDE_CODE and r.api_message_id and not r.request_id
+              and not r.embedded):
+            ours_requestless = _sum(ours_requestless, figures)
+        else:
+            try:
+                message = json.loads(raw).get("message")
+                usage = message.get("usage") if isinstance(message, dict) else None
+            except (ValueError, AttributeError):
+                usage = None
+            dropped = figures[2] - ccusage_figures(usage)[2] if isinstance(usage, dict) else 0
+            if dropped > 0:
+                add(SPLIT_0_0, [0, 0, dropped, 0], where)
+    theirs_requestless = ccusage_requestless(requestless, report)
+    if theirs_requestless != ours_requestless:
+        add(REQUESTLESS, [x - y for x, y in zip(ours_requestless, theirs_requestless,
+                                                strict=True)],
+            next((f"{line['path']} (message {line['message_id']})" for line in requestless),
+                 "-"))
+    return causes
+
+
 def compare(ours: dict[str, list[int]], theirs: dict[str, list[int]],
             responses: dict[str, list[accounting.Response]], report: str,
-            shadowed: dict[str, list[dict]]) -> dict:
+            shadowed: dict[str, list[dict]],
+            requestless: dict[str, list[dict]] | None = None) -> dict:
+    """Keys (days or ccusage sessions) whose figures differ, each with the causes that
+    account for the difference (`explain`) and the responses threadline did not store.
+    `requestless` holds, per key, the corpus's lines without a requestId
+    (`requestless_lines`)."""
     lines: dict[str, list[bytes]] = {}
     mismatches = []
     keys = sorted(set(ours) | set(theirs))
@@ -254,29 +393,20 @@ def compare(ours: dict[str, list[int]], theirs: dict[str, list[int]],
         a, b = ours.get(key, [0, 0, 0, 0]), theirs.get(key, [0, 0, 0, 0])
         if a == b and key in ours and key in theirs:
             continue
-        causes: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        examples: dict[str, str] = {}
-        for r in responses.get(key, []):
-            why = unread_by_ccusage(_source_line(r.source_path, r.source_line, lines), report)
-            if why:
-                figures = [r.input_tokens, r.output_tokens, r.cache_creation_tokens,
-                           r.cache_read_tokens]
-                causes[why] = [x + y for x, y in zip(causes[why], figures, strict=True)]
-                examples.setdefault(why, f"{r.source_path}:{r.source_line} "
-                                         f"(message {r.api_message_id or '-'})")
-        readable = [x - sum(c[i] for c in causes.values()) for i, x in enumerate(a)]
+        causes = explain(responses.get(key, []), report, (requestless or {}).get(key, []),
+                         lines)
+        readable = [x - sum(c["tokens"][i] for c in causes.values()) for i, x in enumerate(a)]
         missing = [{"cause": "a record whose uuid another record of the corpus already holds "
                              "(threadline stores the first record of each uuid)",
                     "tokens": m["tokens"],
                     "example": f"{m['path']}:{m['line']} (message {m['message_id']}; uuid held "
                                f"by {m['holder']})"} for m in shadowed.get(key, [])]
         for m in missing:
-            readable = [x + y for x, y in zip(readable, m["tokens"], strict=True)]
+            readable = _sum(readable, m["tokens"])
         mismatches.append({"key": key, "threadline": a, "ccusage": b if key in theirs else None,
                            "difference": [x - y for x, y in zip(a, b, strict=True)],
                            "explained": readable == b,
-                           "causes": [{"cause": c, "tokens": t, "example": examples[c]}
-                                      for c, t in causes.items()],
+                           "causes": [{"cause": c, **v} for c, v in causes.items()],
                            "not_stored": missing})
     return {"matched": len(keys) - len(mismatches), "total": len(keys),
             "mismatches": mismatches}
@@ -290,7 +420,7 @@ def _print_section(title: str, result: dict) -> None:
         print(f"    threadline {m['threadline']}  ccusage {theirs}  "
               f"difference {m['difference']}  (input, output, cache write, cache read)")
         for c in m["causes"]:
-            print(f"    not counted by ccusage, {c['tokens']}: {c['cause']}; e.g. {c['example']}")
+            print(f"    threadline - ccusage {c['tokens']}: {c['cause']}; e.g. {c['example']}")
         for c in m["not_stored"]:
             print(f"    not counted by threadline, {c['tokens']}: {c['cause']}: {c['example']}")
         print("    " + ("the difference is exactly these lines" if m["explained"] else
@@ -326,6 +456,7 @@ def main() -> int:
         with queries.open_readonly(db).connect() as conn:
             responses = accounting.billable_responses(queries.usage_rows(conn, query.formats))
         shadowed = shadowed_responses(corpus, db, {r.api_message_id for r in responses})
+        requestless = requestless_lines(corpus)
         cases = rule_cases(command, Path(tmp))
     table = pricing.load()
 
@@ -337,6 +468,15 @@ def main() -> int:
         project, session = ccusage_session_key(
             PurePosixPath(m["path"].resolve().relative_to(corpus).as_posix()))
         shadowed_by_folder[f"{project} :: {session}"].append(m)
+    requestless_by_day: dict[str, list[dict]] = defaultdict(list)
+    requestless_by_folder: dict[str, list[dict]] = defaultdict(list)
+    for line in requestless:
+        moment = accounting.parse_timestamp(str(line["timestamp"] or ""))
+        requestless_by_day[moment.astimezone(query.tz).date().isoformat() if moment
+                           else "?"].append(line)
+        project, session = ccusage_session_key(
+            PurePosixPath(line["path"].resolve().relative_to(corpus).as_posix()))
+        requestless_by_folder[f"{project} :: {session}"].append(line)
     by_day: dict[str, list[accounting.Response]] = defaultdict(list)
     by_folder: dict[str, list[accounting.Response]] = defaultdict(list)
     for r in responses:
@@ -351,10 +491,11 @@ def main() -> int:
 
     days = compare({k: sums(v) for k, v in by_day.items()},
                    {d["date"]: _figures(d, CCUSAGE_KINDS) for d in daily["daily"]},
-                   by_day, "daily", shadowed_by_day)
+                   by_day, "daily", shadowed_by_day, requestless_by_day)
     folders = compare({k: sums(v) for k, v in by_folder.items()},
                       {f"{s['projectPath']} :: {s['sessionId']}": _figures(s, CCUSAGE_KINDS)
-                       for s in sessions["sessions"]}, by_folder, "session", shadowed_by_folder)
+                       for s in sessions["sessions"]}, by_folder, "session", shadowed_by_folder,
+                      requestless_by_folder)
 
     # Cost per model: ccusage's daily model breakdowns beside threadline's prices.
     their_cost: dict[str, float] = defaultdict(float)
@@ -389,11 +530,11 @@ def main() -> int:
     for c in costs:
         print(f"  {c['model']:28} threadline {c['threadline']:>12.4f}  ccusage "
               f"{c['ccusage']:>12.4f}  difference {c['threadline'] - c['ccusage']:+.4f}")
-    print("minimal cases, (input, output) tokens counted:")
+    print("minimal cases, (input, output, cache write, cache read) tokens counted:")
     width = max(len(c["case"]) for c in cases)
     for c in cases:
-        print(f"  {c['case']:{width}}  ccusage daily {c['ccusage_daily']!s:11} session "
-              f"{c['ccusage_session']!s:11} threadline {c['threadline']!s:11} {c['what']}")
+        print(f"  {c['case']:{width}}  ccusage daily {c['ccusage_daily']!s:22} session "
+              f"{c['ccusage_session']!s:22} threadline {c['threadline']!s:22} {c['what']}")
     return int(unexplained)
 
 

@@ -82,7 +82,7 @@ def test_sidechain_replay_under_a_new_request_id_is_not_counted_twice():
 
 def test_requestless_ids_count_within_a_session_and_prompt():
     """Third-party backends: ids without `msg_`, no requestId; some reuse one id for every
-    call. Lines of one streamed response repeat the prompt figures; other calls do not."""
+    call. A streamed count only grows, so a line with fewer output tokens is the next call."""
     split = [row(api_message_id="0a1b2c", input_tokens=1200, cache_read_input_tokens=0,
                  output_tokens=out, model="MiniMax-M2") for out in (3, 180)]
     next_call = row(api_message_id="0a1b2c", input_tokens=1650, output_tokens=60,
@@ -93,6 +93,104 @@ def test_requestless_ids_count_within_a_session_and_prompt():
         ("s1", 1200, 180), ("s1", 1650, 60), ("s2", 1200, 180)]
 
 
+def gateway(message_id: str, second: int, output: int, input_tokens: int, stop: str = "",
+            cache_read: int = 0, **fields) -> dict:
+    """A line a gateway (no requestId) wrote: early lines have 0 output tokens, no stop
+    reason and an estimated input; the final one the real input and cache reads."""
+    return row(api_message_id=message_id, model="MiniMax-M2.1", output_tokens=output,
+               input_tokens=input_tokens, cache_read_input_tokens=cache_read, stop_reason=stop,
+               timestamp=f"2025-06-01T12:00:{second:02d}.000Z", source_line_number=second,
+               **fields)
+
+
+def test_a_gateway_response_counts_once_with_its_final_line():
+    lines = [gateway("0f3a", 1, 0, 900), gateway("0f3a", 2, 0, 900),
+             gateway("0f3a", 3, 80, 1200, stop="end_turn", cache_read=3000)]
+    (r,) = billable_responses(lines)
+    assert figures(r) == (1200, 80, 0, 3000)
+    assert (r.source_line, r.timestamp, r.lines) == (3, "2025-06-01T12:00:03.000Z", 3)
+
+
+def test_gateway_calls_that_share_one_id_stay_apart():
+    """Some gateways answer every call with the same id: a line after a finished response
+    (stop_reason) with other figures, a line whose output count drops, and a line with other
+    prompt figures after a line with output each start the next call."""
+    lines = [gateway("ocgo", 1, 0, 900), gateway("ocgo", 2, 80, 1200, "tool_use", 3000),
+             gateway("ocgo", 5, 0, 950), gateway("ocgo", 6, 40, 1300, "end_turn", 4000),
+             # no stop reason at all: one line per call, the count growing from call to call
+             gateway("ocgo", 8, 5, 100), gateway("ocgo", 9, 7, 200)]
+    assert [figures(r) for r in billable_responses(lines)] == [
+        (1200, 80, 0, 3000), (1300, 40, 0, 4000), (100, 5, 0, 0), (200, 7, 0, 0)]
+    # The same lines in another session are other calls.
+    moved = [dict(x, seq=next(_seq), session_id="s2") for x in lines]
+    assert len(billable_responses([*lines, *moved])) == 8
+
+
+def test_requestless_lines_that_repeat_the_final_usage_are_one_response():
+    """Claude Code 2.1.x writes the final usage and stop_reason on every block line."""
+    lines = [gateway("0f3b", n, 210, 1200, "tool_use", 3000) for n in (1, 2, 3)]
+    (r,) = billable_responses(lines)
+    assert figures(r) == (1200, 210, 0, 3000) and r.lines == 3
+
+
+def agent_progress(inner: dict, agent: str, second: int, request_id: str = "") -> dict:
+    """A parent session's agent_progress line embedding one subagent line."""
+    outer = {"type": "assistant", "isSidechain": True, "agentId": agent,
+             "timestamp": f"2025-06-01T12:00:{second:02d}.000Z", "message": inner}
+    if request_id:
+        outer["requestId"] = request_id
+    raw = orjson.dumps({"type": "progress", "timestamp": outer["timestamp"],
+                        "data": {"type": "agent_progress", "agentId": agent,
+                                 "message": outer}})
+    return row(type="progress", model="", input_tokens=None, output_tokens=None,
+               embedded=raw)
+
+
+def test_agent_progress_copies_of_gateway_calls_collapse_call_by_call():
+    """A subagent behind a gateway that reuses one id: its own file's lines and the copies in
+    the parent's agent_progress lines (beside the parent's own calls with the same id) are
+    two calls, not one per line or per copy."""
+    sub = "/p/s1/subagents/agent-a1.jsonl"
+    own = [gateway("ocgo", 1, 0, 500, is_sidechain=True, source_path=sub),
+           gateway("ocgo", 2, 30, 700, "tool_use", 100, is_sidechain=True, source_path=sub),
+           gateway("ocgo", 3, 0, 800, is_sidechain=True, source_path=sub),
+           gateway("ocgo", 4, 20, 900, "end_turn", 200, is_sidechain=True, source_path=sub)]
+
+    def inner(line: dict) -> dict:
+        return {"id": "ocgo", "model": "MiniMax-M2.1", "stop_reason": line["stop_reason"] or None,
+                "usage": {"input_tokens": line["input_tokens"],
+                          "output_tokens": line["output_tokens"],
+                          "cache_read_input_tokens": line["cache_read_input_tokens"]}}
+
+    copies = [agent_progress(inner(x), "a1", n) for n, x in enumerate(own, start=1)]
+    parent = [gateway("ocgo", 10, 0, 5000), gateway("ocgo", 11, 60, 5200, "end_turn", 9000)]
+    for rows in ([*copies[:2], *parent, *copies[2:], *own], [*own, *copies, *parent]):
+        responses = billable_responses([dict(x, seq=next(_seq)) for x in rows])
+        assert sorted(figures(r) for r in responses) == [
+            (700, 30, 0, 100), (900, 20, 0, 200), (5200, 60, 0, 9000)]
+        assert all(not r.embedded for r in responses), "the subagent's own lines stand"
+
+
+def test_cache_writes_split_0_0_still_count():
+    """`cache_creation` may split the writes 5m/1h as 0/0 beside a non-zero
+    `cache_creation_input_tokens`: the writes were billed (as 5-minute writes)."""
+    from services.ingest.formats.claude import claude_usage
+
+    usage = claude_usage({"input_tokens": 10, "output_tokens": 5,
+                          "cache_creation_input_tokens": 500, "cache_read_input_tokens": 0,
+                          "cache_creation": {"ephemeral_5m_input_tokens": 0,
+                                             "ephemeral_1h_input_tokens": 0}})
+    (r,) = billable_responses([row(
+        api_message_id="msg_1", request_id="req_1", input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_creation_input_tokens=usage.cache_creation_input_tokens,
+        cache_creation_5m_tokens=usage.cache_creation_5m_tokens,
+        cache_creation_1h_tokens=usage.cache_creation_1h_tokens)])
+    assert figures(r) == (10, 5, 500, 0)
+    (day,) = usage_report([r], TABLE, usage_query("day", timezone_name="UTC"))
+    assert day["cost_usd"] == pytest.approx((10 * 3 + 5 * 15 + 500 * 3.75) / 1e6)
+
+
 def test_lines_without_a_message_id_count_each():
     lines = [row(input_tokens=10, output_tokens=1), row(input_tokens=10, output_tokens=1)]
     assert len(billable_responses(lines)) == 2
@@ -100,6 +198,7 @@ def test_lines_without_a_message_id_count_each():
 
 def test_synthetic_and_empty_lines_bill_nothing():
     lines = [row(model="<synthetic>", api_message_id="6b3e174b-339c", request_id=""),
+             row(model="<synthetic>", input_tokens=3),  # written locally: no call, whatever it says
              row(api_message_id="msg_0", request_id="req_0"),  # all zero: an aborted call
              row(input_tokens=None)]  # no usage at all (and nothing embedded)
     assert billable_responses(lines) == []

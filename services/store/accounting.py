@@ -5,31 +5,9 @@ here knows about SQL or gRPC (`usage` only hands its connection to `queries`). T
 computed when asked, from the stored figures, so a changed pricing table applies to
 everything already stored.
 
-One *billable response* is one model API call, counted once with its final figures:
-
-- Claude Code writes one line per content block of a streamed response; every line repeats
-  `message.id`, `requestId` and `usage`, and early lines carry a partial `output_tokens`.
-  Lines that share `message.id` are one response when they have a `requestId` (the id is
-  Anthropic's, unique per response, so the same response copied into another file or session,
-  or replayed into a `/btw` side-question log under a new `requestId`, is still that
-  response). Lines without a `requestId` come from gateways and third-party backends whose ids
-  need not be unique (some answer every call with the same id), so they are one response only
-  within one session and with the same prompt figures (input, cache write, cache read), which
-  every line of one streamed response repeats. Lines with no `message.id` are a response
-  each. The line that stands for a response is its own line rather than a copy embedded in an
-  `agent_progress` record, a non-sidechain line rather than a sidechain replay, then the one
-  with the most output tokens (its final figures; the later line on a tie).
-- Subagent responses that Claude Code embedded in `agent_progress` records of the parent
-  session count like any other line (and collapse with the subagent's own file when present:
-  when it is not, the embedded copy is the only record of a billed call).
-- `<synthetic>` lines (written locally for API errors and interruptions) and lines whose
-  figures are all zero bill nothing and are not responses.
-- Codex reports each model call in an `event_msg`/`token_count` record (per-call figures);
-  the model is the one of the session's latest `turn_context`. A `token_count` repeated with
-  the same figures and no model output (`response_item`) since the previous one is a re-emit
-  of the same call, not another call.
-- Gemini CLI may append a message again with updated figures: the last version of each
-  message id in a session counts.
+Which stored lines are one billable API response, and which line's figures count, is
+threadline/billing.py's rule (`billable_responses`), the one the tool report's subagent cost
+uses too; docs/accounting.md states it.
 """
 
 from __future__ import annotations
@@ -42,195 +20,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import orjson
-
 from services.store import pricing, queries
 from services.store.errors import InvalidArgument
 from services.store.pricing import PricingTable
+from threadline.billing import Response, billable_responses
+from threadline.records import CLAUDE_CODE, CODEX, GEMINI
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-CLAUDE_CODE = "claude_code"
-CODEX = "codex"
-GEMINI = "gemini"
 # `--agent` names and the source formats they select.
 AGENTS = {"claude": CLAUDE_CODE, "codex": CODEX, "gemini": GEMINI}
 TIME_GROUPINGS = ("day", "week", "month")
 GROUPINGS = (*TIME_GROUPINGS, "session", "project", "model")
 NO_TIMESTAMP = "(no timestamp)"
 NO_MODEL = "(unknown model)"
-
-
-@dataclass(slots=True)
-class Response:
-    """One billable API response, with the figures of the line that stands for it."""
-
-    agent: str  # source format: claude_code, codex, gemini, ...
-    model: str
-    timestamp: str
-    session_id: str
-    project_key: str
-    source_path: str
-    source_line: int
-    seq: int
-    api_message_id: str = ""
-    request_id: str = ""
-    is_sidechain: bool = False
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_tokens: int = 0
-    cache_creation_5m_tokens: int = 0
-    cache_creation_1h_tokens: int = 0
-    cache_read_tokens: int = 0
-    reasoning_output_tokens: int = 0
-    embedded: bool = False  # read from a copy embedded in an agent_progress line
-    lines: int = 1  # stored lines that reported this response
-
-    @property
-    def total_tokens(self) -> int:
-        return (self.input_tokens + self.output_tokens + self.cache_creation_tokens
-                + self.cache_read_tokens)
-
-
-# --- rows -> billable responses ------------------------------------------------------------
-
-def _n(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _line(row: dict) -> Response | None:
-    """The response figures one stored row reports, or None when it reports none."""
-    line = Response(
-        agent=row.get("format") or "", model=row.get("model") or "",
-        timestamp=row.get("timestamp") or "", session_id=row.get("session_id") or "",
-        project_key=row.get("project_key") or "", source_path=row.get("source_path") or "",
-        source_line=_n(row.get("source_line_number")), seq=_n(row.get("seq")),
-        api_message_id=row.get("api_message_id") or "", request_id=row.get("request_id") or "",
-        is_sidechain=bool(row.get("is_sidechain")),
-        input_tokens=_n(row.get("input_tokens")), output_tokens=_n(row.get("output_tokens")),
-        cache_creation_tokens=_n(row.get("cache_creation_input_tokens")),
-        cache_creation_5m_tokens=_n(row.get("cache_creation_5m_tokens")),
-        cache_creation_1h_tokens=_n(row.get("cache_creation_1h_tokens")),
-        cache_read_tokens=_n(row.get("cache_read_input_tokens")),
-        reasoning_output_tokens=_n(row.get("reasoning_output_tokens")))
-    if row.get("input_tokens") is None:
-        embedded = embedded_response(row.get("embedded"))
-        if embedded is None:
-            return None
-        for name, value in embedded.items():
-            setattr(line, name, value)
-        line.embedded = True
-    if line.total_tokens == 0:
-        return None
-    return line
-
-
-def embedded_response(raw: bytes | None) -> dict | None:
-    """The subagent response a Claude Code `progress`/`agent_progress` line embeds
-    (`data.message`), as Response fields; None when the line embeds none with usage."""
-    if not raw:
-        return None
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    data = obj.get("data") if isinstance(obj, dict) else None
-    outer = data.get("message") if isinstance(data, dict) else None
-    inner = outer.get("message") if isinstance(outer, dict) else None
-    usage = inner.get("usage") if isinstance(inner, dict) else None
-    if not isinstance(usage, dict):
-        return None
-    split = usage.get("cache_creation")
-    split = split if isinstance(split, dict) else {}
-
-    def text(value: object) -> str:
-        return value if isinstance(value, str) else ""
-
-    return {
-        "api_message_id": text(inner.get("id")), "request_id": text(outer.get("requestId")),
-        "model": text(inner.get("model")),
-        "timestamp": text(outer.get("timestamp")) or text(obj.get("timestamp")),
-        "is_sidechain": outer.get("isSidechain") is True,
-        "input_tokens": _n(usage.get("input_tokens")),
-        "output_tokens": _n(usage.get("output_tokens")),
-        "cache_creation_tokens": _n(usage.get("cache_creation_input_tokens")),
-        "cache_creation_5m_tokens": _n(split.get("ephemeral_5m_input_tokens")),
-        "cache_creation_1h_tokens": _n(split.get("ephemeral_1h_input_tokens")),
-        "cache_read_tokens": _n(usage.get("cache_read_input_tokens")),
-    }
-
-
-def _claude_key(line: Response) -> tuple:
-    if line.api_message_id and line.request_id:
-        return ("id", line.api_message_id)
-    if line.api_message_id:
-        return ("id-in-session", line.session_id, line.api_message_id, line.input_tokens,
-                line.cache_creation_tokens, line.cache_read_tokens)
-    return ("line", line.seq)
-
-
-def _final(kept: Response, line: Response) -> Response:
-    """Of two lines of one response, the one that stands for it: the response's own line
-    rather than a copy embedded in a parent's agent_progress line, a non-sidechain line rather
-    than a sidechain replay, then the final figures (most output; the later line on a tie)."""
-    rank_kept, rank_line = (not kept.embedded, not kept.is_sidechain), (
-        not line.embedded, not line.is_sidechain)
-    if rank_kept != rank_line:
-        winner = kept if rank_kept > rank_line else line
-    else:
-        winner = line if line.output_tokens >= kept.output_tokens else kept
-    winner.lines = kept.lines + 1
-    if not winner.model:
-        winner.model = kept.model or line.model
-    return winner
-
-
-def billable_responses(rows: Iterable[dict]) -> list[Response]:
-    """Every billable response in the rows (which must come in sequence order), each once.
-
-    Keeps one small object per response, not per row, so it streams any number of rows.
-    """
-    responses: dict[tuple, Response] = {}
-    codex_model: dict[str, str] = {}
-    codex_last: dict[str, tuple | None] = {}
-    for row in rows:
-        fmt = row.get("format") or ""
-        if fmt == CODEX:
-            session = row.get("session_id") or ""
-            kind = row.get("type")
-            if kind == "turn_context":
-                if row.get("model"):
-                    codex_model[session] = row["model"]
-                continue
-            if kind == "response_item":
-                codex_last[session] = None  # the model produced output: a new call follows
-                continue
-            line = _line(row)
-            if line is None:
-                continue
-            figures = (line.input_tokens, line.output_tokens, line.cache_creation_tokens,
-                       line.cache_read_tokens, line.reasoning_output_tokens)
-            if codex_last.get(session) == figures:
-                continue
-            codex_last[session] = figures
-            line.model = line.model or codex_model.get(session, "")
-            responses[("line", line.seq)] = line
-            continue
-        line = _line(row)
-        if line is None:
-            continue
-        if fmt == GEMINI:
-            key = ("gemini", line.session_id, line.api_message_id or f"#{line.seq}")
-            kept = responses.get(key)
-            if kept is not None:
-                line.lines = kept.lines + 1
-            responses[key] = line  # the last version wins (and keeps the first's place)
-            continue
-        key = _claude_key(line)
-        kept = responses.get(key)
-        responses[key] = line if kept is None else _final(kept, line)
-    return list(responses.values())
 
 
 # --- query parameters ----------------------------------------------------------------------

@@ -337,17 +337,20 @@ def iter_export(conn: Connection, include_raw: bool = False,
         after = rows[-1]["seq"]
 
 
-# Columns accounting reads (services/store/accounting.py): never the raw line, except for the
+# Columns token accounting reads (threadline/billing.py): never the raw line, except for the
 # few `progress` lines that embed a subagent's response with usage (`agent_progress`), whose
-# figures live only in that line.
+# figures live only in that line ("embedded").
 _USAGE_COLUMNS = [_m.c[name] for name in (
     "seq", "type", "format", "model", "request_id", "api_message_id", "is_sidechain",
-    "timestamp", "session_id", "project_key", "source_path", "source_line_number",
-    "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_creation_5m_tokens",
-    "cache_creation_1h_tokens", "cache_read_input_tokens", "reasoning_output_tokens")]
+    "stop_reason", "timestamp", "session_id", "project_key", "source_path",
+    "source_line_number", "input_tokens", "output_tokens", "cache_creation_input_tokens",
+    "cache_creation_5m_tokens", "cache_creation_1h_tokens", "cache_read_input_tokens",
+    "reasoning_output_tokens")]
 _EMBEDS_USAGE = and_(_m.c.type == "progress", _m.c.input_tokens.is_(None),
                      func.instr(_m.c.raw, '"agent_progress"') > 0,
                      func.instr(_m.c.raw, '"usage":') > 0)
+_EMBEDDED = case((_m.c.input_tokens.is_(None) & (_m.c.type == "progress"), _m.c.raw),
+                 else_=None).label("embedded")
 USAGE_PAGE = 2000
 
 
@@ -364,11 +367,9 @@ def usage_rows(conn: Connection, formats: tuple[str, ...] = (),
                     _EMBEDS_USAGE)
     if formats:
         condition = and_(_m.c.format.in_(formats), condition)
-    embedded = case((_m.c.input_tokens.is_(None) & (_m.c.type == "progress"), _m.c.raw),
-                    else_=None).label("embedded")
     after = 0
     while True:
-        rows = conn.execute(select(*_USAGE_COLUMNS, embedded)
+        rows = conn.execute(select(*_USAGE_COLUMNS, _EMBEDDED)
                             .where(_m.c.seq > after, condition)
                             .order_by(_m.c.seq).limit(page)).mappings().all()
         for r in rows:

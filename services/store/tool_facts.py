@@ -23,10 +23,11 @@ from datetime import date, timedelta, tzinfo
 from pathlib import Path
 
 import orjson
-from sqlalchemy import Connection, Result, Row, and_, case, func, or_, select
+from sqlalchemy import Connection, Result, Row, and_, func, or_, select
 
 from services.analysis.model import ToolFact
 from services.store import accounting, pricing, queries, schema
+from threadline import billing
 
 RESULT_TEXT_CHARS = 2000
 # Every timestamp starts with its UTC date or a local date at most 14 hours away from it, so
@@ -156,18 +157,16 @@ def _results(content_json: bytes) -> dict[str, tuple[str, float | None]]:
 
 def _add_subagents(conn: Connection, facts: list[ToolFact], table: pricing.PricingTable) -> None:
     """Each subagent's own records (user and assistant lines carrying its agentId) and its
-    billable responses, each API response once (accounting.billable_responses: streamed
+    billable responses, each API response once (billing.billable_responses: streamed
     lines, copies embedded in the parent's agent_progress lines and replays collapse)."""
     agents = select(_t.c.agent_id).where(_t.c.agent_id != "").distinct()
     counts = dict(conn.execute(
         select(_m.c.agent_id, func.count()).where(_m.c.agent_id.in_(agents),
                                                   _m.c.type.in_(("user", "assistant")))
         .group_by(_m.c.agent_id)).all())
-    embedded = case((_m.c.input_tokens.is_(None) & (_m.c.type == "progress"), _m.c.raw),
-                    else_=None).label("embedded")
     rows_by_agent: dict[str, list[dict]] = defaultdict(list)
     # The columns and the agent_progress test are the ones `threadline usage` reads.
-    usage = (select(*queries._USAGE_COLUMNS, _m.c.agent_id, embedded)
+    usage = (select(*queries._USAGE_COLUMNS, _m.c.agent_id, queries._EMBEDDED)
              .where(_m.c.agent_id.in_(agents),
                     or_(_m.c.input_tokens.is_not(None), queries._EMBEDS_USAGE))
              .order_by(_m.c.seq))
@@ -176,7 +175,7 @@ def _add_subagents(conn: Connection, facts: list[ToolFact], table: pricing.Prici
     figures: dict[str, tuple[int, float]] = {}
     for agent, rows in rows_by_agent.items():
         tokens, costs = 0, []
-        for r in accounting.billable_responses(rows):
+        for r in billing.billable_responses(rows):
             tokens += r.total_tokens
             cost = table.cost(
                 r.model, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
