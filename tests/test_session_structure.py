@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
+import pytest
+from store_support import running_store, write
 from test_import import threadline
 
 from services.analysis import views
-from services.store import queries
+from services.store import analysis_queries, queries
+from threadline.v1 import analysis_types_pb2 as apb
+from threadline.v1 import common_pb2 as pb
 
 PROJECT = "-home-u-app"
 
@@ -101,3 +106,74 @@ def test_every_compaction_of_a_session_is_listed_as_analyze_counts_it(tmp_path):
     assert [(c["boundary_uuid"], c["trigger"], c["pre_tokens"], c["timestamp"])
             for c in threads["compactions"]] == [("b1", "manual", 150000, boundary_at)]
     assert analysis["summary"]["compactions"] == 1
+
+
+# --- resumed sessions ----------------------------------------------------------------------
+
+def resumed_pair() -> tuple[list[bytes], list[bytes]]:
+    """OLD's own file, and NEW's as Claude Code 1.0.x's --resume wrote it: OLD's history
+    copied with the user lines keeping OLD's session id and the copied assistant lines
+    rewritten with NEW's (new uuids, the resume's time), so the two sessions alternate; then
+    NEW goes on."""
+    old_file = [
+        claude("user", "o1", None, "OLD", "2025-08-24T17:00:00.000Z", "build the image"),
+        claude("assistant", "o2", "o1", "OLD", "2025-08-24T17:01:00.000Z",
+               [{"type": "text", "text": "built"}]),
+        claude("user", "o3", "o2", "OLD", "2025-08-24T17:02:00.000Z", "now test it"),
+        claude("assistant", "o4", "o3", "OLD", "2025-08-24T17:03:00.000Z",
+               [{"type": "text", "text": "tested"}]),
+    ]
+    at = "2025-08-24T18:00:00.000Z"
+    new_file = [
+        claude("user", "o1", None, "OLD", "2025-08-24T17:00:00.000Z", "build the image"),
+        claude("assistant", "n2", "o1", "NEW", at, [{"type": "text", "text": "built"}]),
+        claude("user", "o3", "n2", "OLD", "2025-08-24T17:02:00.000Z", "now test it"),
+        claude("assistant", "n4", "o3", "NEW", at, [{"type": "text", "text": "tested"}]),
+        claude("user", "n5", "n4", "NEW", "2025-08-24T18:01:00.000Z", "and ship it"),
+        claude("assistant", "n6", "n5", "NEW", "2025-08-24T18:02:00.000Z",
+               [{"type": "text", "text": "shipped"}]),
+    ]
+    return old_file, new_file
+
+
+@pytest.mark.parametrize("order", [("OLD", "NEW"), ("NEW", "OLD")])
+def test_a_resumed_session_continues_the_earlier_one_in_whatever_order_files_come(
+        tmp_path, order):
+    old_file, new_file = resumed_pair()
+    db = tmp_path / "t.db"
+    for session in order:
+        root = tmp_path / session
+        transcript(root, session, old_file if session == "OLD" else new_file)
+        threadline("import", "--db", str(db), str(root))
+    new, _ = answers(db, "NEW")
+    old, _ = answers(db, "OLD")
+    assert (new["resumed_from"], new["resumed_by"]) == ("OLD", [])
+    assert (old["resumed_from"], old["resumed_by"]) == ("", ["NEW"])
+
+
+def test_the_store_refuses_a_resumption_that_would_close_a_cycle(tmp_path):
+    """Whatever threading reports, from files read in any order: A continues B and B
+    continues A cannot both be stored, nor a longer cycle; a later finding that closes none
+    replaces an earlier one."""
+    def update(session: str, earlier: str) -> apb.AnalysisUpdate:
+        return apb.AnalysisUpdate(session_id=session, project_key="proj", thread_changed=True,
+                                  resumed_from=earlier)
+
+    async def scenario():
+        async with running_store(tmp_path / "t.db") as (_run, stub):
+            links = [("B", "A"), ("A", "B"), ("C", "B"), ("A", "C"), ("C", "A"), ("D", "C"),
+                     ("C", "C")]
+            await write(stub, [pb.Batch(batch_id=n + 1, analysis=[update(*link)])
+                               for n, link in enumerate(links)])
+            engine = queries.open_readonly(tmp_path / "t.db")
+            try:
+                with engine.connect() as conn:
+                    return {s: (analysis_queries.summary(conn, s) or {}).get("resumed_from")
+                            for s in "ABCD"}
+            finally:
+                engine.dispose()
+
+    stored = asyncio.run(scenario())
+    # B<-A kept, A<-B refused; C<-B kept; A<-C refused (A<-C<-B<-A); C<-A replaces C<-B;
+    # D<-C kept; C<-C refused.
+    assert stored == {"A": None, "B": "A", "C": "A", "D": "C"}  # A has no summary row
