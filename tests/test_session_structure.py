@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import orjson
@@ -12,7 +13,7 @@ from store_support import running_store, write
 from test_import import threadline
 
 from services.analysis import views
-from services.store import analysis_queries, queries
+from services.store import analysis_queries, queries, reanalysis
 from threadline.v1 import analysis_types_pb2 as apb
 from threadline.v1 import common_pb2 as pb
 
@@ -177,3 +178,33 @@ def test_the_store_refuses_a_resumption_that_would_close_a_cycle(tmp_path):
     # B<-A kept, A<-B refused; C<-B kept; A<-C refused (A<-C<-B<-A); C<-A replaces C<-B;
     # D<-C kept; C<-C refused.
     assert stored == {"A": None, "B": "A", "C": "A", "D": "C"}  # A has no summary row
+
+
+# --- analysis of an earlier version --------------------------------------------------------
+
+def test_a_database_analysed_by_an_earlier_version_is_analysed_again_on_the_next_start(
+        tmp_path):
+    root = tmp_path / "projects"
+    lines, _times = old_compactions("s-old")
+    transcript(root, "s-old", lines)
+    db = tmp_path / "t.db"
+    threadline("import", "--db", str(db), str(root))
+    threads, analysis = answers(db, "s-old")
+    assert threads["segments"] and analysis["turns"]
+
+    # As an earlier version left it: its own results, its version, its checkpoint.
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE segments SET first_timestamp = '2000-01-01T00:00:00Z'")
+        conn.execute("DELETE FROM turns WHERE rowid = (SELECT min(rowid) FROM turns)")
+        conn.execute("UPDATE analysis_progress SET version = 0")
+    conn.close()
+
+    threadline("import", "--db", str(db), str(root))  # nothing new to read: analysis only
+    again_threads, again = answers(db, "s-old")
+    assert again_threads["segments"] == threads["segments"]
+    assert again["turns"] == analysis["turns"]
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT version FROM analysis_progress").fetchone() == (
+        reanalysis.ANALYSIS_VERSION,)
+    conn.close()

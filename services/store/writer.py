@@ -38,7 +38,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, text, tuple_
 from sqlalchemy.pool import NullPool
 
-from services.store import files, schema
+from services.store import files, reanalysis, schema
 from services.store.errors import EarlierBatchFailed, StaleAnalysis, StoreClosed, WriteFailed
 
 log = logging.getLogger(__name__)
@@ -223,6 +223,7 @@ class Writer:
             with conn.begin():
                 schema.metadata.create_all(conn)
                 schema.add_missing_columns(conn)
+                reanalysis.start_again(conn)
                 self.last_sequence = conn.scalar(select(func.max(schema.changes.c.seq))) or 0
         except BaseException as exc:  # reported to start()
             self._startup_error = exc
@@ -658,9 +659,9 @@ _SAVE_RESUMED = text(
 _RESUMED_FROM = text("SELECT resumed_from FROM session_summaries WHERE session_id = :s")
 # Longer chains of resumptions are not followed when looking for a cycle (none is that long).
 MAX_RESUMED_CHAIN = 10_000
-_SAVE_PROGRESS = text("""
-INSERT INTO analysis_progress (id, seq) VALUES (1, :seq)
-ON CONFLICT (id) DO UPDATE SET seq = excluded.seq
+_SAVE_PROGRESS = text(f"""
+INSERT INTO analysis_progress (id, seq, version) VALUES (1, :seq, {reanalysis.ANALYSIS_VERSION})
+ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, version = excluded.version
 """)
 
 
