@@ -9,13 +9,14 @@ from pathlib import Path
 
 import orjson
 import pytest
-from store_support import running_store, write
+from store_support import batch, messages, running_store, write
 from test_import import threadline
 
 from services.analysis import views
 from services.store import analysis_queries, queries, reanalysis
 from threadline.v1 import analysis_types_pb2 as apb
 from threadline.v1 import common_pb2 as pb
+from threadline.v1 import store_pb2 as spb
 
 PROJECT = "-home-u-app"
 
@@ -160,24 +161,38 @@ def test_the_store_refuses_a_resumption_that_would_close_a_cycle(tmp_path):
         return apb.AnalysisUpdate(session_id=session, project_key="proj", thread_changed=True,
                                   resumed_from=earlier)
 
+    links = [("B", "A"), ("A", "B"), ("C", "B"), ("A", "C"), ("C", "A"), ("D", "C"),
+             ("C", "C")]
+
     async def scenario():
         async with running_store(tmp_path / "t.db") as (_run, stub):
-            links = [("B", "A"), ("A", "B"), ("C", "B"), ("A", "C"), ("C", "A"), ("D", "C"),
-                     ("C", "C")]
-            await write(stub, [pb.Batch(batch_id=n + 1, analysis=[update(*link)])
+            call = stub.Changes(spb.ChangesRequest(follow=True))
+            feed = call.__aiter__()
+            # Live from here on (a replayed change is built from what is stored by then).
+            await write(stub, [batch(1, messages(0, 1))])
+            assert len((await anext(feed)).changes) == 1
+            await write(stub, [pb.Batch(batch_id=n + 2, analysis=[update(*link)])
                                for n, link in enumerate(links)])
+            told: list = []
+            while len(told) < len(links):
+                told += [(c.session_id, c.analysis.resumed_from)
+                         for c in (await anext(feed)).changes]
+            call.cancel()
             engine = queries.open_readonly(tmp_path / "t.db")
             try:
                 with engine.connect() as conn:
-                    return {s: (analysis_queries.summary(conn, s) or {}).get("resumed_from")
-                            for s in "ABCD"}
+                    return told, {s: (analysis_queries.summary(conn, s) or {}).get(
+                        "resumed_from") for s in "ABCD"}
             finally:
                 engine.dispose()
 
-    stored = asyncio.run(scenario())
+    told, stored = asyncio.run(scenario())
     # B<-A kept, A<-B refused; C<-B kept; A<-C refused (A<-C<-B<-A); C<-A replaces C<-B;
     # D<-C kept; C<-C refused.
     assert stored == {"A": None, "B": "A", "C": "A", "D": "C"}  # A has no summary row
+    # The live changes say what was stored: a refused link is not told.
+    assert told == [("B", "A"), ("A", ""), ("C", "B"), ("A", ""), ("C", "A"), ("D", "C"),
+                    ("C", "")]
 
 
 # --- analysis of an earlier version --------------------------------------------------------

@@ -686,8 +686,8 @@ def write_analysis(conn: Connection, update: dict) -> None:
     if summary is not None:
         conn.execute(_UPSERT_SUMMARY, {**summary, "resumed_from": ""})
     earlier = update["resumed_from"] or (summary or {}).get("resumed_from", "")
-    if earlier:
-        save_resumed(conn, session, update["project_key"], earlier)
+    if earlier and not save_resumed(conn, session, update["project_key"], earlier):
+        update["resumed_from"] = ""  # refused: the change published for it says so too
 
 
 def save_resumed(conn: Connection, session: str, project_key: str, earlier: str) -> bool:
