@@ -194,6 +194,50 @@ def test_a_resumed_file_names_the_session_it_continues():
     assert resumed == {"B": "A"}
 
 
+def in_file(path: str, records: list) -> list:
+    for n, rec in enumerate(records):
+        rec.source.path, rec.source.byte_offset = path, n * 100
+    return records
+
+
+def old_resumed_file() -> list:
+    """Claude Code 1.0.x's --resume: NEW.jsonl copies OLD's history, but only the user lines
+    keep OLD's session id; the copied assistant lines carry NEW's, so the two alternate."""
+    old, new = Session("OLD", "/repo"), Session("NEW", "/repo")
+    return in_file("/p/NEW.jsonl", [
+        old.compact_summary(), new.reply("reading the parser"),
+        old.prompt("now the lexer"), new.reply("lexer done"),
+        old.prompt("and the tests"), new.reply("tests pass"),
+        new.prompt("continue: release it"), new.reply("released")])
+
+
+def test_a_resumed_file_whose_sessions_alternate_continues_one_way_only():
+    _links, resumed = FileThreading().thread(old_resumed_file())
+    assert resumed == {"NEW": "OLD"}
+
+
+def test_the_session_a_file_is_named_after_continues_the_other_even_when_it_comes_first():
+    old, new = Session("OLD", "/repo"), Session("NEW", "/repo")
+    records = in_file("/p/NEW.jsonl", [new.reply("copied answer"), new.reply("another"),
+                                       old.prompt("a copied prompt"), new.prompt("go on")])
+    _links, resumed = FileThreading().thread(records)
+    assert resumed == {"NEW": "OLD"}
+
+
+def test_a_chain_of_resumptions_continues_the_last_session_copied():
+    """C resumed B, which had resumed A: C's file holds copies of both; C continues B."""
+    a, b, c = Session("A"), Session("B"), Session("C")
+    records = in_file("/p/C.jsonl", [c.reply("copied"), a.prompt("oldest prompt"),
+                                     c.reply("copied"), b.prompt("newer prompt"),
+                                     c.reply("copied"), b.prompt("newest prompt"),
+                                     c.prompt("and now?")])
+    for chunk in (1, len(records)):
+        threading, found = FileThreading(), {}
+        for start in range(0, len(records), chunk):
+            found.update(threading.thread(records[start:start + chunk])[1])
+        assert found == {"C": "B"}
+
+
 def test_a_run_touching_more_sessions_than_are_held_is_analysed_whole():
     sessions = [Session(f"s{n}") for n in range(5)]
     items = [(n + 1, s.prompt(f"question {n} about the parser"), ThreadLink())

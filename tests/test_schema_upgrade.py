@@ -11,13 +11,14 @@ import orjson
 from sqlalchemy import create_engine
 from store_support import batch, message, running_store, write
 
-from services.store import queries, rows, schema
+from services.store import queries, reanalysis, rows, schema
 from services.store.reparse import reparse
 from threadline.v1 import common_pb2 as pb
 from threadline.v1 import store_pb2 as spb
 
 # Columns this version added; an earlier version's database lacks them.
-ADDED = ("messages.drift", "messages.reasoning_output_tokens", "tool_calls.agent_id")
+ADDED = ("messages.drift", "messages.reasoning_output_tokens", "tool_calls.agent_id",
+         "analysis_progress.version")
 PATH = "/transcripts/proj/old.jsonl"
 OLD_LINE = orjson.dumps({"type": "user", "uuid": "old-1", "sessionId": "s-old",
                          "timestamp": "2025-06-01T00:00:00Z", "cwd": "/work",
@@ -127,3 +128,76 @@ def test_reparse_upgrades_an_old_database_too(tmp_path):
     assert (record["uuid"], record["text"], record["raw"]) == ("old-1", "written long ago",
                                                                OLD_LINE)
     assert record["source"]["path"] == PATH and record["sequence"] == 1
+
+
+def old_analysis(db: Path) -> None:
+    """What an earlier version's follower stored: its results and its checkpoint; and the
+    resumptions its threading stored, some of them backwards (a session continuing one that
+    started after it), some closing cycles."""
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO analysis_progress (id, seq) VALUES (1, 1)")
+        conn.exec_driver_sql(
+            "INSERT INTO segments VALUES ('s-old', 0, 'old-1', 'old-1', '2025-05-01T00:00:00Z', "
+            "'2025-06-01T00:00:00Z', 'written long ago', '[]', 1, 1, 0, 'start', 0, 1)")
+        conn.exec_driver_sql(
+            "INSERT INTO turns VALUES ('old-1', 's-old', '2025-06-01T00:00:00Z', 'request', 0.8, "
+            "'', 0, 0, 0.5, 5, 0, 3, 0, 'written long ago')")
+        conn.exec_driver_sql(
+            "INSERT INTO relationships VALUES ('old-1', 'old-0', 'reference', 's-old', 0.5, '')")
+        for session, start in (("s-later", "2025-06-02T00:00:00Z"),
+                               ("s-early", "2025-05-01T00:00:00Z")):
+            conn.exec_driver_sql(
+                "INSERT INTO sessions (session_id, project_key, cwd, git_branch, version, "
+                "format, first_timestamp, last_timestamp, message_count) VALUES "
+                f"('{session}', 'proj', '/work', '', '', 'claude_code', '{start}', '{start}', 1)")
+        # s-x and s-y have no stored records (so no start time) and continue each other.
+        for session, earlier in (("s-old", "s-later"), ("s-later", "s-old"),
+                                 ("s-early", "s-old"), ("s-x", "s-y"), ("s-y", "s-x")):
+            conn.exec_driver_sql(
+                "INSERT INTO session_summaries (session_id, project_key, messages, prompts, "
+                "assistant_messages, interruptions, response_seconds_sum, responses, "
+                "first_timestamp, last_timestamp, branches, compactions, subagents, "
+                "resumed_from, sentiment_sum, segments) VALUES "
+                f"('{session}', 'proj', 1, 1, 0, 0, 0, 0, '', '', 0, 0, 0, '{earlier}', 0, 1)")
+    engine.dispose()
+
+
+def test_analysis_of_an_earlier_version_is_made_again_and_its_resumption_cycles_broken(
+        tmp_path):
+    db = tmp_path / "old.db"
+    old_database(db)
+    old_analysis(db)
+
+    def stored() -> dict:
+        with queries.open_readonly(db).connect() as conn:
+            return {
+                "progress": tuple(conn.exec_driver_sql(
+                    "SELECT seq, version FROM analysis_progress").one()),
+                "results": [conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar()
+                            for t in ("segments", "turns", "relationships")],
+                "resumed": dict(conn.exec_driver_sql(
+                    "SELECT session_id, resumed_from FROM session_summaries").all())}
+
+    async def start() -> None:
+        async with running_store(db):
+            pass
+
+    asyncio.run(start())
+    # The follower starts again from the first message; what it would not overwrite is gone.
+    # A session continues none that started after it; of a cycle without start times, the
+    # link of the first session by id goes.
+    assert stored() == {"progress": (0, reanalysis.ANALYSIS_VERSION), "results": [0, 0, 0],
+                        "resumed": {"s-old": "", "s-later": "s-old", "s-early": "",
+                                    "s-x": "", "s-y": "s-x"}}
+
+    # Analysed by this version: a restart keeps the results.
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE analysis_progress SET seq = 1")
+        conn.exec_driver_sql(
+            "INSERT INTO relationships VALUES ('old-1', 'old-0', 'reference', 's-old', 0.5, '')")
+    engine.dispose()
+    asyncio.run(start())
+    assert stored()["progress"] == (1, reanalysis.ANALYSIS_VERSION)
+    assert stored()["results"] == [0, 0, 1]

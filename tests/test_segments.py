@@ -148,6 +148,41 @@ def test_an_automatic_compaction_is_weaker_and_an_old_summary_line_counts_alone(
     assert seg.boundary_reason == "compaction" and seg.boundary_score == 0.6
 
 
+def bookkeeping(run: Run, kind: str, timestamp: str, subtype: str = "", role: str = ""):
+    """A record outside the conversation written at `timestamp` (a file-history snapshot
+    carries the time of the message it backs up; a system line its own time)."""
+    rec = run.s.prompt("", timestamp=timestamp)
+    rec.type, rec.subtype, rec.role, rec.content = kind, subtype, role, []
+    return rec
+
+
+def test_a_segment_starts_at_the_record_that_opened_it_not_before():
+    run = Run()
+    snapshot = bookkeeping(run, "file-history-snapshot", "2025-03-01T08:10:00Z")
+    run.feed(snapshot)  # the session's first line, written 50 minutes before its first prompt
+    warm_up(run, pause=60, prompts=3)
+    boundary = run.s.wait(5).compact_boundary("auto")
+    boundary.role = "system"
+    run.feed(boundary)
+    # Read after the boundary, written before it: a snapshot of an older message, a reply
+    # whose line carries an earlier time (timestamps are not file order).
+    run.feed(bookkeeping(run, "file-history-snapshot", "2025-03-01T09:02:00Z"))
+    run.feed(run.s.compact_summary())
+    early = run.s.reply("picking up where we left off")
+    early.timestamp = "2025-03-01T09:03:00Z"
+    run.feed(early)
+    run.ask("continue with the parser", pause=5)
+    last_reply = run.records[-1][0]
+    # After the last reply: a hook summary line stamped an hour later.
+    run.feed(bookkeeping(run, "system", "2025-03-01T11:00:00Z", "stop_hook_summary", "system"))
+
+    first, second = run.ordered()
+    assert first.first_timestamp == run.records[1][0].timestamp  # the first prompt
+    assert second.boundary_reason == "compaction"
+    assert second.first_timestamp == boundary.timestamp
+    assert second.last_timestamp == last_reply.timestamp
+
+
 # --- explicit switches ---------------------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "score"), [

@@ -147,6 +147,13 @@ TERMS_CAP = 200
 PROMPT_TERM_CHARS = 2000
 REPLY_TERM_CHARS = 300
 
+# --- times ------------------------------------------------------------------------------
+# Only records of the conversation (and the record that opened the segment, e.g. a
+# compaction boundary) set a segment's first and last times. Bookkeeping records carry
+# other times: a file-history snapshot the time of the message it backs up, a summary none,
+# system records (turn durations, hook summaries) times of their own.
+CONVERSATION_ROLES = frozenset({"user", "assistant", "tool"})
+
 # --- merging -----------------------------------------------------------------------------
 MERGE_MAX_PROMPTS = 2
 MERGE_SIMILARITY = 0.3
@@ -352,10 +359,10 @@ def jaccard_distance(a: Iterable[str], b: Iterable[str]) -> float:
 class _State:
     """One segment being built (or the closed one before it)."""
 
-    __slots__ = ("index", "start_key", "end_key", "first", "last", "title", "title_final",
-                 "message_count", "prompt_count", "tool_call_count", "reasons", "score",
-                 "sim_sum", "sim_n", "first_sim", "terms", "prompts_added", "replies_added",
-                 "working", "keywords", "keywords_at")
+    __slots__ = ("index", "start_key", "end_key", "first", "last", "opened_at", "title",
+                 "title_final", "message_count", "prompt_count", "tool_call_count", "reasons",
+                 "score", "sim_sum", "sim_n", "first_sim", "terms", "prompts_added",
+                 "replies_added", "working", "keywords", "keywords_at")
     # keywords_at: (prompts, replies, records) the segment had when keywords were computed
 
     def __init__(self, index: int, reasons: list[str], score: float) -> None:
@@ -364,6 +371,10 @@ class _State:
         self.end_key = ""
         self.first: tuple[float, str] | None = None
         self.last: tuple[float, str] | None = None
+        # When the record that opened the segment was written: the segment starts no earlier
+        # (records written before it and read after it, e.g. a snapshot of an older message,
+        # would otherwise pull the start back).
+        self.opened_at: float | None = None
         self.title = ""
         self.title_final = False
         self.message_count = 0
@@ -388,7 +399,8 @@ class _State:
     def touch(self, when: float | None, stamp: str) -> None:
         if when is None:
             return
-        if self.first is None or when < self.first[0]:
+        if (self.first is None or when < self.first[0]) and (
+                self.opened_at is None or when >= self.opened_at):
             self.first = (when, stamp)
         if self.last is None or when > self.last[0]:
             self.last = (when, stamp)
@@ -515,9 +527,14 @@ class SegmentTracker:
         seg = self._current
         if not seg.start_key:
             seg.start_key = key
+        # A boundary opened this segment at this record (segment 0 has no opening record).
+        opener = seg.index > 0 and seg.message_count == 0
         seg.end_key = key
         seg.message_count += 1
-        seg.touch(when, rec.timestamp)
+        if opener:
+            seg.opened_at = when
+        if opener or rec.role in CONVERSATION_ROLES:
+            seg.touch(when, rec.timestamp)
         side = rec.is_sidechain or bool(rec.agent_id)
         for block in rec.content:
             if block.kind == "tool_use" or block.kind == "server_tool_use":

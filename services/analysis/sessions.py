@@ -4,8 +4,8 @@ Two halves, run at two moments:
 
 - `FileThreading.thread(records)` runs inline, as a batch passes from ingest to the store: it
   gives each record of one file its thread link (thread_links.py) and notices a session
-  resumed from another (a file that holds one session's records, then another's). It is
-  cheap (a few microseconds a record), so it never holds the pipeline up.
+  resumed from another (`FileState.resumption`). It is cheap (a few microseconds a record),
+  so it never holds the pipeline up.
 - `SessionAnalyser.analyse(records)` runs in the analysis follower (follower.py) on records
   the store has committed, in the store's order: per session, the summary counters, each real
   prompt's context figures, the segment tracker and the relationship finder
@@ -28,6 +28,7 @@ from datetime import datetime
 
 from services.analysis.context import analyse_prompt
 from services.analysis.model import SessionChanges, SessionSummary, Turn
+from services.analysis.normalize import session_of
 from services.analysis.prompts import prompt_text
 from services.analysis.relationships import RelationshipFinder
 from services.analysis.reply_inference import ReplyThreader
@@ -40,6 +41,8 @@ MAX_FILES = 1024
 # Parents remembered per session for branch detection (a rewind goes back a few turns).
 MAX_PARENTS = 2048
 MAX_SUBAGENTS = 1024
+# Sessions remembered per file for resumptions (a file holds one, or a resumed chain of few).
+MAX_FILE_SESSIONS = 64
 # A prompt with no assistant reply within this long is not counted as answered late.
 MAX_RESPONSE_SECONDS = 6 * 3600.0
 EXCERPT_CHARS = 200
@@ -68,8 +71,43 @@ class FileState:
     # resends what was not acknowledged, and some of it may be stored: those are not threaded
     # twice. Dropped at the first record that is not among them.
     replayed: set[str] = field(default_factory=set)
-    # The session of the last record that named one (for resumptions).
+    # Resumptions (see `resumption`): the session the file's name gives, whether a record of
+    # it was seen, the last other session seen, the session of the last record that named
+    # one, and the sessions seen (capped).
+    own: str = ""
+    own_seen: bool = False
+    earlier: str = ""
     session_id: str = ""
+    sessions: set[str] = field(default_factory=set)
+
+    def resumption(self, session: str) -> tuple[str, str] | None:
+        """(later session, the session it continues) when this record, of `session`, shows one.
+
+        Claude Code's `--resume` starts a new session in a new file, `<new session>.jsonl`, and
+        copies the earlier session's records into it with their own session id: the session
+        the file is named after continues every other session whose records its file holds.
+        Where the copies of several sessions come (a chain of resumptions), the last one seen
+        is the session it continues (the others are older links of the chain). The copies
+        are not always first: 1.0.x rewrote the copied assistant lines with the new session's
+        id and kept the old id on the user lines, so the two sessions alternate in the file;
+        only the file's name tells which one is new. A file that holds no record of the session
+        its name gives (a renamed file): a session first seen after another continues the
+        one seen just before it. Either way a session never continues one that continues it
+        from the same file; `resumed_from` in the store also refuses links that close a cycle
+        across files."""
+        previous, self.session_id = self.session_id, session
+        first = session not in self.sessions
+        if first and len(self.sessions) < MAX_FILE_SESSIONS:
+            self.sessions.add(session)
+        if session == self.own:
+            seen, self.own_seen = self.own_seen, True
+            return (session, self.earlier) if not seen and self.earlier else None
+        changed, self.earlier = session != self.earlier, session
+        if self.own_seen:
+            return (self.own, session) if changed else None
+        if first and previous and previous != session:
+            return session, previous
+        return None
 
 
 class SessionState:
@@ -211,7 +249,8 @@ class FileThreading:
         links: list[ThreadLink] = []
         resumed: dict[str, str] = {}
         if restart and records:
-            self._files[records[0].source.path] = FileState()
+            path = records[0].source.path
+            self._files[path] = FileState(own=session_of(path, ""))
         for rec in records:
             state = self._file(rec.source.path, rec.session_id)
             if state.replayed:
@@ -222,11 +261,10 @@ class FileThreading:
             links.append(link(rec, state.threader))
             if rec.uuid and rec.session_id:
                 # Only records that name their session count: a resumed Claude Code file
-                # starts with lines that name none (they take the file's), then replays the
-                # old session's records, then goes on with the new session.
-                previous, state.session_id = state.session_id, rec.session_id
-                if previous and previous != rec.session_id:
-                    resumed.setdefault(rec.session_id, previous)
+                # starts with lines that name none (they take the file's).
+                found = state.resumption(rec.session_id)
+                if found:
+                    resumed[found[0]] = found[1]  # a later finding in the file is better
         return links, resumed
 
     def _file(self, path: str, session_id: str) -> FileState:
@@ -234,13 +272,13 @@ class FileThreading:
         if state is not None:
             self._files.move_to_end(path)
             return state
-        state = FileState()
+        state = FileState(own=session_of(path, ""))
         if self._load_file is not None:
             for rec in self._load_file(path, session_id):
                 state.threader.step(rec, node_id(rec))
                 state.replayed.add(rec.key)
                 if rec.uuid and rec.session_id:
-                    state.session_id = rec.session_id
+                    state.resumption(rec.session_id)  # stored with the records already
         self._files[path] = state
         if len(self._files) > self._max_files:
             self._files.popitem(last=False)

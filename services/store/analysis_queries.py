@@ -33,15 +33,18 @@ def thread_nodes(conn: Connection, session_id: str) -> list[dict]:
 
 def compactions(conn: Connection, session_id: str) -> list[dict]:
     """Compaction boundaries with their trigger and pre-compaction tokens (from the raw line:
-    `compactMetadata`), and 1.0.x compaction summaries that start a new root."""
+    `compactMetadata`), and 1.0.x compaction summaries that start a new root.
+
+    A summary with a thread parent is the one 2.x writes under its `compact_boundary`: that
+    boundary stands for the compaction. A 1.0.x summary has no parent (it is the only mark
+    of its compaction), so every one of them counts, as the session summary counts them."""
     query = (select(_m.c.uuid, _m.c.logical_parent_uuid, _m.c.timestamp, _m.c.subtype, _m.c.raw)
              .where(_m.c.session_id == session_id, _m.c.subtype.in_(
                  ("compact_boundary", "compact_summary")))
+             .where((_m.c.subtype == "compact_boundary") | (_m.c.thread_parent_uuid == ""))
              .order_by(_m.c.seq))
     out = []
     for row in conn.execute(query).mappings():
-        if row["subtype"] == "compact_summary" and out and out[-1]["boundary_uuid"]:
-            continue  # the summary written after a boundary belongs to that boundary
         meta: dict = {}
         try:
             data = orjson.loads(row["raw"])

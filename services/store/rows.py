@@ -364,6 +364,11 @@ def live_changes(batch: WriteBatch, result: WriteResult,
                 parse_error=e, trace_context=trace_context)))
     for i, seq, kind in result.new_analysis:
         u = updates[i]
+        if u.resumed_from and not batch.analysis[i]["resumed_from"]:
+            # The store refused the resumption (it would close a cycle): not told either.
+            u = apb.AnalysisUpdate()
+            u.CopyFrom(updates[i])
+            u.resumed_from = ""
         if kind == "thread_updated" and u.HasField("summary"):
             # The thread event names what changed; the segments and turns ride on the other.
             u = apb.AnalysisUpdate(session_id=u.session_id, project_key=u.project_key,

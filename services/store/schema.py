@@ -187,11 +187,13 @@ session_summaries = Table(
     Column("segments", Integer, nullable=False, default=0),
 )
 
-# How far the analysis follower got: every message up to `seq` is analysed. One row.
+# How far the analysis follower got: every message up to `seq` is analysed, by analysis
+# `version` (services/store/reanalysis.py). One row.
 analysis_progress = Table(
     "analysis_progress", metadata,
     Column("id", Integer, primary_key=True),
     Column("seq", Integer, nullable=False),
+    Column("version", Integer, nullable=False, default=0),
 )
 
 sources = Table(

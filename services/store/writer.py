@@ -38,7 +38,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, text, tuple_
 from sqlalchemy.pool import NullPool
 
-from services.store import files, schema
+from services.store import files, reanalysis, schema
 from services.store.errors import EarlierBatchFailed, StaleAnalysis, StoreClosed, WriteFailed
 
 log = logging.getLogger(__name__)
@@ -223,6 +223,7 @@ class Writer:
             with conn.begin():
                 schema.metadata.create_all(conn)
                 schema.add_missing_columns(conn)
+                reanalysis.start_again(conn)
                 self.last_sequence = conn.scalar(select(func.max(schema.changes.c.seq))) or 0
         except BaseException as exc:  # reported to start()
             self._startup_error = exc
@@ -636,29 +637,31 @@ _UPSERT_SEGMENT = _insert_sql(schema.segments).replace("INSERT", "INSERT OR REPL
 _INSERT_TURN = _insert_sql(schema.turns).replace("INSERT", "INSERT OR IGNORE", 1)
 _INSERT_RELATIONSHIP = _insert_sql(schema.relationships).replace("INSERT", "INSERT OR IGNORE", 1)
 _names = [c.name for c in schema.session_summaries.columns]
-# The summary is a snapshot from analysis; `resumed_from` is learnt from one file and is not
-# known to a session rebuilt from the store, so an empty value never erases a stored one.
+# The summary is a snapshot from analysis; `resumed_from` is learnt from the files while
+# threading and is not known to a session rebuilt from the store, so the snapshot never
+# changes it (a new row gets '' here; `save_resumed` sets it).
 _UPSERT_SUMMARY = text(
     f"INSERT INTO session_summaries ({', '.join(_names)}) "
     f"VALUES ({', '.join(':' + n for n in _names)}) ON CONFLICT (session_id) DO UPDATE SET "
-    + ", ".join(f"{n} = excluded.{n}" for n in _names if n not in ("session_id", "resumed_from"))
-    + ", resumed_from = CASE WHEN excluded.resumed_from = '' "
-      "THEN session_summaries.resumed_from ELSE excluded.resumed_from END")
+    + ", ".join(f"{n} = excluded.{n}" for n in _names if n not in ("session_id", "resumed_from")))
 
 
 # A resumption is learnt while threading, before the session has any figures: a new row
 # gets every column's default (the Table defaults apply to SQLAlchemy inserts, not to text).
 _SUMMARY_DEFAULTS = {c.name: c.default.arg for c in schema.session_summaries.columns
                      if c.default is not None}
+# A later finding replaces an earlier one: threading reports the session a resumed file
+# continues again when a closer one turns up further down the file (a chain of resumptions).
 _SAVE_RESUMED = text(
     f"INSERT INTO session_summaries ({', '.join(['session_id', *_SUMMARY_DEFAULTS])}) "
     f"VALUES ({', '.join(':' + n for n in ['session_id', *_SUMMARY_DEFAULTS])}) "
-    "ON CONFLICT (session_id) DO UPDATE SET resumed_from = CASE "
-    "WHEN session_summaries.resumed_from = '' THEN excluded.resumed_from "
-    "ELSE session_summaries.resumed_from END")
-_SAVE_PROGRESS = text("""
-INSERT INTO analysis_progress (id, seq) VALUES (1, :seq)
-ON CONFLICT (id) DO UPDATE SET seq = excluded.seq
+    "ON CONFLICT (session_id) DO UPDATE SET resumed_from = excluded.resumed_from")
+_RESUMED_FROM = text("SELECT resumed_from FROM session_summaries WHERE session_id = :s")
+# Longer chains of resumptions are not followed when looking for a cycle (none is that long).
+MAX_RESUMED_CHAIN = 10_000
+_SAVE_PROGRESS = text(f"""
+INSERT INTO analysis_progress (id, seq, version) VALUES (1, :seq, {reanalysis.ANALYSIS_VERSION})
+ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, version = excluded.version
 """)
 
 
@@ -679,12 +682,30 @@ def write_analysis(conn: Connection, update: dict) -> None:
         conn.exec_driver_sql(_INSERT_TURN, update["turns"])
     if update["relationships"]:
         conn.exec_driver_sql(_INSERT_RELATIONSHIP, update["relationships"])
-    if update["summary"] is not None:
-        conn.execute(_UPSERT_SUMMARY, update["summary"])
-    if update["resumed_from"]:
-        conn.execute(_SAVE_RESUMED, {**_SUMMARY_DEFAULTS, "session_id": session,
-                                     "project_key": update["project_key"],
-                                     "resumed_from": update["resumed_from"]})
+    summary = update["summary"]
+    if summary is not None:
+        conn.execute(_UPSERT_SUMMARY, {**summary, "resumed_from": ""})
+    earlier = update["resumed_from"] or (summary or {}).get("resumed_from", "")
+    if earlier and not save_resumed(conn, session, update["project_key"], earlier):
+        update["resumed_from"] = ""  # refused: the change published for it says so too
+
+
+def save_resumed(conn: Connection, session: str, project_key: str, earlier: str) -> bool:
+    """Store that `session` continues `earlier`, unless `earlier` already continues `session`
+    (directly or through a chain): resumptions never form a cycle, whatever order files are
+    read in. Returns whether it was stored."""
+    seen = {session}
+    at = earlier
+    for _ in range(MAX_RESUMED_CHAIN):
+        if not at:
+            break
+        if at in seen:
+            return False
+        seen.add(at)
+        at = conn.scalar(_RESUMED_FROM, {"s": at}) or ""
+    conn.execute(_SAVE_RESUMED, {**_SUMMARY_DEFAULTS, "session_id": session,
+                                 "project_key": project_key, "resumed_from": earlier})
+    return True
 
 
 def _store_offsets(conn: Connection, offsets: list[dict]) -> list[dict]:
