@@ -292,6 +292,19 @@ def test_every_known_attachment(kind):
     assert (rec.subtype, rec.text, rec.drift) == (kind, "ctx " + kind, "")
 
 
+def test_a_hook_attachment_names_the_tool_call_it_ran_for():
+    hook = parse(envelope("attachment", attachment={
+        "type": "hook_success", "hookName": "PostToolUse:Agent", "hookEvent": "PostToolUse",
+        "toolUseID": "toolu_7", "content": "status set", "stdout": "status set\n",
+        "exitCode": 0}))
+    marker = hook.content[0]
+    assert (marker.kind, marker.raw_type, marker.tool_use_id) == ("other", "hook_success",
+                                                                  "toolu_7")
+    assert (hook.text, hook.drift) == ("status set", "")
+    plain = parse(envelope("attachment", attachment={"type": "task_reminder", "content": []}))
+    assert plain.content == []
+
+
 def test_an_attachment_text_from_its_main_field_and_unknown_ones():
     hook = parse(envelope("attachment", attachment={
         "type": "hook_non_blocking_error", "hookName": "Stop", "stderr": "boom",

@@ -25,7 +25,10 @@ How fields map onto `Record` where the mapping is a choice:
   them from the raw line and counts each response once, collapsing the embedded copy with
   the subagent file's own line.
 - `attachment`: `subtype` is `attachment.type`; its main text (content, prompt, stdout, ...)
-  is the record's text.
+  is the record's text. A hook attachment's `toolUseID` (the tool call a PreToolUse or
+  PostToolUse hook ran for; other hooks write their event name or an id of their own) is
+  kept as for progress: a first "other" block with that `tool_use_id` and `raw_type` the
+  attachment type.
 - Small metadata records (`last-prompt`, `ai-title`, `custom-title`, ...): their value
   (`lastPrompt`, `aiTitle`, ...) is the text; `queue-operation`: `subtype` is the operation,
   the queued content the text.
@@ -535,6 +538,9 @@ def _attachment(attachment: object, rec: Record) -> None:
     rec.subtype = kind
     if kind not in ATTACHMENT_TYPES:
         rec.drift = "unknown_attachment:" + kind
+    link = attachment.get("toolUseID")
+    if isinstance(link, str) and link:  # a hook's tool call (reply_inference.py, rule 5)
+        rec.content = [Block("other", "", link, "", b"", False, None, kind, "", "")]
     for name in ATTACHMENT_TEXT:
         value = attachment.get(name)
         if isinstance(value, str) and value:
