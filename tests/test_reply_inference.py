@@ -5,6 +5,19 @@ from __future__ import annotations
 import json
 
 import orjson
+from claude_lines import (
+    answer,
+    call,
+    hook_after_a_later_line,
+    local_commands_after_a_caveat,
+    outcome,
+    progress,
+    prompt,
+    response_written_out_of_order,
+    retry,
+    said,
+    write,
+)
 
 from evaluation import threading as threading_eval
 from services.analysis.reply_inference import infer_parents
@@ -139,3 +152,106 @@ def test_threader_memory_is_bounded():
     for i in range(3 * MAX_REMEMBERED_USES):
         threader.step(rec("assistant", f"a{i}", blocks=[use(f"t{i}")]))
     assert len(threader._uses) == MAX_REMEMBERED_USES
+
+
+# --- small synthetic Claude Code files, read the way the evaluation reads them ---------------
+# Each line is written with its true `parentUuid` (tests/claude_lines.py);
+# `threading_eval.read_file` removes the links and keeps them as the truth, so a test compares
+# the inferred parents with what Claude Code wrote.
+
+def threaded(tmp_path, lines: list[dict]) -> dict[str, tuple[str, str]]:
+    """uuid -> (inferred parent, the parent Claude Code wrote) for a synthetic file."""
+    path = write(tmp_path / "session.jsonl", lines)
+    found = threading_eval.read_file(path, path.name)
+    guesses = infer_parents(found.records)
+    return {r.uuid: (g, t) for r, g, t in zip(found.records, guesses, found.truth, strict=True)}
+
+
+def wrong(links: dict[str, tuple[str, str]]) -> list[str]:
+    return [uuid for uuid, (guess, truth) in links.items() if guess != truth]
+
+
+def test_lines_of_one_response_written_out_of_order(tmp_path):
+    """Two tool_use blocks of one response written in reverse: the second block's line comes
+    first in the file but is stamped after the first block's line. The line written late
+    takes the parent of the line before it, which stays the chain tip. The line written
+    first cannot be placed right: its parent is only written after it."""
+    links = threaded(tmp_path, response_written_out_of_order())
+    assert links["a2"] == ("a1", "a1")
+    assert wrong(links) == ["a3"]
+
+
+def test_a_post_tool_use_hook_follows_the_result_of_its_tool(tmp_path):
+    """A PostToolUse hook attachment hangs off the line holding its tool's result even when
+    another line (a task reminder, stamped after the hook) was written between them; the
+    next line continues from that later-stamped line, not from the hook."""
+    links = threaded(tmp_path, hook_after_a_later_line())
+    assert links["h2"] == ("r2", "r2")
+    assert links["a3"] == ("t1", "t1")
+    assert wrong(links) == ["t1"]  # its parent, the hook, is written after it
+
+
+def test_a_prompt_after_retries_that_never_got_an_answer_replaces_the_failed_prompt(tmp_path):
+    links = threaded(tmp_path, [
+        prompt("u1", None, 0, "first question"),
+        answer("a1", "u1", 3, "msg_1", said("First answer.")),
+        prompt("u2", "a1", 20, "second question"),
+        retry("e1", "u2", 21, 1),
+        retry("e2", "e1", 23, 2),
+        retry("e3", "e2", 27, 3),
+        prompt("u3", "a1", 90, "second question, again"),
+        answer("a3", "u3", 93, "msg_3", said("Second answer.")),
+        prompt("u4", "a3", 120, "third question"),
+    ])
+    assert links["u3"] == ("a1", "a1")
+    assert wrong(links) == []
+
+
+def test_retries_that_got_an_answer_leave_the_next_prompt_on_the_chain(tmp_path):
+    links = threaded(tmp_path, [
+        prompt("u1", None, 0, "a question"),
+        retry("e1", "u1", 1, 1),
+        answer("a1", "e1", 4, "msg_1", said("An answer.")),
+        prompt("u2", "a1", 30, "another question"),
+    ])
+    assert wrong(links) == []
+
+
+def test_a_progress_line_written_late_hangs_off_its_tool_call(tmp_path):
+    """A progress line stamped minutes before the chain tip hangs off its tool call and the
+    next line continues from the tip; one stamped a few seconds before the tip (written
+    while the response was still streaming) chains like any other line."""
+    links = threaded(tmp_path, [
+        prompt("u1", None, 0, "build it"),
+        answer("a1", "u1", 1, "msg_1", call("toolu_1")),
+        answer("a2", "a1", 5, "msg_1", call("toolu_2")),
+        progress("p1", "a2", 1.5, "toolu_1"),  # 3.5 s behind: chains
+        outcome("r1", "a1", 2, "toolu_1"),
+        outcome("r2", "a2", 6, "toolu_2"),
+        answer("a3", "r2", 300, "msg_2", said("Built.")),
+        progress("p2", "a2", 7, "toolu_2"),  # written late: hangs off its tool call
+        prompt("u2", "a3", 400, "now test it"),
+    ])
+    assert links["p1"] == ("a2", "a2")
+    assert links["p2"] == ("a2", "a2")
+    assert links["u2"] == ("a3", "a3")
+    assert wrong(links) == []
+
+
+def test_local_commands_hang_off_the_caveat_line(tmp_path):
+    """1.0.x: each local command (slash command or `!` shell command) hangs off the caveat
+    meta line written before the first of them, however much conversation came between."""
+    links = threaded(tmp_path, local_commands_after_a_caveat())
+    assert links["k2"] == ("c1", "c1")
+    assert wrong(links) == []
+
+
+def test_rules_can_be_switched_off_for_the_evaluation(tmp_path):
+    from services.analysis.reply_inference import RETRY
+
+    path = write(tmp_path / "session.jsonl", [
+        prompt("u1", None, 0, "q"), answer("a1", "u1", 1, "m1", said("a")),
+        prompt("u2", "a1", 5, "q2"), retry("e1", "u2", 6, 1), prompt("u3", "a1", 9, "q3")])
+    records = threading_eval.read_file(path, "x").records
+    assert infer_parents(records)[-1] == "a1"
+    assert infer_parents(records, frozenset({RETRY}))[-1] == "e1"

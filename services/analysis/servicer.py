@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 _tracer = telemetry.tracer("analysis")
 TOOL_USE = common_pb2.BLOCK_KIND_TOOL_USE
 TOOL_RESULT = common_pb2.BLOCK_KIND_TOOL_RESULT
+OTHER = common_pb2.BLOCK_KIND_OTHER
 
 
 NEW_ROOTS = frozenset({FIRST, COMPACTION, SIDE_CHAIN})
@@ -43,17 +44,24 @@ NEW_ROOTS = frozenset({FIRST, COMPACTION, SIDE_CHAIN})
 
 def thread_view(m: common_pb2.Message) -> Record:
     """What threading reads of a message, without converting all of it (this runs on every
-    record in the pipeline's path): the envelope, the tool blocks (a Task/Agent call's input,
-    for the subagent prompt), and a user record's text (matched against those prompts)."""
+    record in the pipeline's path): the envelope with its timestamp and response id, the
+    tool blocks (a Task/Agent call's input, for the subagent prompt), the tool call a
+    progress or hook attachment line reports on, and a user record's text (matched against
+    those prompts, caveats and local commands)."""
     blocks = [Block(BLOCK_FROM_PB[b.kind], tool_use_id=b.tool_use_id, tool_name=b.tool_name,
                     tool_input_json=b.tool_input_json if b.tool_name in AGENT_TOOLS else b"")
               for b in m.content if b.kind == TOOL_USE or b.kind == TOOL_RESULT]
+    if (m.type == "progress" or m.type == "attachment") and m.content \
+            and m.content[0].kind == OTHER:
+        blocks.insert(0, Block("other", tool_use_id=m.content[0].tool_use_id))
     src = m.source
     return Record(type=m.type, source=Position(src.path, src.byte_offset, src.line_number,
                                                src.byte_length),
                   raw=b"", format=FORMAT_FROM_PB.get(m.format, CLAUDE_CODE), uuid=m.uuid,
                   parent_uuid=m.parent_uuid, session_id=m.session_id, subtype=m.subtype,
                   role=ROLE_FROM_PB.get(m.role, ""), version=m.version,
+                  timestamp=m.timestamp, api_message_id=m.api_message_id, is_meta=m.is_meta,
+                  is_sidechain=m.is_sidechain, agent_id=m.agent_id,
                   text=m.text if m.type == "user" else "", content=blocks, key=m.key,
                   project_key=m.project_key)
 
