@@ -7,8 +7,9 @@
    (evaluation/recount.py, the billing rule of docs/accounting.md): every day must match.
 3. Reply-structure inference: parent links removed from real Claude Code transcripts, the
    copies imported through the pipeline and the stored thread parents compared per source
-   folder (`threadline eval threading`, threadline/thread_eval.py); then the same files
-   threaded directly beside two baselines (evaluation/threading.py).
+   folder, a root counting as correct when both sides are empty (`threadline eval
+   threading`, threadline/thread_eval.py); then the same files threaded directly beside two
+   baselines, and the leave-one-folder-out check of the rules (evaluation/threading.py).
 4. Token accounting beside ccusage 20.0.24 (evaluation/ccusage.py): days and sessions that
    match exactly, and every difference with its cause. Needs npm to install ccusage once
    (into .tools/ccusage), not when it is there.

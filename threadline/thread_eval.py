@@ -5,7 +5,11 @@ Every Claude Code `*.jsonl` transcript under the PATHs is copied with its parent
 every other line kept as it is, so line numbers stay), the copies are imported into a fresh
 database with `threadline import` (the real pipeline: ingest, analysis, store), and each
 stored record of type user, assistant, system, progress or attachment is scored: is its
-`thread_parent_uuid` the `parentUuid` that was removed (a null one must come out as none)?
+`thread_parent_uuid` the `parentUuid` that was removed? A root (`parentUuid` null) counts as
+correct when its stored thread parent is empty too, and as a miss when threadline gave it a
+parent; `roots` and `roots ok` say how many roots there are and how many came out right.
+A line that carries no link field at all (none of the four above) has no truth and is not
+scored.
 
 A parent that is not in the file at all (a truncated history) cannot be inferred and counts
 as a miss; `unreachable` says how many there are. A record whose uuid was already stored from
@@ -45,11 +49,15 @@ class FolderScore:
     total: int = 0
     correct: int = 0
     unreachable: int = 0
+    roots: int = 0  # records whose removed parentUuid was null
+    roots_correct: int = 0  # ... that were stored with no thread parent either
 
     def add(self, other: FolderScore) -> None:
         self.total += other.total
         self.correct += other.correct
         self.unreachable += other.unreachable
+        self.roots += other.roots
+        self.roots_correct += other.roots_correct
 
     @property
     def percent(self) -> float:
@@ -57,6 +65,7 @@ class FolderScore:
 
     def as_dict(self) -> dict:
         return {"total": self.total, "correct": self.correct, "unreachable": self.unreachable,
+                "roots": self.roots, "roots_correct": self.roots_correct,
                 "percent": self.percent}
 
 
@@ -130,8 +139,11 @@ def score(db: Path, truth: dict[tuple[str, int], Truth]) -> dict[str, FolderScor
                 continue
             s = folders.setdefault(t.folder, FolderScore())
             s.total += 1
-            s.correct += parent == t.parent
+            s.correct += parent == t.parent  # a root: both empty
             s.unreachable += not t.reachable
+            if not t.parent:
+                s.roots += 1
+                s.roots_correct += not parent
     engine.dispose()
     overall = FolderScore()
     for s in folders.values():
@@ -151,11 +163,13 @@ def evaluate(paths: list[Path]) -> dict[str, FolderScore]:
 
 def table(scores: dict[str, FolderScore]) -> str:
     width = max(len(k) for k in scores)
-    lines = [f"  {'folder'.ljust(width)}  {'records':>8}  {'unreach':>7}  {'correct':>8}  "
-             f"{'percent':>7}"]
+    lines = ["  (a root counts as correct when both the removed parentUuid and the stored thread "
+             "parent are empty)",
+             f"  {'folder'.ljust(width)}  {'records':>8}  {'unreach':>7}  {'roots':>6}  "
+             f"{'roots ok':>8}  {'correct':>8}  {'percent':>7}"]
     for name, s in scores.items():
-        lines.append(f"  {name.ljust(width)}  {s.total:>8}  {s.unreachable:>7}  {s.correct:>8}  "
-                     f"{s.percent:>6.2f}%")
+        lines.append(f"  {name.ljust(width)}  {s.total:>8}  {s.unreachable:>7}  {s.roots:>6}  "
+                     f"{s.roots_correct:>8}  {s.correct:>8}  {s.percent:>6.2f}%")
     return "\n".join(lines)
 
 
