@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import PurePath
 
-from threadline.records import ToolCall
+from threadline.keys import codex_key
+from threadline.records import CODEX, ToolCall
 
 
-def message_key(uuid: str, project_key: str, path: str, byte_offset: int, raw: bytes) -> str:
-    """The uuid when there is one; otherwise a stable hash of source and line.
+def message_key(uuid: str, project_key: str, path: str, byte_offset: int, raw: bytes,
+                format: str = "", session_id: str = "") -> str:
+    """The uuid when there is one; for a Codex line, `codex_key`; otherwise a stable hash of
+    source and line.
 
     The hash covers the file name (not its full path, so a copied folder imports the same
     keys), the byte offset and the line itself: exact re-emits at other offsets stay distinct
@@ -22,6 +25,8 @@ def message_key(uuid: str, project_key: str, path: str, byte_offset: int, raw: b
     """
     if uuid:
         return uuid
+    if format == CODEX and session_id:
+        return codex_key(session_id, raw)
     digest = hashlib.blake2b(digest_size=12)
     digest.update(f"{project_key}/{PurePath(path).name}:{byte_offset}:".encode())
     digest.update(raw)

@@ -94,7 +94,10 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
     async def _session_view(self, fn, session_id: str, response, context):
         if not session_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "session_id is required")
-        found = await self._query(fn, session_id)
+        try:
+            found = await self._query(fn, session_id)
+        except StoreError as exc:  # an ambiguous or too short session id prefix
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if found is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {session_id!r}")
         return json_format.ParseDict(found, response, ignore_unknown_fields=True)
@@ -165,9 +168,10 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
         for chunk in batch.chunks:
             for m in chunk.messages:
                 source = m.source
-                m.key = normalize.message_key(m.uuid, m.project_key, source.path,
-                                              source.byte_offset, m.raw)
                 m.session_id = normalize.session_of(source.path, m.session_id)
+                m.key = normalize.message_key(m.uuid, m.project_key, source.path,
+                                              source.byte_offset, m.raw,
+                                              FORMAT_FROM_PB.get(m.format, ""), m.session_id)
                 for b in m.content:
                     if b.kind == TOOL_USE and b.tool_use_id:
                         calls.append(normalize.tool_use(b.tool_use_id, m.session_id, b.tool_name,
