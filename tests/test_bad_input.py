@@ -157,7 +157,7 @@ def test_every_bad_line_is_an_error_at_its_place(imported):
         assert e["byte_length"] == len(line.raw), place
         assert e["excerpt"] == line.raw[:EXCERPT_BYTES], place
         assert e["detail"], place
-        assert e["project_key"] == "-home-u-app"
+        assert e["project_key"] == "/home/u/app"  # the one project its folder stands for
         assert e["reason"] == line.reason, (place, line.raw[:60])
 
 

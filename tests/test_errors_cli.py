@@ -81,7 +81,7 @@ def test_json_lists_every_error_with_its_place_and_text(db):
         (A, 2), (A, 5), (ODD, 1), ("/t/proj/c.jsonl", 9)]
     assert found[1] == {"path": A, "line_number": 5, "byte_offset": 80, "byte_length": 11,
                         "reason": "invalid_utf8", "detail": "invalid_utf8 here",
-                        "excerpt": "caf\\xe9 \n\x00 \u2603", "project_key": "proj"}
+                        "excerpt": "caf\\xe9 \n\x00 \u2603", "project_key": "/work"}
     assert found[3]["byte_length"] == len(LONG)
     assert found[3]["excerpt"] == LONG[:200].decode()
 

@@ -183,7 +183,7 @@ def test_reparse_stores_what_a_fresh_import_stores(tmp_path):
             ("UPDATE sessions SET cwd = '/old', first_timestamp = '1999-01-01T00:00:00Z' "
              "WHERE session_id = ?", (SESSION,)),
             ("UPDATE projects SET first_timestamp = '1999-01-01T00:00:00Z' "
-             "WHERE key = '-home-u-app'", ()),
+             "WHERE key = '/home/u/app'", ()),
             ("UPDATE messages SET type = 'unknown', role = '' WHERE key = 'u2'", ()),
             ("UPDATE messages SET text = 'stale', output_tokens = 0 "
              "WHERE text = 'I cannot tell.'", ()),

@@ -61,13 +61,13 @@ def test_follow_hands_over_from_replay_to_live_without_gap_or_duplicate(tmp_path
 def test_live_changes_carry_the_batch_trace_context_and_honour_filters(tmp_path):
     async def main():
         async with running_store(tmp_path / "t.db") as (run, stub):
-            call = stub.Changes(spb.ChangesRequest(follow=True, session_id="s2"))
+            call = stub.Changes(spb.ChangesRequest(follow=True, session_id="sess-2"))
             changes = flat(call)
             # Until this marker arrives the stream may still be replaying from the database
             # (replayed changes carry no trace context); after it, everything is live.
-            await write(stub, [batch(1, messages(5, 1, session="s2"))])
+            await write(stub, [batch(1, messages(5, 1, session="sess-2"))])
             assert (await anext(changes)).message.key == "m5"
-            traced = batch(3, messages(10, 2, session="s2"))
+            traced = batch(3, messages(10, 2, session="sess-2"))
             traced.trace_context["traceparent"] = (
                 "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
             await write(stub, [batch(2, messages(0, 3)), traced])
@@ -272,7 +272,8 @@ def test_heads_only_sends_the_last_change_of_each_batch_without_payload(tmp_path
                 live = [c for c in (await heads.read()).changes]
             assert [(c.sequence, c.kind) for c in live] == [
                 (1206, pb.CHANGE_KIND_PARSE_ERROR)]
-            assert not live[0].HasField("payload") and live[0].project_key == "proj"
+            # The error's folder ("proj") stands for the one project its sessions ran in.
+            assert not live[0].HasField("payload") and live[0].project_key == "/work"
 
             # A subscriber that wants payloads gets them all; heads-only still gets heads.
             full = stub.Changes(spb.ChangesRequest(since_sequence=1206, follow=True))

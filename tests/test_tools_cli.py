@@ -152,14 +152,14 @@ def test_facts_read_from_the_store(db):
     assert (by_id["toolu_g1"].caller, by_id["toolu_g1"].session_id) == ("abc123", S1)
     e1 = by_id["toolu_e1"]
     assert (e1.session_id, e1.project_key, e1.name, e1.is_error) == (
-        S1, "-home-u-app", "Edit", True)
+        S1, "/home/u/app", "Edit", True)
     assert e1.result_text == NOT_READ
     assert json.loads(e1.input_json)["file_path"] == "/home/u/app/p.py"
     assert (e1.started_at, e1.finished_at) == ("2025-03-02T23:00:05.000Z",
                                                "2025-03-02T23:00:06.000Z")
     s1 = [f.sequence for f in facts if f.session_id == S1]
     assert s1 == sorted(s1) and len(set(s1)) == len(s1)
-    assert by_id["toolu_w0"].project_key == "-home-u-web"
+    assert by_id["toolu_w0"].project_key == "/home/u/web"
     assert by_id["toolu_w2"].result_text == "Exit code 1\nnpm ERR! missing"
 
 
@@ -184,7 +184,7 @@ def test_reaction_is_the_next_prompt_before_the_next_call(db):
 
 def test_filters_by_session_project_and_dates_in_a_time_zone(db):
     assert {f.session_id for f in facts_of(db, session_id=S2)} == {S2}
-    assert {f.session_id for f in facts_of(db, project_key="-home-u-app")} == {S1}
+    assert {f.session_id for f in facts_of(db, project_key="/home/u/app")} == {S1}
     # S1's calls are on Sunday 2 March in UTC, Monday 3 March in Berlin.
     assert {f.session_id for f in facts_of(db, until="2025-03-02")} == {S1}
     assert facts_of(db, until="2025-03-02", timezone="Europe/Berlin") == []
@@ -231,8 +231,8 @@ def test_grouped_json_report(db):
     result = threadline("tools", "--db", str(db), "--json", "--by", "project")
     report = json.loads(result.stdout)
     assert [(r["group"], r["tool"], r["calls"]) for r in report["rows"]] == [
-        ("-home-u-app", "Edit", 2), ("-home-u-app", "Bash", 1), ("-home-u-app", "Grep", 1),
-        ("-home-u-app", "Read", 1), ("-home-u-app", "Task", 1), ("-home-u-web", "Bash", 3)]
+        ("/home/u/app", "Edit", 2), ("/home/u/app", "Bash", 1), ("/home/u/app", "Grep", 1),
+        ("/home/u/app", "Read", 1), ("/home/u/app", "Task", 1), ("/home/u/web", "Bash", 3)]
 
 
 def test_table_output(db, capsys):

@@ -29,9 +29,9 @@ def line(**fields) -> bytes:
 
 def assistant(uuid: str, session: str, ts: str, msg_id: str, request_id: str | None,
               usage: dict, model: str = "claude-sonnet-4-5-20250929", sidechain: bool = False,
-              parent: str = "u0") -> bytes:
+              parent: str = "u0", cwd: str = "/home/u/app") -> bytes:
     fields = {"parentUuid": parent, "isSidechain": sidechain, "userType": "external",
-              "cwd": "/home/u/app", "sessionId": session, "version": "2.0.76",
+              "cwd": cwd, "sessionId": session, "version": "2.0.76",
               "type": "assistant", "uuid": uuid, "timestamp": ts,
               "message": {"id": msg_id, "type": "message", "role": "assistant", "model": model,
                           "content": [{"type": "text", "text": f"reply {uuid}"}],
@@ -91,10 +91,10 @@ def db(tmp_path_factory) -> Path:
     # A third-party backend: no requestId, ids without msg_, one id for every call.
     (other / "m1.jsonl").write_bytes(
         b"".join(assistant(f"m{n}", "m1", f"2025-04-10T08:00:0{n}.000Z", "0a1b2c", None,
-                           usage(1200, out), model="MiniMax-M2") for n, out in ((1, 3),
-                                                                                  (2, 180)))
+                           usage(1200, out), model="MiniMax-M2", cwd="/home/u/other")
+                 for n, out in ((1, 3), (2, 180)))
         + assistant("m3", "m1", "2025-04-10T08:01:00.000Z", "0a1b2c", None, usage(1650, 60),
-                    model="MiniMax-M2"))
+                    model="MiniMax-M2", cwd="/home/u/other"))
     path = root.parent / "t.db"
     subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(path), "--json",
                     str(root)], check=True, capture_output=True, timeout=300)
@@ -160,8 +160,9 @@ def test_every_grouping(db):
     months = usage_json(db, "--by", "month", "--timezone", "UTC")
     assert [(m["period"], m["messages"]) for m in months] == [("2025-03", 5), ("2025-04", 2)]
     projects = by_period(usage_json(db, "--by", "project"))
-    assert {k: v["messages"] for k, v in projects.items()} == {"-home-u-app": 5,
-                                                               "-home-u-other": 2}
+    # Projects are working directories: s1's subagent folder is no project of its own.
+    assert {k: v["messages"] for k, v in projects.items()} == {"/home/u/app": 5,
+                                                               "/home/u/other": 2}
     models = by_period(usage_json(db, "--by", "model"))
     assert {k: v["messages"] for k, v in models.items()} == {
         "claude-sonnet-4-5-20250929": 3, "claude-nova-1": 1, "claude-sonnet-4-20250514": 1,

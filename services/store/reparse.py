@@ -11,7 +11,8 @@ the thread columns. These came from the line's context (its file, the records be
 analysis), not from the line. Derived again: every other message column; the tool calls
 named by messages whose content or timestamp changed (each such call is rebuilt from every
 stored message naming it, in sequence order, as the store's upserts built it); each
-session's and project's cwd, branch, version, format, time span and message count.
+session's and project's cwd, branch, version, format, time span and message count (folded
+with the writer's rules, folding.py).
 
 A stored line that the current parser rejects outright keeps its row unchanged and is
 reported: deleting a message is not this command's call. Parse errors are not revisited:
@@ -43,7 +44,7 @@ from sqlalchemy.pool import NullPool
 
 from services.analysis import normalize
 from services.ingest import parser
-from services.store import rows, schema
+from services.store import folding, rows, schema, upgrade
 from services.store.errors import DatabaseMissing, StoreError
 from services.store.writer import upsert_tool_calls
 from threadline import convert, dblock
@@ -196,10 +197,9 @@ def _open(path: Path, wait_seconds: float) -> Engine:
 
 def _reparse(conn: Connection) -> Report:
     report = Report()
-    schema.metadata.create_all(conn)
-    report.columns_added = schema.add_missing_columns(conn)
+    report.columns_added = upgrade.upgrade(conn)
     update = _update_sql()
-    spans = _Spans()
+    fold = folding.SessionFold()
     touched: set[str] = set()
     for page in _pages(conn):
         updates = []
@@ -208,7 +208,7 @@ def _reparse(conn: Connection) -> Report:
             if old["drift"]:
                 report.drift_before[old["drift"]] += 1
             new, message = _reparsed(old, report)
-            spans.add(new)
+            fold.add(new)
             if new["drift"]:
                 report.drift_after[new["drift"]] += 1
             changed = [c for c in DERIVED if new[c] != old[c]]
@@ -224,7 +224,8 @@ def _reparse(conn: Connection) -> Report:
             conn.exec_driver_sql(update, updates)
     if touched:
         report.tool_calls_rebuilt, report.tool_calls_changed = _rebuild_tool_calls(conn, touched)
-    report.sessions_updated, report.projects_updated = spans.store(conn)
+    report.sessions_updated = fold.replace(conn)
+    report.projects_updated = folding.refresh_projects(conn)
     return report
 
 
@@ -347,67 +348,4 @@ def _tool_rows(conn: Connection, ids: list[str]) -> dict[str, dict]:
     for i in range(0, len(ids), 500):
         out.update((r["tool_use_id"], dict(r)) for r in conn.execute(
             select(_t).where(_t.c.tool_use_id.in_(ids[i:i + 500]))).mappings())
-    return out
-
-
-# --- sessions and projects -------------------------------------------------------------------
-
-class _Spans:
-    """What the store folds from messages into sessions and projects, folded again over the
-    messages in sequence order with the store's rules (see writer._upsert_sessions_...)."""
-
-    def __init__(self) -> None:
-        self.sessions: dict[str, dict] = {}
-        self.projects: dict[str, dict] = {}
-
-    def add(self, row: dict) -> None:
-        sid, pk, ts = row["session_id"], row["project_key"], row["timestamp"]
-        if sid:
-            s = self.sessions.get(sid)
-            if s is None:
-                s = self.sessions[sid] = {"cwd": "", "git_branch": "", "version": "",
-                                          "format": "", "first_timestamp": None,
-                                          "last_timestamp": None, "message_count": 0}
-            s["message_count"] += 1
-            for name in ("cwd", "git_branch", "version"):
-                if row[name]:
-                    s[name] = row[name]
-            if not s["format"]:
-                s["format"] = row["format"]
-            _span(s, ts)
-        if pk:
-            p = self.projects.get(pk)
-            if p is None:
-                p = self.projects[pk] = {"cwd": "", "first_timestamp": None,
-                                         "last_timestamp": None}
-            if row["cwd"]:
-                p["cwd"] = row["cwd"]
-            _span(p, ts)
-
-    def store(self, conn: Connection) -> tuple[int, int]:
-        """Update the rows that differ; returns (sessions, projects) updated."""
-        s_table, p_table = schema.sessions, schema.projects
-        sessions = _differing(conn, s_table, s_table.c.session_id, self.sessions)
-        projects = _differing(conn, p_table, p_table.c.key, self.projects)
-        for sid, values in sessions.items():
-            conn.execute(s_table.update().where(s_table.c.session_id == sid).values(**values))
-        for key, values in projects.items():
-            conn.execute(p_table.update().where(p_table.c.key == key).values(**values))
-        return len(sessions), len(projects)
-
-
-def _span(agg: dict, ts: str) -> None:
-    if ts:
-        if agg["first_timestamp"] is None or ts < agg["first_timestamp"]:
-            agg["first_timestamp"] = ts
-        if agg["last_timestamp"] is None or ts > agg["last_timestamp"]:
-            agg["last_timestamp"] = ts
-
-
-def _differing(conn: Connection, table, key_column, wanted: dict[str, dict]) -> dict[str, dict]:
-    out = {}
-    for row in conn.execute(select(table)).mappings():
-        values = wanted.get(row[key_column.name])
-        if values is not None and any(row[k] != v for k, v in values.items()):
-            out[row[key_column.name]] = values
     return out

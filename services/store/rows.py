@@ -263,7 +263,8 @@ def project_pb(row: Mapping) -> store_pb2.Project:
     return store_pb2.Project(key=row["key"], cwd=row["cwd"], session_count=row["session_count"],
                              message_count=row["message_count"],
                              first_timestamp=row["first_timestamp"] or "",
-                             last_timestamp=row["last_timestamp"] or "")
+                             last_timestamp=row["last_timestamp"] or "",
+                             name=row.get("name", ""), aliases=row.get("aliases", ()))
 
 
 def session_pb(row: Mapping) -> store_pb2.Session:
@@ -272,7 +273,8 @@ def session_pb(row: Mapping) -> store_pb2.Session:
         git_branch=row["git_branch"], version=row["version"],
         message_count=row["message_count"], first_timestamp=row["first_timestamp"] or "",
         last_timestamp=row["last_timestamp"] or "",
-        format=FORMAT_TO_PB.get(row["format"], pb.SOURCE_FORMAT_UNSPECIFIED))
+        format=FORMAT_TO_PB.get(row["format"], pb.SOURCE_FORMAT_UNSPECIFIED),
+        title=row.get("title", ""), project_name=row.get("project_name", ""))
 
 
 _ANALYSIS_KINDS = {"thread_updated": pb.CHANGE_KIND_THREAD_UPDATED,
@@ -353,12 +355,14 @@ def live_changes(batch: WriteBatch, result: WriteResult,
         m = message_pbs[i]
         m.ClearField("raw")  # the row already holds the bytes; don't copy them into the event
         m.key = batch.messages[i]["key"]  # as stored (and replayed), even when sent empty
+        m.project_key = batch.messages[i]["project_key"]  # its session's, not its folder's
         out.append(LiveChange(seq, m.project_key, m.session_id, pb.Change(
             sequence=seq, kind=pb.CHANGE_KIND_MESSAGE, project_key=m.project_key,
             session_id=m.session_id, message=m, trace_context=trace_context)))
     if result.new_errors:
         for i, seq in result.new_errors:
             e = error_pbs[i]
+            e.project_key = batch.errors[i]["project_key"]
             out.append(LiveChange(seq, e.project_key, "", pb.Change(
                 sequence=seq, kind=pb.CHANGE_KIND_PARSE_ERROR, project_key=e.project_key,
                 parse_error=e, trace_context=trace_context)))
@@ -369,6 +373,9 @@ def live_changes(batch: WriteBatch, result: WriteResult,
             u = apb.AnalysisUpdate()
             u.CopyFrom(updates[i])
             u.resumed_from = ""
+        u.project_key = batch.analysis[i]["project_key"]  # as stored (the session's)
+        if u.HasField("summary"):
+            u.summary.project_key = u.project_key
         if kind == "thread_updated" and u.HasField("summary"):
             # The thread event names what changed; the segments and turns ride on the other.
             u = apb.AnalysisUpdate(session_id=u.session_id, project_key=u.project_key,
@@ -386,19 +393,18 @@ def live_changes(batch: WriteBatch, result: WriteResult,
 def _live_heads(batch: WriteBatch, result: WriteResult) -> list[LiveChange]:
     """The changes of a commit with no payload, but for the last one's head (heads-only
     subscribers take only that: see ChangesRequest.heads_only)."""
-    message_pbs, error_pbs, _trace_context, updates = batch.context
-    out = [LiveChange(seq, message_pbs[i].project_key, message_pbs[i].session_id, None)
+    message_pbs, _error_pbs, _trace_context, updates = batch.context
+    out = [LiveChange(seq, batch.messages[i]["project_key"], message_pbs[i].session_id, None)
            for i, seq in result.new_messages]
     kind = pb.CHANGE_KIND_MESSAGE
     if result.new_errors or result.new_analysis:
         kinds = {seq: pb.CHANGE_KIND_MESSAGE for _, seq in result.new_messages}
         for i, seq in result.new_errors:
-            out.append(LiveChange(seq, error_pbs[i].project_key, "", None))
+            out.append(LiveChange(seq, batch.errors[i]["project_key"], "", None))
             kinds[seq] = pb.CHANGE_KIND_PARSE_ERROR
         for i, seq, name in result.new_analysis:
             u = updates[i]
-            out.append(LiveChange(seq, u.summary.project_key or u.project_key, u.session_id,
-                                  None))
+            out.append(LiveChange(seq, batch.analysis[i]["project_key"], u.session_id, None))
             kinds[seq] = _ANALYSIS_KINDS[name]
         out.sort(key=lambda c: c.seq)
         kind = kinds[out[-1].seq] if out else kind

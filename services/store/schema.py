@@ -30,6 +30,8 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# A project is the working directory its sessions ran in (services/store/projects.py); its
+# row is derived from its sessions' rows, one per project key in use.
 projects = Table(
     "projects", metadata,
     Column("key", Text, primary_key=True),
@@ -42,6 +44,8 @@ projects = Table(
 sessions = Table(
     "sessions", metadata,
     Column("session_id", Text, primary_key=True),
+    # The cwd of the session's first record naming one; failing that, the folder ingest
+    # named (see projects.py). Every message of the session carries the same.
     Column("project_key", Text, nullable=False, default=""),
     Column("cwd", Text, nullable=False, default=""),
     Column("git_branch", Text, nullable=False, default=""),
@@ -50,6 +54,25 @@ sessions = Table(
     Column("first_timestamp", Text),
     Column("last_timestamp", Text),
     Column("message_count", Integer, nullable=False, default=0),
+)
+
+Index("sessions_project", sessions.c.project_key)
+
+# The keys projects were known by before they were named by their working directory (the
+# transcript folder ingest names, e.g. Claude Code's `-home-alice-code-app`): still accepted
+# wherever a project is given. One alias may name several projects.
+project_aliases = Table(
+    "project_aliases", metadata,
+    Column("alias", Text, primary_key=True),
+    Column("project_key", Text, primary_key=True),
+)
+
+# Claude Code `summary` lines: the title of the conversation whose last message has the uuid
+# `leaf_uuid` (a message of another file, as a rule). The first one stored for a leaf is kept.
+summary_titles = Table(
+    "summary_titles", metadata,
+    Column("leaf_uuid", Text, primary_key=True),
+    Column("title", Text, nullable=False),
 )
 
 messages = Table(

@@ -29,7 +29,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, text, tuple_
 from sqlalchemy.pool import NullPool
 
-from services.store import files, reanalysis, schema
+from services.store import files, folding, projects, reanalysis, schema, titles, upgrade
 from services.store.errors import EarlierBatchFailed, StaleAnalysis, StoreClosed, WriteFailed
 
 log = logging.getLogger(__name__)
@@ -221,8 +221,7 @@ class Writer:
             event.listen(engine, "begin", lambda c: c.exec_driver_sql("BEGIN IMMEDIATE"))
             conn = engine.connect()
             with conn.begin():
-                schema.metadata.create_all(conn)
-                schema.add_missing_columns(conn)
+                upgrade.upgrade(conn)
                 reanalysis.start_again(conn)
                 self.last_sequence = conn.scalar(select(func.max(schema.changes.c.seq))) or 0
         except BaseException as exc:  # reported to start()
@@ -390,6 +389,7 @@ class Writer:
         changes: list[dict] = []
         new: list[tuple[int, int, str]] = []
         seq = self.last_sequence
+        projects.name_analysis(conn, updates)
         for i, update in enumerate(updates):
             write_analysis(conn, update)
             kinds = [schema.THREAD_UPDATED] if update["thread_changed"] else []
@@ -412,7 +412,6 @@ class Writer:
         seen = _existing_keys(conn, [r["key"] for r in rows])
         new: list[tuple[int, int]] = []
         fresh: list[dict] = []
-        changes: list[dict] = []
         seq = self.last_sequence
         for i, row in enumerate(rows):
             key = row["key"]
@@ -423,13 +422,21 @@ class Writer:
             row["seq"] = seq
             new.append((i, seq))
             fresh.append(row)
-            changes.append({"seq": seq, "kind": schema.MESSAGE, "ref": key,
-                            "project_key": row["project_key"], "session_id": row["session_id"]})
         if not fresh:
             return []
+        # Each row as sent names its file's folder; it is stored under its session's project.
+        moved_from = projects.assign(conn, fresh)
+        changes = [{"seq": row["seq"], "kind": schema.MESSAGE, "ref": row["key"],
+                    "project_key": row["project_key"], "session_id": row["session_id"]}
+                   for row in fresh]
         conn.exec_driver_sql(_INSERT_MESSAGE, fresh)
         conn.exec_driver_sql(_INSERT_CHANGE, changes)
-        _upsert_sessions_and_projects(conn, fresh)
+        fold = folding.SessionFold()
+        for row in fresh:
+            fold.add(row)
+        fold.merge(conn)
+        folding.refresh_projects(conn, fold.projects() | moved_from)
+        titles.record(conn, fresh)
         self.last_sequence = seq
         return new
 
@@ -446,7 +453,6 @@ class Writer:
                     tuple_(pe.c.path, pe.c.byte_offset).in_(part))))
         new: list[tuple[int, int]] = []
         fresh: list[dict] = []
-        changes: list[dict] = []
         seq = self.last_sequence
         for i, row in enumerate(rows):
             ref = (row["path"], row["byte_offset"])
@@ -457,10 +463,11 @@ class Writer:
             row["seq"] = seq
             new.append((i, seq))
             fresh.append(row)
-            changes.append({"seq": seq, "kind": schema.PARSE_ERROR,
-                            "ref": f"{row['path']}:{row['byte_offset']}",
-                            "project_key": row["project_key"], "session_id": ""})
         if fresh:
+            projects.assign(conn, [], fresh)
+            changes = [{"seq": row["seq"], "kind": schema.PARSE_ERROR,
+                        "ref": f"{row['path']}:{row['byte_offset']}",
+                        "project_key": row["project_key"], "session_id": ""} for row in fresh]
             conn.exec_driver_sql(_INSERT_ERROR, fresh)
             conn.exec_driver_sql(_INSERT_CHANGE, changes)
             self.last_sequence = seq
@@ -514,82 +521,6 @@ def _insert_sql(table: Table) -> str:
 _INSERT_MESSAGE = _insert_sql(schema.messages)
 _INSERT_CHANGE = _insert_sql(schema.changes)
 _INSERT_ERROR = _insert_sql(schema.parse_errors)
-
-
-_UPSERT_SESSION = text("""
-INSERT INTO sessions (session_id, project_key, cwd, git_branch, version, format,
-                      first_timestamp, last_timestamp, message_count)
-VALUES (:session_id, :project_key, :cwd, :git_branch, :version, :format,
-        :first_timestamp, :last_timestamp, :message_count)
-ON CONFLICT (session_id) DO UPDATE SET
-  project_key = CASE WHEN sessions.project_key = '' THEN excluded.project_key
-                     ELSE sessions.project_key END,
-  cwd = CASE WHEN excluded.cwd != '' THEN excluded.cwd ELSE sessions.cwd END,
-  git_branch = CASE WHEN excluded.git_branch != '' THEN excluded.git_branch
-                    ELSE sessions.git_branch END,
-  version = CASE WHEN excluded.version != '' THEN excluded.version ELSE sessions.version END,
-  format = CASE WHEN sessions.format = '' THEN excluded.format ELSE sessions.format END,
-  first_timestamp = min(coalesce(excluded.first_timestamp, sessions.first_timestamp),
-                        coalesce(sessions.first_timestamp, excluded.first_timestamp)),
-  last_timestamp = max(coalesce(excluded.last_timestamp, sessions.last_timestamp),
-                       coalesce(sessions.last_timestamp, excluded.last_timestamp)),
-  message_count = sessions.message_count + excluded.message_count
-""")
-
-_UPSERT_PROJECT = text("""
-INSERT INTO projects (key, cwd, first_timestamp, last_timestamp)
-VALUES (:key, :cwd, :first_timestamp, :last_timestamp)
-ON CONFLICT (key) DO UPDATE SET
-  cwd = CASE WHEN excluded.cwd != '' THEN excluded.cwd ELSE projects.cwd END,
-  first_timestamp = min(coalesce(excluded.first_timestamp, projects.first_timestamp),
-                        coalesce(projects.first_timestamp, excluded.first_timestamp)),
-  last_timestamp = max(coalesce(excluded.last_timestamp, projects.last_timestamp),
-                       coalesce(projects.last_timestamp, excluded.last_timestamp))
-""")
-
-
-def _merge_span(agg: dict, ts: str) -> None:
-    if ts:
-        if agg["first_timestamp"] is None or ts < agg["first_timestamp"]:
-            agg["first_timestamp"] = ts
-        if agg["last_timestamp"] is None or ts > agg["last_timestamp"]:
-            agg["last_timestamp"] = ts
-
-
-def _upsert_sessions_and_projects(conn: Connection, rows: Iterable[dict]) -> None:
-    """Fold the new messages into their sessions and projects (values from the latest
-    non-empty record, counts of new messages only)."""
-    sessions: dict[str, dict] = {}
-    projects: dict[str, dict] = {}
-    for row in rows:
-        sid = row["session_id"]
-        if sid:
-            s = sessions.get(sid)
-            if s is None:
-                s = sessions[sid] = {
-                    "session_id": sid, "project_key": row["project_key"], "cwd": "",
-                    "git_branch": "", "version": "", "format": row["format"],
-                    "first_timestamp": None, "last_timestamp": None, "message_count": 0}
-            s["message_count"] += 1
-            for name in ("cwd", "git_branch", "version"):
-                if row[name]:
-                    s[name] = row[name]
-            if not s["project_key"]:
-                s["project_key"] = row["project_key"]
-            _merge_span(s, row["timestamp"])
-        pk = row["project_key"]
-        if pk:
-            p = projects.get(pk)
-            if p is None:
-                p = projects[pk] = {"key": pk, "cwd": "", "first_timestamp": None,
-                                    "last_timestamp": None}
-            if row["cwd"]:
-                p["cwd"] = row["cwd"]
-            _merge_span(p, row["timestamp"])
-    if sessions:
-        conn.execute(_UPSERT_SESSION, list(sessions.values()))
-    if projects:
-        conn.execute(_UPSERT_PROJECT, list(projects.values()))
 
 
 _UPSERT_TOOL_USE = text("""
