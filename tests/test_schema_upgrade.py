@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
 from sqlalchemy import create_engine
 from store_support import batch, message, running_store, write
 
+from services.analysis import normalize
 from services.store import queries, reanalysis, rows, schema
 from services.store.reparse import reparse
 from threadline.v1 import common_pb2 as pb
@@ -201,3 +204,129 @@ def test_analysis_of_an_earlier_version_is_made_again_and_its_resumption_cycles_
     asyncio.run(start())
     assert stored()["progress"] == (1, reanalysis.ANALYSIS_VERSION)
     assert stored()["results"] == [0, 0, 1]
+
+
+# --- a database that filed projects by folder -------------------------------------------------
+
+APP = "/home/u/app"
+CODEX_SESSION = "0199a0b0-0000-7000-8000-0000000000c3"
+ROLLOUT = f"rollout-2025-09-24T09-00-00-{CODEX_SESSION}.jsonl"
+CODEX_LINES = [
+    orjson.dumps({"timestamp": "2025-09-24T09:00:00.000Z", "type": "session_meta",
+                  "payload": {"id": CODEX_SESSION, "cwd": "/home/u/api",
+                              "timestamp": "2025-09-24T09:00:00.000Z"}}),
+    orjson.dumps({"timestamp": "2025-09-24T09:00:01.000Z", "type": "response_item",
+                  "payload": {"type": "message", "role": "user",
+                              "content": [{"type": "input_text", "text": "hello"}]}}),
+]
+
+
+def folder_keyed_database(db: Path) -> None:
+    """What the previous version stored: every record under the first folder below its
+    import root, a summary-only file as a session, one Codex rollout imported from two
+    folders twice, under keys made of the folder and the file name."""
+    def old_key(folder: str, path: str, offset: int, raw: bytes) -> str:
+        return normalize.message_key("", folder, path, offset, raw)
+
+    stored: list[tuple[str, pb.Message]] = []
+
+    def claude(uid: str, session: str, folder: str, path: str, **kw) -> None:
+        stored.append((folder, message(uid, session=session, project=folder, path=path,
+                                       cwd=APP, **kw)))
+
+    claude("u1", "s-app", "-home-u-app", "/p/-home-u-app/s-app.jsonl", ts="2025-06-01T00:00:00Z")
+    claude("x1", "s-app", "s-app", "/p/-home-u-app/s-app/subagents/agent-a1.jsonl",
+           ts="2025-06-01T00:00:05Z")
+    summary = message("", session="sum", project="-home-u-app",
+                      path="/p/-home-u-app/sum.jsonl", cwd="", ts="",
+                      text="Old title", raw=b'{"type":"summary","summary":"Old title"}')
+    summary.type, summary.logical_parent_uuid = "summary", "x1"
+    summary.key = old_key("-home-u-app", summary.source.path, 0, summary.raw)
+    stored.append(("-home-u-app", summary))
+    for folder, path in (("2025", f"/c/2025/09/24/{ROLLOUT}"), ("archive", f"/b/{ROLLOUT}")):
+        offset = 0
+        for raw in CODEX_LINES:
+            m = message("", session=CODEX_SESSION, project=folder, path=path, offset=offset,
+                        raw=raw, cwd="/home/u/api" if offset == 0 else "",
+                        ts="2025-09-24T09:00:00Z")
+            m.format, m.uuid = pb.SOURCE_FORMAT_CODEX, ""
+            m.key = old_key(folder, path, offset, raw)
+            stored.append((folder, m))
+            offset += len(raw) + 1
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        schema.metadata.create_all(conn)
+        for table in ("project_aliases", "summary_titles"):  # tables of this version
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+        for seq, (folder, m) in enumerate(stored, start=1):
+            row = rows.message_row(m)
+            row["seq"] = seq
+            conn.execute(schema.messages.insert().values(**row))
+            conn.execute(schema.changes.insert().values(
+                seq=seq, kind="message", ref=row["key"], project_key=folder,
+                session_id=row["session_id"]))
+        for sid, folder, count, ts in (("s-app", "-home-u-app", 2, "2025-06-01T00:00:00Z"),
+                                       ("sum", "-home-u-app", 1, None),
+                                       (CODEX_SESSION, "2025", 4, "2025-09-24T09:00:00Z")):
+            conn.execute(schema.sessions.insert().values(
+                session_id=sid, project_key=folder, cwd="" if ts is None else APP,
+                git_branch="", version="", format="claude_code", first_timestamp=ts,
+                last_timestamp=ts, message_count=count))
+        for key in ("-home-u-app", "s-app", "2025", "archive"):
+            conn.execute(schema.projects.insert().values(key=key, cwd=""))
+        dropped_copy = stored[-1][1].key
+        conn.execute(schema.turns.insert().values(
+            key=dropped_copy, session_id=CODEX_SESSION, timestamp="", intent="ask",
+            intent_confidence=1.0, intent_evidence="", sentiment=0.0, urgency=0.0,
+            clarity=0.0, complexity=0.0, similarity_previous=0.0, word_count=1,
+            segment_index=0, excerpt="hello"))
+        conn.execute(schema.analysis_progress.insert().values(id=1, seq=len(stored)))
+    engine.dispose()
+
+
+def test_a_folder_keyed_database_is_filed_under_working_directories(tmp_path):
+    db = tmp_path / "old.db"
+    folder_keyed_database(db)
+
+    async def start_and_stop():
+        async with running_store(db):
+            pass
+
+    asyncio.run(start_and_stop())
+    with queries.open_readonly(db).connect() as conn:
+        projects = {p["key"]: p for p in queries.list_projects(conn)}
+        sessions = {s["session_id"]: s for s in queries.list_sessions(conn)}
+        records = list(queries.iter_export(conn))
+        changes = queries.changes_since(conn, 0, limit=100)
+        progress = conn.exec_driver_sql("SELECT seq FROM analysis_progress").scalar()
+        turns = conn.exec_driver_sql("SELECT count(*) FROM turns").scalar()
+        version = conn.exec_driver_sql("PRAGMA user_version").scalar()
+    assert sorted(projects) == ["/home/u/api", APP]
+    assert projects[APP]["aliases"] == ["-home-u-app", "s-app"]
+    assert projects["/home/u/api"]["aliases"] == ["2025", "archive"]
+    assert (projects[APP]["name"], projects[APP]["session_count"]) == ("app", 1)
+    # The summary-only file is no session; its summary titles the session it names.
+    assert sorted(sessions) == [CODEX_SESSION, "s-app"]
+    assert (sessions["s-app"]["message_count"], sessions["s-app"]["title"]) == (2, "Old title")
+    assert sessions[CODEX_SESSION]["message_count"] == 2
+    assert {r["project_key"] for r in records if r["session_id"] != CODEX_SESSION} == {APP}
+    codex = [r for r in records if r["session_id"] == CODEX_SESSION]
+    assert [r["source"]["path"] for r in codex] == [f"/c/2025/09/24/{ROLLOUT}"] * 2
+    assert all(r["key"].startswith("codex:") and r["project_key"] == "/home/u/api"
+               for r in codex)
+    assert [(c["seq"], c["project_key"]) for c in changes] == [
+        (1, APP), (2, APP), (3, APP), (4, "/home/u/api"), (5, "/home/u/api")]
+    assert [c["message"]["key"] for c in changes] == [r["key"] for r in records]
+    # The session that held copies is analysed again from before its first record.
+    assert (progress, turns) == (3, 0)
+    assert version == 1
+
+    # The rollout read again from a third folder adds nothing: the keys are the new ones.
+    rollout = tmp_path / "elsewhere" / ROLLOUT
+    rollout.parent.mkdir()
+    rollout.write_bytes(b"\n".join(CODEX_LINES) + b"\n")
+    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db), str(rollout)],
+                   check=True, capture_output=True, timeout=300)
+    with queries.open_readonly(db).connect() as conn:
+        again = list(queries.iter_export(conn))
+    assert [r["key"] for r in again] == [r["key"] for r in records]

@@ -167,16 +167,21 @@ def test_queries_return_what_was_written(tmp_path):
         async with running_store(tmp_path / "t.db") as (run, stub):
             await write(stub, [batch(1, [m, other, late], offset=200)])
             projects = (await stub.ListProjects(spb.ListProjectsRequest())).projects
-            assert [(p.key, p.session_count, p.message_count, p.cwd) for p in projects] == [
-                ("other", 1, 1, "/w/two"), ("proj", 1, 2, "/w/three")]
+            # A session's project is the working directory of its first record; the folder
+            # each was sent with stays an alias.
+            assert [(p.key, p.name, p.session_count, p.message_count, p.cwd, p.aliases)
+                    for p in projects] == [("/w/two", "two", 1, 1, "/w/two", ["other"]),
+                                           ("/w/one", "one", 1, 2, "/w/one", ["proj"])]
             assert projects[1].first_timestamp == "2025-01-01T00:00:00Z"
             assert projects[1].last_timestamp == "2025-01-03T00:00:00Z"
             sessions = (await stub.ListSessions(spb.ListSessionsRequest(project_key="proj")))
             (s,) = sessions.sessions
-            assert (s.session_id, s.message_count, s.cwd, s.format) == (
-                "s1", 2, "/w/three", pb.SOURCE_FORMAT_CLAUDE_CODE)
+            assert (s.session_id, s.project_key, s.project_name, s.message_count, s.cwd,
+                    s.format) == ("s1", "/w/one", "one", 2, "/w/three",
+                                  pb.SOURCE_FORMAT_CLAUDE_CODE)
             page = await stub.GetSessionMessages(
                 spb.GetSessionMessagesRequest(session_id="s1", include_raw=True))
+            m.project_key = "/w/one"
             assert page.messages[0].message == m
             assert page.next_after_sequence == 0
             without_raw = await stub.GetSessionMessages(

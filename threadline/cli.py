@@ -375,17 +375,55 @@ def import_summary(db: Path, status, seconds: float) -> dict:
 
 # --- read commands ---------------------------------------------------------------------------
 
+def _read(command: str, args: argparse.Namespace, fn, *fn_args):
+    """`fn(conn, *fn_args)` on the database, read-only; None after saying, in one line, why
+    it could not (no database, an ambiguous project or session name...)."""
+    from services.store import queries
+    from services.store.errors import StoreError
+
+    try:
+        engine = queries.open_readonly(_settings(args).db)
+        try:
+            with engine.connect() as conn:
+                return fn(conn, *fn_args)
+        finally:
+            engine.dispose()
+    except StoreError as exc:
+        print(f"threadline {command}: {exc}", file=sys.stderr)
+        return None
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
     from services.store import queries
+    from threadline.tables import render
 
-    with queries.open_readonly(_settings(args).db).connect() as conn:
-        sessions = queries.list_sessions(conn, args.project or "")
+    sessions = _read("sessions", args, queries.list_sessions, args.project or "")
+    if sessions is None:
+        return 2
     if args.json:
         print(json.dumps(sessions, default=str))
-    else:
-        for s in sessions:
-            print(f"{s['session_id']}  {s['project_key']}  {s['message_count']:>6} messages  "
-                  f"{s['first_timestamp']} .. {s['last_timestamp']}")
+        return 0
+    print(render(["SESSION", "PROJECT", "MESSAGES", "FIRST", "LAST", "TITLE"],
+                 [[s["session_id"], s["project_name"], s["message_count"],
+                   _when(s["first_timestamp"] or ""), _when(s["last_timestamp"] or ""),
+                   s["title"]] for s in sessions], right=[2], max_width=60))
+    return 0
+
+
+def cmd_projects(args: argparse.Namespace) -> int:
+    from services.store import queries
+    from threadline.tables import render
+
+    projects = _read("projects", args, queries.list_projects)
+    if projects is None:
+        return 2
+    if args.json:
+        print(json.dumps(projects, default=str))
+        return 0
+    print(render(["PROJECT", "PATH", "SESSIONS", "MESSAGES", "LAST", "ALIASES"],
+                 [[p["name"], p["key"], p["session_count"], p["message_count"],
+                   _when(p["last_timestamp"] or ""), ", ".join(p["aliases"])]
+                  for p in projects], right=[2, 3], max_width=70))
     return 0
 
 
@@ -705,6 +743,9 @@ def _session_view(args: argparse.Namespace, command: str, fn_name: str,
     try:
         with engine.connect() as conn:
             found = getattr(views, fn_name)(conn, args.session, *extra)
+    except StoreError as exc:  # an ambiguous or too short session id prefix
+        print(f"threadline {command}: {exc}", file=sys.stderr)
+        return None
     finally:
         engine.dispose()
     if found is None:
@@ -880,9 +921,16 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("paths", nargs="+")
     imp.set_defaults(func=cmd_import)
 
+    projects = sub.add_parser("projects", help="list projects: the working directories "
+                                               "sessions ran in")
+    db_flag(projects)
+    projects.add_argument("--json", action="store_true")
+    projects.set_defaults(func=cmd_projects)
+
     sessions = sub.add_parser("sessions", help="list stored sessions")
     db_flag(sessions)
-    sessions.add_argument("--project", help="only this project key")
+    sessions.add_argument("--project", help="only this project: its path, short name or an "
+                                            "alias (see `threadline projects`)")
     sessions.add_argument("--json", action="store_true")
     sessions.set_defaults(func=cmd_sessions)
 
@@ -910,8 +958,9 @@ def build_parser() -> argparse.ArgumentParser:
     tools = sub.add_parser("tools", help="tool usage: errors, latency, retries, sequences, "
                                          "loops, edit churn, subagents, recommendations")
     db_flag(tools)
-    tools.add_argument("--project", help="only this project key")
-    tools.add_argument("--session", help="only this session")
+    tools.add_argument("--project", help="only this project: its path, short name or an "
+                                         "alias")
+    tools.add_argument("--session", help="only this session (its id or a unique prefix)")
     tools.add_argument("--since", help="first date, YYYY-MM-DD (inclusive)")
     tools.add_argument("--until", help="last date, YYYY-MM-DD (inclusive)")
     tools.add_argument("--timezone", help="IANA time zone of the dates and the hour/weekday "
@@ -961,7 +1010,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     threads = sub.add_parser("threads", help="a session's structure: segments, branches, "
                                               "subagents, compactions, the reply tree")
-    threads.add_argument("session")
+    threads.add_argument("session", help="a session id, or a unique prefix of it")
     db_flag(threads)
     threads.add_argument("--tree", action="store_true", help="also print the reply tree")
     threads.add_argument("--json", action="store_true")
@@ -969,7 +1018,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = sub.add_parser("analyze", help="a session's analysis: intents, sentiment, "
                                              "segments, references, engagement")
-    analyze.add_argument("session")
+    analyze.add_argument("session", help="a session id, or a unique prefix of it")
     db_flag(analyze)
     analyze.add_argument("--json", action="store_true")
     analyze.set_defaults(func=cmd_analyze)

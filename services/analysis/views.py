@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from services.analysis import tool_patterns
 from services.analysis.tool_report import ToolReport
 from services.store import analysis_queries as q
-from services.store import tool_facts
+from services.store import names, tool_facts
 
 
 def branches(nodes: list[dict], prompt_keys: set[str]) -> list[dict]:
@@ -53,7 +53,10 @@ def _segment(row: dict) -> dict:
 
 def threads(conn: Connection, session_id: str, pricing_file=None) -> dict | None:
     """GetThreadsResponse as a dict; None for an unknown session. Subagent costs use the
-    bundled price table merged with `pricing_file`, as `threadline usage` does."""
+    bundled price table merged with `pricing_file`, as `threadline usage` does. The session
+    may be given by a unique prefix of its id (names.resolve_session: InvalidArgument when it
+    is ambiguous or too short)."""
+    session_id = names.resolve_session(conn, session_id)
     if not q.session_known(conn, session_id):
         return None
     nodes = q.thread_nodes(conn, session_id)
@@ -81,7 +84,8 @@ def threads(conn: Connection, session_id: str, pricing_file=None) -> dict | None
 
 
 def analysis(conn: Connection, session_id: str) -> dict | None:
-    """SessionAnalysis as a dict; None for an unknown session."""
+    """SessionAnalysis as a dict; None for an unknown session (given as for `threads`)."""
+    session_id = names.resolve_session(conn, session_id)
     if not q.session_known(conn, session_id):
         return None
     turns = q.turns(conn, session_id)
@@ -98,9 +102,11 @@ def analysis(conn: Connection, session_id: str) -> dict | None:
 def tool_report(conn: Connection, project: str = "", session: str = "", since: str = "",
                 until: str = "", timezone: str = "", by: str = "tool",
                 pricing_file=None) -> ToolReport:
-    """The tool-usage report for a filter: GetToolStats and `threadline tools`. Raises
-    StoreError (a bad date or zone) or ValueError (a bad grouping)."""
+    """The tool-usage report for a filter: GetToolStats and `threadline tools`. The project
+    and session may be given as a user names them (names.py). Raises StoreError (a bad date
+    or zone, an ambiguous name) or ValueError (a bad grouping)."""
     zone = timezone or "UTC"
+    project, session = names.resolve_names(conn, project, session)
     facts = tool_facts.tool_facts(conn, project_key=project, session_id=session, since=since,
                                   until=until, timezone=zone, pricing_file=pricing_file)
     return tool_patterns.summarise(facts, by=by, timezone=zone)

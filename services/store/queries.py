@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, or_, select
 from sqlalchemy.pool import QueuePool
 
-from services.store import schema
+from services.store import names, schema, titles
 from services.store.errors import DatabaseMissing, InvalidArgument, NotFound
 
 DEFAULT_MESSAGE_LIMIT = 1000
@@ -56,6 +56,8 @@ def _message_columns(include_raw: bool) -> list:
 
 
 def list_projects(conn: Connection) -> list[dict]:
+    """Every project, latest activity first, with its short name and aliases
+    (names.py)."""
     p, s = schema.projects, schema.sessions
     query = (
         select(p, func.count(s.c.session_id).label("session_count"),
@@ -64,16 +66,30 @@ def list_projects(conn: Connection) -> list[dict]:
         .group_by(p.c.key)
         .order_by(p.c.last_timestamp.desc(), p.c.key)
     )
-    return [dict(r) for r in conn.execute(query).mappings()]
+    found = [dict(r) for r in conn.execute(query).mappings()]
+    short = names.short_names(r["key"] for r in found)
+    aliases = names.aliases(conn)
+    for r in found:
+        r["name"] = short[r["key"]]
+        r["aliases"] = aliases.get(r["key"], [])
+    return found
 
 
-def list_sessions(conn: Connection, project_key: str = "") -> list[dict]:
-    """Sessions of one project (every session when `project_key` is empty), latest first."""
+def list_sessions(conn: Connection, project: str = "") -> list[dict]:
+    """Sessions of one project (every session when `project` is empty), latest first, each
+    with its title (titles.py) and its project's short name. The project may be given by its
+    key, short name or alias (names.resolve_project)."""
     s = schema.sessions
     query = select(s).order_by(s.c.last_timestamp.desc(), s.c.session_id)
-    if project_key:
-        query = query.where(s.c.project_key == project_key)
-    return [dict(r) for r in conn.execute(query).mappings()]
+    if project:
+        query = query.where(s.c.project_key == names.resolve_project(conn, project))
+    found = [dict(r) for r in conn.execute(query).mappings()]
+    short = names.short_names(names.project_keys(conn))
+    titled = titles.session_titles(conn)
+    for r in found:
+        r["title"] = titled.get(r["session_id"], "")
+        r["project_name"] = short.get(r["project_key"], r["project_key"])
+    return found
 
 
 def session_messages(conn: Connection, session_id: str, after_seq: int = 0,
@@ -83,6 +99,7 @@ def session_messages(conn: Connection, session_id: str, after_seq: int = 0,
     continue from (0 when there is nothing more)."""
     if not session_id:
         raise InvalidArgument("session_id is required")
+    session_id = names.resolve_session(conn, session_id)
     if after_seq < 0:
         raise InvalidArgument(f"after_sequence must be >= 0, not {after_seq}")
     if limit < 0:

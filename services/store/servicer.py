@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 
-from services.store import accounting, queries, rows
+from services.store import accounting, names, queries, rows
 from services.store.changefeed import ChangeFeed, Condition, replay_then_follow
 from services.store.errors import (
     DatabaseMissing,
@@ -180,6 +180,10 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
             if heads_only and (project or session):
                 raise InvalidArgument("heads_only follows the whole store: no project or "
                                       "session filter")
+            if project or session:  # the names a user gives: resolved once, for the replay
+                # and the live changes alike
+                project, session = await self._reads.call(
+                    names.resolve_names, project, session)
             # aclosing: a cancelled call must drop its subscription now, not at GC time.
             async with contextlib.aclosing(replay_then_follow(
                     self._feed, read_page, request.since_sequence, request.follow,
@@ -203,6 +207,12 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
             await _abort(context, exc)
 
     # --- queries -----------------------------------------------------------------------------
+
+    @_mapped
+    async def ResolveNames(self, request, context):
+        project, session = await self._reads.call(names.resolve_names, request.project,
+                                                  request.session)
+        return store_pb2.ResolveNamesResponse(project_key=project, session_id=session)
 
     @_mapped
     async def ListProjects(self, request, context):

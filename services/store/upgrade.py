@@ -37,11 +37,23 @@ _m = schema.messages
 def upgrade(conn: Connection) -> list[str]:
     """Create what is missing and run the migrations not yet run. Returns the columns added,
     as "table.column"."""
+    added = add_missing(conn)
+    migrate(conn)
+    return added
+
+
+def add_missing(conn: Connection) -> list[str]:
+    """Create the missing tables, columns and indexes. Returns the columns added."""
     schema.metadata.create_all(conn)
     added = schema.add_missing_columns(conn)
     for table in schema.metadata.sorted_tables:
         for index in table.indexes:  # create_all adds indexes only with their table
             index.create(conn, checkfirst=True)
+    return added
+
+
+def migrate(conn: Connection) -> None:
+    """Run the migrations of stored rows not yet run (numbered in `user_version`)."""
     version = conn.exec_driver_sql("PRAGMA user_version").scalar() or 0
     if version < 1:
         if conn.scalar(select(func.count()).select_from(_m)):
@@ -53,7 +65,6 @@ def upgrade(conn: Connection) -> list[str]:
         titles.record_stored(conn)
     if version < VERSION:
         conn.exec_driver_sql(f"PRAGMA user_version = {VERSION}")
-    return added
 
 
 # --- 1. Codex keys ---------------------------------------------------------------------------

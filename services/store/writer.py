@@ -221,8 +221,10 @@ class Writer:
             event.listen(engine, "begin", lambda c: c.exec_driver_sql("BEGIN IMMEDIATE"))
             conn = engine.connect()
             with conn.begin():
-                upgrade.upgrade(conn)
+                upgrade.add_missing(conn)
+                # Analysis of an earlier version is dropped before records are migrated.
                 reanalysis.start_again(conn)
+                upgrade.migrate(conn)
                 self.last_sequence = conn.scalar(select(func.max(schema.changes.c.seq))) or 0
         except BaseException as exc:  # reported to start()
             self._startup_error = exc

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 from collections import deque
@@ -237,6 +238,12 @@ class Connection:
                 except protocol.ProtocolError as e:
                     self.send_reply(protocol.error_reply(e))
                     continue
+                if isinstance(request, protocol.Subscribe):
+                    # Awaited here, so the requests are still answered in order.
+                    resolved = await self._resolved(request)
+                    if resolved is None:
+                        continue
+                    request = resolved
                 self._handle(request)
         except ConnectionClosed:
             pass
@@ -244,6 +251,19 @@ class Connection:
             self._release()
             if self._closer is not None:
                 await self._closer
+
+    async def _resolved(self, request: protocol.Subscribe) -> protocol.Subscribe | None:
+        """The request with its project and session as the changes name them; None after
+        answering with an error frame (a name that fits several, a prefix too short)."""
+        if request.project is None and request.session is None:
+            return request
+        try:
+            found = await self.gateway.resolve(Filter(request.project, request.session))
+        except InvalidRequest as e:
+            self.send_reply(protocol.error_reply(protocol.ProtocolError(
+                "invalid_name", str(e), request.id)))
+            return None
+        return dataclasses.replace(request, project=found.project, session=found.session)
 
     def _handle(self, request: protocol.Request) -> None:
         if isinstance(request, protocol.Subscribe):
@@ -335,8 +355,9 @@ class Gateway:
 
     def __init__(self, hub: Hub, replay: resume.Replay, queue_limit: int,
                  byte_limit: int = SEND_QUEUE_BYTES, security: Security | None = None,
-                 origins: tuple[str, ...] = ()):
+                 origins: tuple[str, ...] = (), resolve: resume.Resolve = resume.as_given):
         self.hub = hub
+        self.resolve = resolve
         self.security = security or Security()
         # Filled once the port is known (see start); None stands for "no Origin header",
         # which websockets then lets through to the token check of `_check_request`.

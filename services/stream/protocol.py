@@ -2,6 +2,8 @@
 
 Client -> server (one JSON object per text frame; "id" is optional and echoed back):
     {"type": "subscribe", "project"?: str, "session"?: str, "since"?: 0 <= int < 2**63}
+        (a project's key, short name or alias; a session id or a unique prefix of it: the
+        "subscribed" reply names them as the changes do)
     {"type": "unsubscribe", "subscription": int}
     {"type": "ping"}
     {"type": "status"}
@@ -14,7 +16,8 @@ Server -> client:
     {"type": "unsubscribed", "subscription"}, {"type": "pong"},
     {"type": "status", "head", "subscriptions": [...], "clients", "store_error"}
     {"type": "error", "error": <short code>, "message": <what was wrong>}
-        ("since_beyond_head" errors also carry "head", the newest sequence)
+        ("since_beyond_head" errors also carry "head", the newest sequence; "invalid_name"
+        says which projects or sessions an ambiguous name could be)
     {"type": "store_error", "message": <why the store cannot write, "" once it can again>}
         (sent unasked to every client when it changes, and on connecting while it holds)
 Anything malformed gets an error frame; the connection stays open.

@@ -11,7 +11,7 @@ had published before the registration, so the two ranges overlap instead of leav
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from services.stream.errors import SinceBeyondHead
 from services.stream.hub import Filter, Hub, Subscription
@@ -19,6 +19,14 @@ from services.stream.hub import Filter, Hub, Subscription
 Batch = list[tuple[int, object]]
 # replay(since, filter) yields batches of (sequence, payload) after `since`, in order, then ends.
 Replay = Callable[[int, Filter], AsyncIterator[Batch]]
+# resolve(filter) is the filter with the names a user gave (a project's short name or alias, a
+# session id prefix) made the keys changes carry; raises InvalidRequest for an ambiguous one.
+Resolve = Callable[[Filter], Awaitable[Filter]]
+
+
+async def as_given(filter: Filter) -> Filter:
+    """A `Resolve` that takes every name as it is given."""
+    return filter
 
 
 def check_since(hub: Hub, since: int | None) -> None:

@@ -49,9 +49,9 @@ async def start(settings: Settings) -> Running:
     hub = Hub(settings.subscriber_queue)
     feed = StoreFeed(settings.store_addr, hub, security)
     gateway = Gateway(hub, feed.replay, settings.subscriber_queue, security=security,
-                      origins=settings.ws_origins)
+                      origins=settings.ws_origins, resolve=feed.resolve)
     servicer = StreamServicer(hub, feed.replay, lambda: len(gateway.connections),
-                              lambda: gateway.slow_disconnects)
+                              lambda: gateway.slow_disconnects, feed.resolve)
     try:
         await feed.sync()
     except grpc.aio.AioRpcError as e:  # no store yet: the feed learns the head later

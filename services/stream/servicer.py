@@ -41,9 +41,11 @@ def status_for(error: StreamError) -> grpc.StatusCode:
 
 class StreamServicer(stream_pb2_grpc.StreamServiceServicer):
     def __init__(self, hub: Hub, replay: resume.Replay,
-                 websocket_clients: Callable[[], int], websocket_slow: Callable[[], int]):
+                 websocket_clients: Callable[[], int], websocket_slow: Callable[[], int],
+                 resolve: resume.Resolve = resume.as_given):
         self.hub = hub
         self.replay = replay
+        self.resolve = resolve
         self.subscribers = 0
         self.slow_disconnects = 0
         self._websocket_clients = websocket_clients
@@ -60,6 +62,7 @@ class StreamServicer(stream_pb2_grpc.StreamServiceServicer):
             if since is not None and since < 0:
                 raise InvalidRequest("since_sequence must not be negative")
             resume.check_since(self.hub, since)
+            filter = await self.resolve(filter)
             async with aclosing(resume.follow(self.hub, self.replay, filter, since)) as feed:
                 async for batch in feed:
                     for sequence, event in batch:

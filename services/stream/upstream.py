@@ -160,6 +160,26 @@ class StoreFeed:
                     await asyncio.Future()  # the switch to payloads ends this task
                 hub.advance(change.sequence)
 
+    async def resolve(self, filter: Filter) -> Filter:
+        """The filter with the names a user gave resolved by the store (ResolveNames): a
+        project's short name or alias becomes its key, a session id prefix the id, so the
+        hub can match them against the changes. Raises InvalidRequest for a name that fits
+        several, or a prefix too short. While the store cannot answer, the names are taken
+        as given (a subscription by key still works)."""
+        if filter.project is None and filter.session is None:
+            return filter
+        try:
+            found = await self._stub.ResolveNames(store_pb2.ResolveNamesRequest(
+                project=filter.project or "", session=filter.session or ""),
+                timeout=STATS_TIMEOUT)
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise InvalidRequest(e.details() or "the store refused the names") from e
+            log.warning("cannot resolve %s with the store (%s): taking the names as given",
+                        filter, e.code().name)
+            return filter
+        return Filter(found.project_key or None, found.session_id or None)
+
     async def replay(self, since: int, filter: Filter) -> AsyncIterator[Batch]:
         """Every stored change after `since` matching `filter`, then stop (resumes on errors)."""
         backoff = Backoff()

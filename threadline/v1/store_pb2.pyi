@@ -22,20 +22,24 @@ class ChangesRequest(_message.Message):
     def __init__(self, since_sequence: _Optional[int] = ..., follow: _Optional[bool] = ..., project_key: _Optional[str] = ..., session_id: _Optional[str] = ..., heads_only: _Optional[bool] = ...) -> None: ...
 
 class Project(_message.Message):
-    __slots__ = ("key", "cwd", "session_count", "message_count", "first_timestamp", "last_timestamp")
+    __slots__ = ("key", "cwd", "session_count", "message_count", "first_timestamp", "last_timestamp", "name", "aliases")
     KEY_FIELD_NUMBER: _ClassVar[int]
     CWD_FIELD_NUMBER: _ClassVar[int]
     SESSION_COUNT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
     FIRST_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     LAST_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
     key: str
     cwd: str
     session_count: int
     message_count: int
     first_timestamp: str
     last_timestamp: str
-    def __init__(self, key: _Optional[str] = ..., cwd: _Optional[str] = ..., session_count: _Optional[int] = ..., message_count: _Optional[int] = ..., first_timestamp: _Optional[str] = ..., last_timestamp: _Optional[str] = ...) -> None: ...
+    name: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key: _Optional[str] = ..., cwd: _Optional[str] = ..., session_count: _Optional[int] = ..., message_count: _Optional[int] = ..., first_timestamp: _Optional[str] = ..., last_timestamp: _Optional[str] = ..., name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListProjectsRequest(_message.Message):
     __slots__ = ()
@@ -48,7 +52,7 @@ class ListProjectsResponse(_message.Message):
     def __init__(self, projects: _Optional[_Iterable[_Union[Project, _Mapping]]] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("session_id", "project_key", "cwd", "git_branch", "version", "message_count", "first_timestamp", "last_timestamp", "format")
+    __slots__ = ("session_id", "project_key", "cwd", "git_branch", "version", "message_count", "first_timestamp", "last_timestamp", "format", "title", "project_name")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     CWD_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +62,8 @@ class Session(_message.Message):
     FIRST_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     LAST_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_NAME_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     project_key: str
     cwd: str
@@ -67,7 +73,9 @@ class Session(_message.Message):
     first_timestamp: str
     last_timestamp: str
     format: _common_pb2.SourceFormat
-    def __init__(self, session_id: _Optional[str] = ..., project_key: _Optional[str] = ..., cwd: _Optional[str] = ..., git_branch: _Optional[str] = ..., version: _Optional[str] = ..., message_count: _Optional[int] = ..., first_timestamp: _Optional[str] = ..., last_timestamp: _Optional[str] = ..., format: _Optional[_Union[_common_pb2.SourceFormat, str]] = ...) -> None: ...
+    title: str
+    project_name: str
+    def __init__(self, session_id: _Optional[str] = ..., project_key: _Optional[str] = ..., cwd: _Optional[str] = ..., git_branch: _Optional[str] = ..., version: _Optional[str] = ..., message_count: _Optional[int] = ..., first_timestamp: _Optional[str] = ..., last_timestamp: _Optional[str] = ..., format: _Optional[_Union[_common_pb2.SourceFormat, str]] = ..., title: _Optional[str] = ..., project_name: _Optional[str] = ...) -> None: ...
 
 class ListSessionsRequest(_message.Message):
     __slots__ = ("project_key",)
@@ -214,3 +222,19 @@ class GetUsageResponse(_message.Message):
     total: UsageRow
     pricing_date: str
     def __init__(self, rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., total: _Optional[_Union[UsageRow, _Mapping]] = ..., pricing_date: _Optional[str] = ...) -> None: ...
+
+class ResolveNamesRequest(_message.Message):
+    __slots__ = ("project", "session")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    session: str
+    def __init__(self, project: _Optional[str] = ..., session: _Optional[str] = ...) -> None: ...
+
+class ResolveNamesResponse(_message.Message):
+    __slots__ = ("project_key", "session_id")
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    project_key: str
+    session_id: str
+    def __init__(self, project_key: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...

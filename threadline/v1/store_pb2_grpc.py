@@ -81,6 +81,11 @@ class StoreServiceStub:
                 request_serializer=threadline_dot_v1_dot_store__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=threadline_dot_v1_dot_store__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.ResolveNames = channel.unary_unary(
+                '/threadline.v1.StoreService/ResolveNames',
+                request_serializer=threadline_dot_v1_dot_store__pb2.ResolveNamesRequest.SerializeToString,
+                response_deserializer=threadline_dot_v1_dot_store__pb2.ResolveNamesResponse.FromString,
+                _registered_method=True)
 
 
 class StoreServiceServicer:
@@ -149,6 +154,16 @@ class StoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveNames(self, request, context):
+        """The project and session a user's names stand for (a project's key, short name or alias;
+        a session id or a unique prefix of at least 4 characters): INVALID_ARGUMENT, naming the
+        candidates, when a name fits several or a prefix is too short; a name that fits none is
+        returned as given.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +211,11 @@ def add_StoreServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=threadline_dot_v1_dot_store__pb2.GetUsageRequest.FromString,
                     response_serializer=threadline_dot_v1_dot_store__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'ResolveNames': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveNames,
+                    request_deserializer=threadline_dot_v1_dot_store__pb2.ResolveNamesRequest.FromString,
+                    response_serializer=threadline_dot_v1_dot_store__pb2.ResolveNamesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -442,6 +462,33 @@ class StoreService:
             '/threadline.v1.StoreService/GetUsage',
             threadline_dot_v1_dot_store__pb2.GetUsageRequest.SerializeToString,
             threadline_dot_v1_dot_store__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveNames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.v1.StoreService/ResolveNames',
+            threadline_dot_v1_dot_store__pb2.ResolveNamesRequest.SerializeToString,
+            threadline_dot_v1_dot_store__pb2.ResolveNamesResponse.FromString,
             options,
             channel_credentials,
             insecure,
