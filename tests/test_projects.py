@@ -141,13 +141,13 @@ def test_codex_sessions_are_filed_under_their_working_directories(tmp_path):
     db = tmp_path / "t.db"
     imported(db, sessions)
 
-    projects = as_json("projects", "--db", db)
     # Not "2025", the first folder under the root: the directory each rollout ran in.
-    assert sorted((p["key"], p["name"], p["session_count"]) for p in projects) == [
-        ("/home/u/api", "api", 1), ("/home/u/web", "web", 1)]
     by_session = {s["session_id"]: s["project_key"]
                   for s in as_json("sessions", "--db", db)}
     assert by_session == {API_ROLLOUT: "/home/u/api", WEB_ROLLOUT: "/home/u/web"}
+    projects = as_json("projects", "--db", db)
+    assert sorted((p["key"], p["name"], p["session_count"]) for p in projects) == [
+        ("/home/u/api", "api", 1), ("/home/u/web", "web", 1)]
     usage = {r["period"]: r["messages"] for r in as_json("usage", "--db", db, "--by",
                                                          "project")}
     assert usage == {"/home/u/api": 2, "/home/u/web": 2}
@@ -170,6 +170,10 @@ def test_a_claude_project_folder_is_one_project_and_its_name_an_alias(tmp_path):
     db = tmp_path / "t.db"
     imported(db, folder)  # the project folder itself is the root
 
+    # The subagent's responses count for the parent session's project, not for a project
+    # named after the session's folder.
+    (usage,) = as_json("usage", "--db", db, "--by", "project")
+    assert usage["period"] == cwd and usage["messages"] == 6
     (project,) = as_json("projects", "--db", db)
     assert (project["key"], project["name"], project["session_count"]) == (cwd, "app", 2)
     assert "-home-alice-code-app" in project["aliases"]
@@ -181,8 +185,6 @@ def test_a_claude_project_folder_is_one_project_and_its_name_an_alias(tmp_path):
         assert {s["project_name"] for s in sessions} == {"app"}
     tools = as_json("tools", "--db", db, "--project=-home-alice-code-app")
     assert tools["total"]["calls"] == 3  # a's, b's and the subagent's Bash call
-    (usage,) = as_json("usage", "--db", db, "--by", "project")
-    assert usage["period"] == cwd and usage["messages"] == 6
 
 
 def test_projects_sharing_a_last_component_get_longer_names(tmp_path):
@@ -197,11 +199,11 @@ def test_projects_sharing_a_last_component_get_longer_names(tmp_path):
     db = tmp_path / "t.db"
     imported(db, root)
 
+    assert [s["session_id"] for s in as_json("sessions", "--db", db, "--project",
+                                             "two/app")] == [B_SESSION]
     names = {p["key"]: p["name"] for p in as_json("projects", "--db", db)}
     assert names == {"/home/u/one/app": "one/app", "/home/u/two/app": "two/app",
                      "/home/u/web": "web"}
-    assert [s["session_id"] for s in as_json("sessions", "--db", db, "--project",
-                                             "two/app")] == [B_SESSION]
     line = refused("sessions", "--db", db, "--project", "app")
     assert line.startswith("threadline sessions: ambiguous project 'app'")
     assert "/home/u/one/app" in line and "/home/u/two/app" in line
@@ -249,7 +251,7 @@ def test_summary_only_files_are_titles_not_sessions(tmp_path, summaries_first):
                        + summary_line("Something elsewhere", "not-stored-anywhere"))
     db = tmp_path / "t.db"
     for path in ([titles, session] if summaries_first else [session, titles]):
-        imported(db, path)
+        assert imported(db, path)["sessions"] == (path == session)
 
     (only,) = as_json("sessions", "--db", db)
     assert (only["session_id"], only["title"]) == (A_SESSION, "Listing the files")

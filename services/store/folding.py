@@ -2,8 +2,9 @@
 
 One set of rules for every path that builds these rows: the writer folds each batch's new
 messages into the stored rows (`SessionFold.merge`), reparse and schema upgrades fold every
-stored message again and replace the rows (`SessionFold.replace`). Either way a project's
-row is then derived from its sessions' rows (`refresh_projects`).
+stored message again and replace the rows (`SessionFold.replace`). A project's row is
+derived from its sessions' rows (`refresh_projects`); the writer merges the new spans into it
+instead, which comes to the same while no session leaves the project.
 
 A session's row, over its messages in sequence order:
 - `project_key`: the messages' own (projects.assign gives every message of a session the
@@ -72,9 +73,27 @@ class SessionFold:
         return {s["project_key"] for s in self.sessions.values()}
 
     def merge(self, conn: Connection) -> None:
-        """Merge into the stored rows: the writer's fold of new messages only."""
-        if self.sessions:
-            conn.execute(_MERGE_SESSION, list(self.sessions.values()))
+        """Merge into the stored rows, sessions and their projects: the writer's fold of new
+        messages only. Merging a project's span and cwd gives what `refresh_projects`
+        derives as long as no session left the project (the writer refreshes those)."""
+        if not self.sessions:
+            return
+        conn.execute(_MERGE_SESSION, list(self.sessions.values()))
+        projects: dict[str, dict] = {}
+        for s in self.sessions.values():
+            key = s["project_key"]
+            if not key:
+                continue
+            p = projects.get(key)
+            if p is None:
+                p = projects[key] = {"key": key, "cwd": "", "first_timestamp": None,
+                                     "last_timestamp": None}
+            if s["cwd"]:
+                p["cwd"] = key
+            for ts in (s["first_timestamp"], s["last_timestamp"]):
+                _span(p, ts or "")
+        if projects:
+            conn.execute(_MERGE_PROJECT, list(projects.values()))
 
     def replace(self, conn: Connection) -> int:
         """Make the stored rows exactly these (the fold was over every stored message):
@@ -115,6 +134,18 @@ ON CONFLICT (session_id) DO UPDATE SET
   last_timestamp = max(coalesce(excluded.last_timestamp, sessions.last_timestamp),
                        coalesce(sessions.last_timestamp, excluded.last_timestamp)),
   message_count = sessions.message_count + excluded.message_count
+""")
+
+
+_MERGE_PROJECT = text("""
+INSERT INTO projects (key, cwd, first_timestamp, last_timestamp)
+VALUES (:key, :cwd, :first_timestamp, :last_timestamp)
+ON CONFLICT (key) DO UPDATE SET
+  cwd = CASE WHEN excluded.cwd != '' THEN excluded.cwd ELSE projects.cwd END,
+  first_timestamp = min(coalesce(excluded.first_timestamp, projects.first_timestamp),
+                        coalesce(projects.first_timestamp, excluded.first_timestamp)),
+  last_timestamp = max(coalesce(excluded.last_timestamp, projects.last_timestamp),
+                       coalesce(projects.last_timestamp, excluded.last_timestamp))
 """)
 
 

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import orjson
 from sqlalchemy import Connection, select, text
 
 from services.store import schema
 from services.store.folding import NOT_SESSION_RECORDS
-
-_pa = schema.project_aliases
 
 
 def key_of_cwd(cwd: str) -> str:
@@ -57,8 +56,9 @@ class Aliases:
             return folder_key
         found = self._unique.get(folder_key)
         if found is None:
-            named = self._conn.execute(select(_pa.c.project_key).where(
-                _pa.c.alias == folder_key).limit(2)).scalars().all()
+            named = [r[0] for r in self._conn.exec_driver_sql(
+                "SELECT project_key FROM project_aliases WHERE alias = ? LIMIT 2",
+                (folder_key,))]
             found = self._unique[folder_key] = named[0] if len(named) == 1 else folder_key
         return found
 
@@ -78,10 +78,11 @@ def assign(conn: Connection, rows: list[dict], errors: Iterable[dict] = ()) -> s
         row["project_key"] = aliases.project_of(row["project_key"])
     if not by_session:
         return set()
-    s = schema.sessions
-    stored = {r.session_id: (r.project_key, r.cwd) for r in conn.execute(
-        select(s.c.session_id, s.c.project_key, s.c.cwd).where(
-            s.c.session_id.in_(list(by_session))))}
+    # Plain SQL, one JSON parameter: this runs for every batch written.
+    stored = {sid: (project, cwd) for sid, project, cwd in conn.exec_driver_sql(
+        "SELECT session_id, project_key, cwd FROM sessions "
+        "WHERE session_id IN (SELECT value FROM json_each(?))",
+        (orjson.dumps(list(by_session)).decode(),))}
     moved_from: set[str] = set()
     new_aliases: set[tuple[str, str]] = set()
     for sid, session_rows in by_session.items():
@@ -102,11 +103,12 @@ def assign(conn: Connection, rows: list[dict], errors: Iterable[dict] = ()) -> s
         if old_project and old_project != project:
             relabel(conn, sid, project)
             moved_from.add(old_project)
+        folders = set()
         for row in session_rows:
-            folder = row["project_key"]
-            if from_cwd and folder and folder != project:
-                new_aliases.add((folder, project))
+            folders.add(row["project_key"])
             row["project_key"] = project
+        if from_cwd:
+            new_aliases.update((f, project) for f in folders if f and f != project)
     if new_aliases:
         conn.execute(_ADD_ALIAS, [{"alias": a, "project_key": p} for a, p in new_aliases])
     return moved_from

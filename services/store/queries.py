@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, or_, select
 from sqlalchemy.pool import QueuePool
 
-from services.store import names, schema, titles
+from services.store import folding, names, schema, titles
 from services.store.errors import DatabaseMissing, InvalidArgument, NotFound
 
 DEFAULT_MESSAGE_LIMIT = 1000
@@ -183,8 +183,10 @@ def source_summary(conn: Connection, paths: list[str]) -> dict:
     src, m, pe = schema.sources, schema.messages, schema.parse_errors
     lines = conn.scalar(select(func.coalesce(func.sum(src.c.line_count), 0))
                         .where(src.c.path.in_(paths)))
+    # A summary line names another conversation: a file of summaries holds no session.
+    in_session = case((m.c.type.not_in(folding.NOT_SESSION_RECORDS), m.c.session_id))
     messages, sessions, drift = conn.execute(
-        select(func.count(), func.count(func.distinct(m.c.session_id)),
+        select(func.count(), func.count(func.distinct(in_session)),
                func.count().filter(m.c.drift != ""))
         .where(m.c.source_path.in_(paths))).one()
     errors = conn.scalar(select(func.count()).select_from(pe).where(pe.c.path.in_(paths)))

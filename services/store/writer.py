@@ -437,7 +437,8 @@ class Writer:
         for row in fresh:
             fold.add(row)
         fold.merge(conn)
-        folding.refresh_projects(conn, fold.projects() | moved_from)
+        if moved_from:  # sessions left these projects: derive both sides again
+            folding.refresh_projects(conn, fold.projects() | moved_from)
         titles.record(conn, fresh)
         self.last_sequence = seq
         return new
