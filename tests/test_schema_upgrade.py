@@ -280,7 +280,9 @@ def folder_keyed_database(db: Path) -> None:
             intent_confidence=1.0, intent_evidence="", sentiment=0.0, urgency=0.0,
             clarity=0.0, complexity=0.0, similarity_previous=0.0, word_count=1,
             segment_index=0, excerpt="hello"))
-        conn.execute(schema.analysis_progress.insert().values(id=1, seq=len(stored)))
+        # Analysed by the current analysis (reanalysis.py has nothing to do).
+        conn.execute(schema.analysis_progress.insert().values(
+            id=1, seq=len(stored), version=reanalysis.ANALYSIS_VERSION))
     engine.dispose()
 
 

@@ -14,8 +14,9 @@ uuid, see normalize.message_key, so it stays as it is). Here that name is:
   project stays named after its folder (the project hash);
 - an alias of the project (`project_aliases`): wherever a project is given
   (names.resolve_project) the old key still works, e.g. `-home-alice-code-app`;
-- the project of records outside any session (summary lines, parse errors), through that
-  alias when it names exactly one project.
+- the project of records outside any session (summary-only files, parse errors), through
+  that alias when it names exactly one project at the time they are written (a label for
+  filters, nothing is counted by it).
 
 A session whose first records name no cwd (a file that starts with snapshots, or a batch
 cut before the first record that does) is filed under the fallback until a record names
@@ -98,7 +99,9 @@ def assign(conn: Connection, rows: list[dict], errors: Iterable[dict] = ()) -> s
                 project = key_of_cwd(cwd)
             elif old_project:
                 project = old_project
-            else:
+            elif any(r["type"] not in NOT_SESSION_RECORDS for r in session_rows):
+                project = session_rows[0]["project_key"]  # its folder's name, until a cwd
+            else:  # summary lines only: no session of their own
                 project = aliases.project_of(session_rows[0]["project_key"])
         if old_project and old_project != project:
             relabel(conn, sid, project)

@@ -156,6 +156,7 @@ def file_under_projects(conn: Connection) -> None:
     sessions and projects again, and keep the folder names as aliases."""
     decided: dict[str, tuple[str, bool]] = {}  # session -> (project, from a cwd)
     folders: dict[str, set[str]] = {}  # session -> the folder names its rows were sent with
+    counted: set[str] = set()  # sessions with a record other than summaries
     after = 0
     while True:
         page = conn.execute(
@@ -168,6 +169,8 @@ def file_under_projects(conn: Connection) -> None:
             if not sid:
                 continue
             folders.setdefault(sid, set()).add(folder)
+            if kind not in NOT_SESSION_RECORDS:
+                counted.add(sid)
             project, from_cwd = decided.get(sid, ("", False))
             if from_cwd:
                 continue
@@ -185,11 +188,11 @@ def file_under_projects(conn: Connection) -> None:
         conn.execute(text("INSERT OR IGNORE INTO project_aliases (alias, project_key) "
                           "VALUES (:alias, :project_key)"),
                      [{"alias": a, "project_key": p} for a, ps in aliases.items() for p in ps])
-    # A session whose records name no cwd keeps its folder's name, or the one project that
-    # name stands for (a summary-only file of a Claude Code project folder).
+    # A session whose records name no cwd keeps its folder's name; a summary-only file (no
+    # session) takes the one project that name stands for, if it stands for one.
     unique = {a: next(iter(ps)) for a, ps in aliases.items() if len(ps) == 1}
     for sid, (project, from_cwd) in list(decided.items()):
-        if not from_cwd and project in unique:
+        if not from_cwd and sid not in counted and project in unique:
             decided[sid] = (unique[project], False)
     moves = [{"project": p, "session": sid} for sid, (p, _) in decided.items()]
     for sql in ("UPDATE messages SET project_key = :project "
