@@ -45,7 +45,7 @@ class CountingReads:
 
 @contextlib.asynccontextmanager
 async def following(db: Path, port: int) -> AsyncIterator[tuple[Follower, CountingReads]]:
-    # The installation's token, as `threadline up` makes it before starting any service.
+    # The installation's token, which the analysis service makes before starting its follower.
     auth.ensure_token(auth.token_path(db))
     follower = Follower(f"127.0.0.1:{port}", db, auth.for_client(settings(db)))
     reads = CountingReads(follower)
@@ -60,19 +60,26 @@ async def following(db: Path, port: int) -> AsyncIterator[tuple[Follower, Counti
 
 
 @contextlib.asynccontextmanager
-async def store_on(db: Path, port: int = 0
-                   ) -> AsyncIterator[tuple[store_server.Running,
-                                            store_pb2_grpc.StoreServiceStub]]:
-    resolved = settings(db, port=port)
-    run = await store_server.start(resolved)
-    channel = bootstrap.channel(f"127.0.0.1:{run.port}", auth.for_client(resolved))
+async def client(db: Path, port: int) -> AsyncIterator[store_pb2_grpc.StoreServiceStub]:
+    channel = bootstrap.channel(f"127.0.0.1:{port}", auth.for_client(settings(db)))
     # The follower's connection attempts to this address (one process shares them) may still
     # be backing off from a moment ago when the store was not there.
     await asyncio.wait_for(channel.channel_ready(), 10)
     try:
-        yield run, store_pb2_grpc.StoreServiceStub(channel)
+        yield store_pb2_grpc.StoreServiceStub(channel)
     finally:
         await channel.close()
+
+
+@contextlib.asynccontextmanager
+async def store_on(db: Path, port: int = 0
+                   ) -> AsyncIterator[tuple[store_server.Running,
+                                            store_pb2_grpc.StoreServiceStub]]:
+    run = await store_server.start(settings(db, port=port))
+    try:
+        async with client(db, run.port) as stub:
+            yield run, stub
+    finally:
         await run.stop()
 
 
@@ -99,7 +106,7 @@ async def settled(reads: CountingReads) -> None:
     last = -1
     while reads.count != last:
         last = reads.count
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.5)
 
 
 def free_port() -> int:
@@ -149,23 +156,24 @@ def test_the_follower_waits_for_a_store_that_is_not_there_yet_without_reading(tm
 
 def test_a_store_restart_midway_is_survived_without_missing_or_repeating_a_record(tmp_path):
     db = tmp_path / "t.db"
-    # More than one page for the follower, so the store stops while it is in the middle.
-    first = 3 * PAGE
+    # Pages enough that the store stops while the follower is in the middle of them.
+    first = 6 * PAGE
 
     async def scenario() -> None:
-        async with store_on(db) as (run, stub):
-            port = run.port
-            async with following(db, port):
+        run = await store_server.start(settings(db))
+        port = run.port
+        async with following(db, port):
+            async with client(db, port) as stub:
                 await write(stub, [batch(1, messages(0, first, session="s1"))])
-                # Stopped at once, while the follower is analysing (its writes then fail).
-                await run.stop()
-                midway, _ = analysed(db)
-                async with store_on(db, port) as (_, again):
-                    await write(again, [batch(2, messages(0, 10, session="s2", prefix="n",
-                                                          path="/transcripts/proj/s2.jsonl"),
-                                              path="/transcripts/proj/s2.jsonl")])
-                    await wait_for(lambda: caught_up(db), timeout=60)
-                    assert midway < analysed(db)[1]
+            # Stopped at once, while the follower is analysing (its writes then fail).
+            await run.stop()
+            midway, _ = analysed(db)
+            async with store_on(db, port) as (_, stub):
+                await write(stub, [batch(2, messages(0, 10, session="s2", prefix="n",
+                                                     path="/transcripts/proj/s2.jsonl"),
+                                         path="/transcripts/proj/s2.jsonl")])
+                await wait_for(lambda: caught_up(db), timeout=60)
+        assert midway < first  # the store did stop before the follower was through
 
     asyncio.run(scenario())
     assert summaries(db) == {"s1": first, "s2": 10}

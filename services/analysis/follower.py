@@ -193,7 +193,7 @@ class Follower:
                     head.moved.clear()
                     for task in (acks, heads):
                         if task.done():  # the store refused a batch, went away or ended
-                            task.result()  # the feed: reconnect (run's backoff)
+                            task.result()  # the feed: raises its error, or just reconnects
                             return
                     if head.seq <= seen:
                         await head.moved.wait()
