@@ -8,10 +8,12 @@ way (a large backlog that still grows) it stands aside altogether (`BulkImport`)
 lowest priority, on two cores it took a quarter of the import's throughput. It reads the
 committed records itself, through a read-only connection (WAL lets it read while the store
 writes), so the store's process spends nothing on feeding it; only its results go through
-the store's writer. Live, it looks for new records every `POLL_SECONDS` (backing off to
-`POLL_MAX_SECONDS` while nothing comes) and analyses them within milliseconds of their
-commit; in a bulk
-import it trails the import and catches up.
+the store's writer. It learns that something was stored from the store's `Changes` feed,
+heads only (one sequence per commit, no payload: next to nothing for the store to send):
+it reads when the head moves beyond what it has read, so a record is analysed within
+milliseconds of its commit, and an idle follower does not touch the database. Until the
+store answers (start-up, a restart) it waits for it, reconnecting with gRPC's backoff. In a
+bulk import it trails the import and catches up.
 
 Exactly once, through restarts: it reads from its checkpoint (`analysis_progress`), and every
 batch it writes carries the analysis of a run of committed records together with the
@@ -20,8 +22,9 @@ store applies it only if the checkpoint is still the one the run started from
 (`Batch.analysed_after`): a follower that outlived a restart cannot apply a run twice. A
 session it
 does not hold is rebuilt from the records stored before the one at hand
-(sessions.SessionAnalyser). When anything breaks, it drops its state and starts again from
-the checkpoint.
+(sessions.SessionAnalyser). When anything breaks (the feed or the write stream ends or
+fails), it drops its state and starts again from the checkpoint, after `bootstrap.Backoff`,
+following the feed again from the last stored record.
 """
 
 from __future__ import annotations
@@ -44,15 +47,12 @@ from services.analysis.thread_links import ThreadLink
 from threadline import auth, bootstrap, config, heap, telemetry
 from threadline.auth import Security
 from threadline.records import Record
-from threadline.v1 import common_pb2, store_pb2_grpc
+from threadline.v1 import common_pb2, store_pb2, store_pb2_grpc
 
 log = logging.getLogger(__name__)
 NICENESS = 19
-# Records analysed and written as one batch; and the pause when there is nothing new.
+# Records analysed and written as one batch.
 PAGE = 500
-# Looking for new records: every 20 ms while they come, backing off to 0.5 s when idle.
-POLL_SECONDS = 0.02
-POLL_MAX_SECONDS = 0.5
 # Standing aside for a bulk import (BulkImport).
 BULK_BACKLOG = 2000
 BULK_CHECK_SECONDS = 0.5
@@ -60,24 +60,71 @@ MAX_YIELD_SECONDS = 120.0
 
 
 class BulkImport:
-    """Whether to stand aside for a bulk import: while the records stored but not analysed
-    pass `BULK_BACKLOG` and their number still grows, the follower waits, so that on a small
-    machine the import gets the CPU and the analysis catches up after it (live traffic
-    never builds such a backlog). It never waits longer than `MAX_YIELD_SECONDS` in a row:
-    under endless heavy traffic it analyses beside it."""
+    """Whether to stand aside for a bulk import: while the changes stored after the
+    checkpoint pass `BULK_BACKLOG` and their number still grows, the follower waits, so that
+    on a small machine the import gets the CPU and the analysis catches up after it (live
+    traffic never builds such a backlog). It never waits longer than `MAX_YIELD_SECONDS` in
+    a row: under endless heavy traffic it analyses beside it.
+
+    The head is the store's (its `Changes` feed): records, parse errors and analysis changes
+    alike. The follower's own results move it too; `wrote` counts them in advance, so that
+    catching up after an import does not look like the import going on."""
 
     def __init__(self) -> None:
         self._head = 0
         self._since: float | None = None
 
+    def wrote(self, updates: int) -> None:
+        """The follower sent a batch of `updates` session updates: the store numbers each as
+        at most two changes (thread and analysis), which are not an import."""
+        self._head += 2 * updates
+
     def under_way(self, head: int, checkpoint: int, now: float) -> bool:
-        growing, self._head = head > self._head, head
+        growing, self._head = head > self._head, max(head, self._head)
         if head - checkpoint <= BULK_BACKLOG or not growing:
             self._since = None
             return False
         if self._since is None:
             self._since = now
         return now - self._since < MAX_YIELD_SECONDS
+
+
+class Head:
+    """The store's last change sequence as its feed reports it, and an event set whenever it
+    moves (or anything else the follower waits for happens)."""
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.moved = asyncio.Event()
+
+    def advance(self, seq: int) -> None:
+        if seq > self.seq:
+            self.seq = seq
+            self.moved.set()
+
+
+async def _follow_heads(feed, head: Head, backoff: bootstrap.Backoff) -> None:
+    """Move `head` as the store's heads-only feed reports commits; ends with the feed."""
+    async for batch in feed:
+        backoff.reset()  # the store answers: the next reconnect starts at the shortest wait
+        if batch.changes:  # a batch carrying the store's write condition has none
+            head.advance(batch.changes[-1].sequence)
+
+
+async def _first(awaitable, stop: asyncio.Event) -> bool:
+    """Await `awaitable` unless `stop` is set first; whether it finished."""
+    task = asyncio.ensure_future(awaitable)
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+    if not task.done():
+        return False
+    task.result()  # its error, if any, is the caller's
+    return True
 
 
 class Follower:
@@ -104,7 +151,7 @@ class Follower:
         backoff = bootstrap.Backoff()
         while not stop.is_set():
             try:
-                await self._follow(stop)
+                await self._follow(stop, backoff)
             except (grpc.aio.AioRpcError, OSError, asyncio.InvalidStateError) as exc:
                 # The store went away or refused a batch (its stream then ends).
                 reason = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else exc
@@ -115,39 +162,62 @@ class Follower:
             if not stop.is_set():
                 await backoff.wait()
 
-    async def _follow(self, stop: asyncio.Event) -> None:
+    async def _follow(self, stop: asyncio.Event, backoff: bootstrap.Backoff) -> None:
         loop = asyncio.get_running_loop()
-        since = await loop.run_in_executor(self._worker, self._reader.analysed_through)
         async with bootstrap.channel(self._store_addr, self._security) as channel:
-            writes = store_pb2_grpc.StoreServiceStub(channel).Write()
+            # Until the store answers there is nothing to analyse: gRPC reconnects meanwhile
+            # (with its own backoff, CHANNEL_OPTIONS), and the database is not read.
+            if not await _first(channel.channel_ready(), stop):
+                return
+            since = await loop.run_in_executor(self._worker, self._reader.analysed_through)
+            # The feed starts at the last stored record: what lies before it is read from the
+            # checkpoint on anyway, and replaying its heads first would look like a bulk
+            # import under way (BulkImport) until the replay ended.
+            head = Head(await loop.run_in_executor(self._worker, self._reader.last_message_seq))
+            stub = store_pb2_grpc.StoreServiceStub(channel)
+            feed = stub.Changes(store_pb2.ChangesRequest(since_sequence=head.seq, follow=True,
+                                                         heads_only=True))
+            heads = asyncio.create_task(_follow_heads(feed, head, backoff))
+            writes = stub.Write()
             acks = asyncio.create_task(self._drain(writes))
-            pause = POLL_SECONDS
+            stopped = asyncio.create_task(stop.wait())
+            for task in (heads, acks, stopped):
+                task.add_done_callback(lambda _: head.moved.set())
+            # Records up to `seen` are read (those after `since` analysed in this pass); a
+            # head beyond it means something was stored since. The follower's own results
+            # move the head too: each costs one read that finds no new record.
+            seen = since
             bulk = BulkImport()
             try:
                 while not stop.is_set():
-                    if acks.done():  # the store refused a batch or went away
-                        acks.result()
-                        return
-                    head = await loop.run_in_executor(self._worker,
-                                                      self._reader.last_message_seq)
-                    if bulk.under_way(head, since, loop.time()):
+                    head.moved.clear()
+                    for task in (acks, heads):
+                        if task.done():  # the store refused a batch, went away or ended
+                            task.result()  # the feed: raises its error, or just reconnects
+                            return
+                    if head.seq <= seen:
+                        await head.moved.wait()
+                        continue
+                    target = head.seq
+                    if bulk.under_way(target, since, loop.time()):
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(stop.wait(), BULK_CHECK_SECONDS)
                         continue
                     items = await loop.run_in_executor(self._worker, self._reader.records_after,
                                                        since, PAGE)
+                    if len(items) < PAGE:  # every record stored up to `target` is in hand
+                        seen = target
                     if not items:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), pause)
-                        pause = min(pause * 2, POLL_MAX_SECONDS)
                         continue
-                    pause = POLL_SECONDS
                     batch = await loop.run_in_executor(self._worker, self.analyse, since, items)
                     await writes.write(batch)
+                    bulk.wrote(len(batch.analysis))
                     since = items[-1][0]
             finally:
+                for task in (stopped, heads, acks):
+                    task.cancel()
+                feed.cancel()
                 writes.cancel()
-                acks.cancel()
 
     @staticmethod
     async def _drain(writes) -> None:
