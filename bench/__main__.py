@@ -299,7 +299,7 @@ def fanout_lines(result: fanout.FanoutResult) -> list[str]:
 
 
 def analysis_backlog(db: Path) -> int:
-    from services.store import analysis_reads, queries
+    from threadline.storage import analysis_reads, queries
 
     engine = queries.open_readonly(db)
     try:

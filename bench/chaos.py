@@ -256,7 +256,7 @@ class UpProgress:
     def done(self) -> bool:
         import grpc
 
-        from services.store import analysis_reads, queries
+        from threadline.storage import analysis_reads, queries
         from threadline.v1 import ingest_pb2, ingest_pb2_grpc
 
         try:

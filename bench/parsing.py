@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 
 from services.ingest.parser import parse_line
-from threadline.records import Position
+from threadline.domain.records import Position
 
 REPEATS = 3
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from evaluation import ccusage, recount
 from evaluation.corpus import DEFAULT_CORPUS, import_folder
-from services.store import queries
+from threadline.storage import queries
 
 
 def _table(rows: list[dict], columns: list[str]) -> None:

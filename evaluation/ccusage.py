@@ -35,7 +35,8 @@ from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
 from evaluation.corpus import DEFAULT_CORPUS, import_folder
-from services.store import accounting, pricing, queries
+from threadline.domain import timestamps
+from threadline.storage import accounting, pricing, queries
 
 VERSION = "20.0.24"
 ROOT = Path(__file__).resolve().parent.parent
@@ -463,7 +464,7 @@ def main() -> int:
     shadowed_by_day: dict[str, list[dict]] = defaultdict(list)
     shadowed_by_folder: dict[str, list[dict]] = defaultdict(list)
     for m in shadowed:
-        moment = accounting.parse_timestamp(m["timestamp"])
+        moment = timestamps.parse_timestamp(m["timestamp"])
         shadowed_by_day[moment.astimezone(query.tz).date().isoformat() if moment else "?"].append(m)
         project, session = ccusage_session_key(
             PurePosixPath(m["path"].resolve().relative_to(corpus).as_posix()))
@@ -471,7 +472,7 @@ def main() -> int:
     requestless_by_day: dict[str, list[dict]] = defaultdict(list)
     requestless_by_folder: dict[str, list[dict]] = defaultdict(list)
     for line in requestless:
-        moment = accounting.parse_timestamp(str(line["timestamp"] or ""))
+        moment = timestamps.parse_timestamp(str(line["timestamp"] or ""))
         requestless_by_day[moment.astimezone(query.tz).date().isoformat() if moment
                            else "?"].append(line)
         project, session = ccusage_session_key(
@@ -480,7 +481,7 @@ def main() -> int:
     by_day: dict[str, list[accounting.Response]] = defaultdict(list)
     by_folder: dict[str, list[accounting.Response]] = defaultdict(list)
     for r in responses:
-        moment = accounting.parse_timestamp(r.timestamp)
+        moment = timestamps.parse_timestamp(r.timestamp)
         by_day[moment.astimezone(query.tz).date().isoformat() if moment else "?"].append(r)
         relative = PurePosixPath(Path(r.source_path).resolve().relative_to(corpus).as_posix())
         project, session = ccusage_session_key(relative)

@@ -33,7 +33,7 @@ from services.analysis.context import INTENTS, analyse_prompt
 from services.analysis.prompts import prompt_text
 from services.ingest.discovery import is_document, source_format
 from services.ingest.parser import parse_line
-from threadline.records import Position, Record
+from threadline.domain.records import Position, Record
 
 LABELS = Path(__file__).resolve().parent / "data" / "intent_labels.csv"
 BANDS = ((0.0, 0.4), (0.4, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 1.01))

@@ -338,7 +338,7 @@ def compare(ours: dict[str, list[int]], theirs: dict[str, list[int]]) -> list[di
 
 def threadline_days(db: Path) -> dict[str, list[int]]:
     """threadline's per-day totals (UTC) of an imported database, every agent."""
-    from services.store import accounting, queries
+    from threadline.storage import accounting, queries
 
     query = accounting.usage_query("day", timezone_name="UTC")
     with queries.open_readonly(db).connect() as conn:

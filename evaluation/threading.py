@@ -37,7 +37,7 @@ from evaluation.corpus import DEFAULT_CORPUS
 from services.analysis.reply_inference import OPTIONAL_RULES, ReplyThreader, infer_parents
 from services.analysis.thread_links import CALIBRATION_FILE
 from services.ingest.parser import parse_line
-from threadline.records import CLAUDE_CODE, Position, Record
+from threadline.domain.records import CLAUDE_CODE, Position, Record
 
 REMOVED = ("parentUuid", "logicalParentUuid", "isSidechain", "agentId")
 SCORED_TYPES = frozenset({"user", "assistant", "system", "progress", "attachment"})

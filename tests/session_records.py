@@ -10,11 +10,11 @@ from pathlib import Path
 
 import orjson
 
-from services.analysis.model import PromptAnalysis
 from services.analysis.normalize import message_key, session_of
 from services.ingest.discovery import discover
 from services.ingest.parser import parse_line
-from threadline.records import CLAUDE_CODE, Block, Position, Record
+from threadline.domain.analysis import PromptAnalysis
+from threadline.domain.records import CLAUDE_CODE, Block, Position, Record
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -1,5 +1,5 @@
 """Token accounting: which stored lines are one API response, their final figures, prices,
-and totals per period (services/store/accounting.py, services/store/pricing.py)."""
+and totals per period (threadline/storage/accounting.py, threadline/storage/pricing.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from datetime import date
 import orjson
 import pytest
 
-from services.store import accounting, pricing, queries
-from services.store.accounting import billable_responses, usage_query, usage_report
-from services.store.errors import InvalidArgument
-from services.store.pricing import PricingError
+from threadline.domain import timestamps
+from threadline.storage import accounting, pricing, queries
+from threadline.storage.accounting import billable_responses, usage_query, usage_report
+from threadline.storage.errors import InvalidArgument
+from threadline.storage.pricing import PricingError
 
 TABLE = pricing.load()
 _seq = itertools.count(1)
@@ -482,12 +483,12 @@ def test_bad_report_parameters_are_refused(kwargs, message):
 
 
 def test_timestamps_of_any_precision_parse():
-    assert accounting.parse_timestamp("2025-07-03T15:50:07.875917Z").microsecond == 875917
-    assert accounting.parse_timestamp("2025-07-03T15:50:07.8759171Z").microsecond == 875917
-    assert accounting.parse_timestamp("2025-07-03T15:50:07Z").second == 7
-    assert accounting.parse_timestamp("2025-07-03T15:50:07+02:00").hour == 15
-    assert accounting.parse_timestamp("2025-07-03T15:50:07").tzinfo is not None
-    assert accounting.parse_timestamp("not a time") is None
+    assert timestamps.parse_timestamp("2025-07-03T15:50:07.875917Z").microsecond == 875917
+    assert timestamps.parse_timestamp("2025-07-03T15:50:07.8759171Z").microsecond == 875917
+    assert timestamps.parse_timestamp("2025-07-03T15:50:07Z").second == 7
+    assert timestamps.parse_timestamp("2025-07-03T15:50:07+02:00").hour == 15
+    assert timestamps.parse_timestamp("2025-07-03T15:50:07").tzinfo is not None
+    assert timestamps.parse_timestamp("not a time") is None
     assert usage_query(since="2025-01-02").since == date(2025, 1, 2)
 
 

@@ -14,8 +14,8 @@ from conftest import eventually, running_pipeline
 from sqlalchemy import select
 from test_pipeline_live import subscribed
 
-from services.store import queries, schema
 from threadline import cli
+from threadline.storage import queries, schema
 from threadline.v1 import analysis_pb2, analysis_pb2_grpc
 
 SESSION = "s-analysis"
@@ -235,7 +235,7 @@ def test_the_store_applies_an_analysis_run_only_after_its_checkpoint(tmp_path):
             await write(stub, [run(5, 9)])
 
     asyncio.run(scenario())
-    from services.store import analysis_reads
+    from threadline.storage import analysis_reads
 
     with queries.open_readonly(db).connect() as conn:
         assert analysis_reads.analysed_through(conn) == 9

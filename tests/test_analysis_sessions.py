@@ -8,9 +8,9 @@ from dataclasses import asdict
 
 from session_records import Session
 
-from services.analysis.model import SessionChanges
 from services.analysis.sessions import FileThreading, SessionAnalyser
-from services.analysis.thread_links import ThreadLink
+from threadline.domain.analysis import SessionChanges
+from threadline.domain.links import ThreadLink
 
 
 class Stored:
@@ -147,7 +147,7 @@ def test_the_pipeline_view_of_a_message_threads_like_the_whole_record(corpus):
     from services.analysis.servicer import thread_view
     from services.ingest.parser import parse_line
     from threadline.convert import message_to_pb
-    from threadline.records import Position, Record
+    from threadline.domain.records import Position, Record
 
     compared = 0
     for path in sorted(corpus.rglob("*.jsonl"))[::3]:

@@ -20,8 +20,8 @@ import pytest
 
 from services.ingest.parser import EXCERPT_BYTES, parse_line
 from services.ingest.tailer import FileTail
-from services.store import queries
-from threadline.records import LineError, Position
+from threadline.domain.records import LineError, Position
+from threadline.storage import queries
 
 SESSION = "7a0c5e1e-0000-4000-8000-00000000bad1"
 BIG = 21 * 1024 * 1024  # lines of tens of megabytes (real ones reach ~1 MB: base64 images)

@@ -16,9 +16,9 @@ import pytest
 
 from services.analysis.tool_patterns import percentile
 from services.ingest.parser import parse_line
-from services.store import queries
-from services.store.tool_facts import tool_facts
-from threadline.records import Position
+from threadline.domain.records import Position
+from threadline.storage import queries
+from threadline.storage.tool_facts import tool_facts
 
 SESSION = "0199c0de-0000-7000-8000-00000000c0de"
 ROLLOUT = f"rollout-2025-09-24T19-22-20-{SESSION}"

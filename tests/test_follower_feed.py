@@ -16,9 +16,9 @@ from sqlalchemy import select
 from store_support import batch, messages, settings, wait_for, write
 
 from services.analysis.follower import BULK_BACKLOG, PAGE, BulkImport, Follower
-from services.store import analysis_reads, queries, schema
 from services.store import server as store_server
 from threadline import auth, bootstrap
+from threadline.storage import analysis_reads, queries, schema
 from threadline.v1 import store_pb2_grpc
 
 # How long an idle follower is watched for reads.

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 from test_pipeline_live import user_line
 
-from services.store import queries
+from threadline.storage import queries
 
 
 def threadline(*args: str) -> subprocess.CompletedProcess:

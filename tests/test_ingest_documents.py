@@ -9,7 +9,7 @@ import orjson
 from services.analysis.normalize import message_key
 from services.ingest.discovery import discover, transcript_at
 from services.ingest.tailer import Durable, FileTail
-from threadline.records import GEMINI
+from threadline.domain.records import GEMINI
 
 
 def chat(messages: int, updated: str = "2026-01-30T06:17:50Z") -> dict:

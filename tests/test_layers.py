@@ -17,27 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (importing module's file, imported service package): why it is still here.
 KNOWN = {
-    ("services/analysis/servicer.py", "services.store"):
-        "store errors: move to the storage layer's errors",
-    ("services/analysis/store_access.py", "services.store"):
-        "reads the store's database: through the storage layer",
-    ("services/analysis/tool_patterns.py", "services.store"):
-        "the timestamp parser: one parser in the domain layer",
-    ("services/analysis/views.py", "services.store"):
-        "analysis and tool reads: through the storage layer",
-    ("services/store/analysis_reads.py", "services.analysis"):
-        "thread links: domain records",
     ("services/store/reparse.py", "services.analysis"):
         "reparse is an offline job of the CLI, not of the store service",
     ("services/store/reparse.py", "services.ingest"):
         "reparse is an offline job of the CLI, not of the store service",
-    ("services/store/tool_facts.py", "services.analysis"):
-        "tool facts: domain records",
     ("threadline/cli.py", "services.analysis"): "the CLI moves above the services",
     ("threadline/cli.py", "services.ingest"): "the CLI moves above the services",
     ("threadline/cli.py", "services.store"): "the CLI moves above the services",
     ("threadline/cli.py", "services.*"): "the CLI moves above the services (`serve NAME`)",
-    ("threadline/thread_eval.py", "services.store"): "an evaluation: composes from above",
+    ("threadline/storage/analysis_reads.py", "services.store"):
+        "rows become domain records directly, not by way of protobuf",
 }
 
 
@@ -92,7 +81,7 @@ def test_the_list_of_known_arrows_holds_only_arrows_that_still_exist():
 
 def test_the_scan_sees_static_and_dynamic_imports(tmp_path):
     module = tmp_path / "m.py"
-    module.write_text("import services.store.queries\n"
+    module.write_text("import services.store.writer\n"
                       "from services.ingest import parser\n"
                       "import importlib\n"
                       "importlib.import_module(f'services.{name}.server')\n")

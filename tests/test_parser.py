@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from services.ingest.parser import parse_line
 from threadline import convert
-from threadline.records import LineError, Position, Record
+from threadline.domain.records import LineError, Position, Record
 
 POS = Position("/p/s.jsonl", 0, 1, 0)
 json_values = st.recursive(

@@ -13,7 +13,7 @@ from services.ingest.discovery import is_document, source_format
 from services.ingest.formats import claude, codex, gemini
 from services.ingest.parser import parse_line, reparse_line
 from threadline import convert
-from threadline.records import LineError, Position, Record
+from threadline.domain.records import LineError, Position, Record
 
 SID = "0b7d0e6c-5b86-4c73-9f0e-2f0d1c6a3e11"
 POS = Position(f"/p/-home-u-proj/{SID}.jsonl", 0, 1, 0)

@@ -11,7 +11,7 @@ from services.analysis.normalize import message_key, session_of
 from services.ingest.formats import codex
 from services.ingest.parser import parse_line, reparse_line
 from threadline import convert
-from threadline.records import CODEX, GEMINI, GENERIC, Position, Record
+from threadline.domain.records import CODEX, GEMINI, GENERIC, Position, Record
 
 ROLLOUT = "rollout-2025-09-24T19-22-20-01997e76-d124-7592-9cac-2ec05abbca08"
 CODEX_POS = Position(f"/c/sessions/2025/09/24/{ROLLOUT}.jsonl", 0, 1, 0)

@@ -10,7 +10,7 @@ from test_import import stored, threadline
 from services.analysis.normalize import message_key
 from services.ingest.parser import parse_line, reparse_line
 from threadline import convert
-from threadline.records import GEMINI, GENERIC, Position, Record
+from threadline.domain.records import GEMINI, GENERIC, Position, Record
 
 POS = Position("/p/chat.jsonl", 0, 1, 0)
 

@@ -17,7 +17,7 @@ from services.ingest.parser import parse_line
 from services.ingest.tailer import FileTail
 from services.store import rows
 from threadline import convert
-from threadline.records import LineError, Position, Record
+from threadline.domain.records import LineError, Position, Record
 
 POS = Position("/p/s.jsonl", 0, 1, 0)
 

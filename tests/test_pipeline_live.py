@@ -124,7 +124,7 @@ def test_client_resuming_from_a_sequence_gets_exactly_what_it_missed(tmp_path):
                 out.write(b"".join(user_line(u) for u in missed))
 
             async def stored():
-                from services.store import queries
+                from threadline.storage import queries
 
                 with queries.open_readonly(p.settings.db).connect() as conn:
                     return queries.stats(conn)["messages"] >= len(before) + len(missed)

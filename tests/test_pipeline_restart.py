@@ -10,8 +10,8 @@ from pathlib import Path
 import grpc
 
 from bench.corpus import generate
-from services.store import queries
 from threadline import config
+from threadline.storage import queries
 from threadline.supervisor import Supervisor
 from threadline.v1 import ingest_pb2, ingest_pb2_grpc, store_pb2, store_pb2_grpc
 

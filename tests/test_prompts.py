@@ -10,7 +10,7 @@ import pytest
 from services.analysis.prompts import INTERRUPTION_MARKER, prompt_text
 from services.ingest.discovery import discover, is_document
 from services.ingest.parser import parse_line
-from threadline.records import CODEX, GEMINI, Position, Record
+from threadline.domain.records import CODEX, GEMINI, Position, Record
 
 
 def parse(obj: dict, path: str = "session.jsonl", hint: str = "") -> Record:

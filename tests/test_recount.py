@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from evaluation import ccusage, recount
-from services.store import queries
-from services.store.tool_facts import tool_facts
-from threadline.billing import Response
+from threadline.domain.billing import Response
+from threadline.storage import queries
+from threadline.storage.tool_facts import tool_facts
 
 S1, S2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
 CODEX_SESSION = "0199c0de-0000-7000-8000-000000000003"
@@ -212,7 +212,8 @@ def test_a_day_that_differs_is_shown(capsys):
 
 def test_the_rule_lives_in_a_module_free_of_sql_and_grpc():
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, threadline.billing; print(sorted({m.split('.')[0] "
+        [sys.executable, "-c", "import sys, threadline.domain.billing; "
+         "print(sorted({m.split('.')[0] "
          "for m in sys.modules} & {'grpc', 'sqlalchemy', 'sqlite3', 'services'}))"],
         capture_output=True, text=True, check=True, timeout=60).stdout
     assert loaded.strip() == "[]"

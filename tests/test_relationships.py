@@ -6,9 +6,9 @@ import pytest
 from session_records import Session, figures
 
 from services.analysis import relationships
-from services.analysis.model import Relationship
 from services.analysis.relationships import RelationshipFinder, mentions
 from services.analysis.segments import SegmentTracker
+from threadline.domain.analysis import Relationship
 
 
 class Run:

@@ -21,7 +21,7 @@ from claude_lines import (
 
 from evaluation import threading as threading_eval
 from services.analysis.reply_inference import infer_parents
-from threadline.records import Block, Position, Record
+from threadline.domain.records import Block, Position, Record
 
 _AT = Position("session.jsonl", 0, 1, 0)
 

@@ -14,8 +14,9 @@ from sqlalchemy import create_engine
 from store_support import batch, message, running_store, write
 
 from services.analysis import normalize
-from services.store import queries, reanalysis, rows, schema
+from services.store import rows
 from services.store.reparse import reparse
+from threadline.storage import queries, reanalysis, schema
 from threadline.v1 import common_pb2 as pb
 from threadline.v1 import store_pb2 as spb
 

@@ -9,9 +9,9 @@ import pytest
 from session_records import PromptReader, Session, corpus_sessions, figures
 
 from services.analysis import relationships, segments
-from services.analysis.model import Segment
 from services.analysis.relationships import RelationshipFinder
 from services.analysis.segments import SegmentTracker, title_of
+from threadline.domain.analysis import Segment
 
 
 class Run:

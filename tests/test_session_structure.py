@@ -13,7 +13,7 @@ from store_support import batch, messages, running_store, write
 from test_import import threadline
 
 from services.analysis import views
-from services.store import analysis_queries, queries, reanalysis
+from threadline.storage import analysis_queries, queries, reanalysis
 from threadline.v1 import analysis_types_pb2 as apb
 from threadline.v1 import common_pb2 as pb
 from threadline.v1 import store_pb2 as spb

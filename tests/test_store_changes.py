@@ -10,7 +10,7 @@ import pytest
 from store_support import batch, messages, parse_error, running_store, wait_for, write
 
 from services.store.changefeed import ChangeFeed, Condition, LiveChange, replay_then_follow
-from services.store.errors import SubscriberTooSlow
+from threadline.storage.errors import SubscriberTooSlow
 from threadline.v1 import common_pb2 as pb
 from threadline.v1 import store_pb2 as spb
 from threadline.v1.store_pb2_grpc import StoreServiceStub

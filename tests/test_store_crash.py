@@ -11,8 +11,9 @@ from pathlib import Path
 
 from store_support import batch, messages, settings, write
 
-from services.store import open_readonly, queries
+from services.store import open_readonly
 from threadline import auth, bootstrap
+from threadline.storage import queries
 from threadline.v1 import store_pb2 as spb
 from threadline.v1 import store_pb2_grpc
 

@@ -8,8 +8,9 @@ import grpc
 import pytest
 from store_support import batch, message, messages, parse_error, running_store, write
 
-from services.store import open_readonly, queries
-from services.store.errors import DatabaseMissing
+from services.store import open_readonly
+from threadline.storage import queries
+from threadline.storage.errors import DatabaseMissing
 from threadline.v1 import common_pb2 as pb
 from threadline.v1 import store_pb2 as spb
 
@@ -241,8 +242,8 @@ def test_after_a_failed_batch_the_rest_of_its_stream_fails_and_no_offset_skips_i
     import sqlite3
 
     from services.store import rows
-    from services.store.errors import EarlierBatchFailed
     from services.store.writer import Writer, WriteStream
+    from threadline.storage.errors import EarlierBatchFailed
 
     db = tmp_path / "t.db"
 

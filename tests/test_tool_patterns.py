@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from services.analysis import recommendations, tool_patterns, tool_wire
-from services.analysis.model import ToolFact
 from services.analysis.recommendations import recommend, wilson_lower
 from services.analysis.tool_patterns import classify_error, summarise
+from threadline.domain.analysis import ToolFact
 
 BASE = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)  # a Monday
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from services.store import queries
-from services.store.errors import InvalidArgument
-from services.store.tool_facts import tool_facts
 from threadline import cli
+from threadline.storage import queries
+from threadline.storage.errors import InvalidArgument
+from threadline.storage.tool_facts import tool_facts
 
 MODEL = "claude-sonnet-4-5-20250929"
 S1, S2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"

@@ -152,7 +152,7 @@ def _redaction_ok(settings: config.Settings, command: str) -> bool:
 # --- up --------------------------------------------------------------------------------------
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from services.store import files
+    from threadline.storage import files
     from threadline.supervisor import Interrupted, StopSignals, Supervisor
 
     signals = StopSignals()  # first: a signal at any later instant stops cleanly
@@ -254,9 +254,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace, signals) -> int:
     import grpc
 
-    from services.store import files
     from threadline import auth
     from threadline.dblock import DatabaseLocked
+    from threadline.storage import files
     from threadline.supervisor import Supervisor
 
     paths = _existing_paths(args.paths, "import")
@@ -344,7 +344,7 @@ def _import(args: argparse.Namespace, signals) -> int:
 def _wait_for_analysis(supervisor, db: Path, stall_seconds: float) -> bool:
     """Wait until the analysis follower has analysed every stored message (it trails the
     import); False when it stops making progress."""
-    from services.store import analysis_reads, queries
+    from threadline.storage import analysis_reads, queries
 
     engine = queries.open_readonly(db)
     try:
@@ -365,7 +365,7 @@ def _wait_for_analysis(supervisor, db: Path, stall_seconds: float) -> bool:
 
 
 def import_summary(db: Path, status, seconds: float) -> dict:
-    from services.store import queries
+    from threadline.storage import queries
 
     files = [f.source.path for f in status.files]
     with queries.open_readonly(db).connect() as conn:
@@ -378,8 +378,8 @@ def import_summary(db: Path, status, seconds: float) -> dict:
 def _read(command: str, args: argparse.Namespace, fn, *fn_args):
     """`fn(conn, *fn_args)` on the database, read-only; None after saying, in one line, why
     it could not (no database, an ambiguous project or session name...)."""
-    from services.store import queries
-    from services.store.errors import StoreError
+    from threadline.storage import queries
+    from threadline.storage.errors import StoreError
 
     try:
         engine = queries.open_readonly(_settings(args).db)
@@ -394,7 +394,7 @@ def _read(command: str, args: argparse.Namespace, fn, *fn_args):
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    from services.store import queries
+    from threadline.storage import queries
     from threadline.tables import render
 
     sessions = _read("sessions", args, queries.list_sessions, args.project or "")
@@ -411,7 +411,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_projects(args: argparse.Namespace) -> int:
-    from services.store import queries
+    from threadline.storage import queries
     from threadline.tables import render
 
     projects = _read("projects", args, queries.list_projects)
@@ -430,7 +430,7 @@ def cmd_projects(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import orjson
 
-    from services.store import queries
+    from threadline.storage import queries
 
     out = sys.stdout.buffer
     with queries.open_readonly(_settings(args).db).connect() as conn:
@@ -441,8 +441,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    from services.store import accounting, queries
-    from services.store.errors import StoreError
+    from threadline.storage import accounting, queries
+    from threadline.storage.errors import StoreError
 
     settings = _settings(args, pricing_file=args.pricing)
     try:
@@ -501,8 +501,8 @@ def cmd_tools(args: argparse.Namespace) -> int:
     import dataclasses
 
     from services.analysis import views
-    from services.store import queries
-    from services.store.errors import StoreError
+    from threadline.storage import queries
+    from threadline.storage.errors import StoreError
 
     settings = _settings(args)
     try:
@@ -614,8 +614,8 @@ def _one_line(text: str, width: int) -> str:
 
 
 def cmd_errors(args: argparse.Namespace) -> int:
-    from services.store import queries
-    from services.store.errors import DatabaseMissing
+    from threadline.storage import queries
+    from threadline.storage.errors import DatabaseMissing
 
     if args.limit < 0:
         print("threadline errors: --limit must be >= 0", file=sys.stderr)
@@ -654,9 +654,9 @@ def cmd_errors(args: argparse.Namespace) -> int:
 def cmd_reparse(args: argparse.Namespace) -> int:
     from services.ingest import parser
     from services.ingest.server import load_redactor
-    from services.store.errors import StoreError
     from services.store.reparse import reparse
     from threadline.redaction import PatternError
+    from threadline.storage.errors import StoreError
 
     settings = _settings(args)
     try:
@@ -732,8 +732,8 @@ def _session_view(args: argparse.Namespace, command: str, fn_name: str,
                   *extra: object) -> dict | None:
     """Run services.analysis.views.<fn_name> on the database; prints why when it cannot."""
     from services.analysis import views
-    from services.store import queries
-    from services.store.errors import StoreError
+    from threadline.storage import queries
+    from threadline.storage.errors import StoreError
 
     try:
         engine = queries.open_readonly(_settings(args).db)

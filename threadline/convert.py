@@ -1,11 +1,11 @@
-"""Mapping between the domain objects (`threadline.records`) and the protobuf contract.
+"""Mapping between the domain objects (`threadline.domain.records`) and the protobuf contract.
 
 The only place that knows both sides; servicers and clients call these functions.
 """
 
 from __future__ import annotations
 
-from threadline import records as r
+from threadline.domain import records as r
 from threadline.v1 import common_pb2 as pb
 
 FORMAT_TO_PB = {

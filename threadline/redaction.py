@@ -51,7 +51,7 @@ from collections.abc import Iterable
 
 import orjson
 
-from threadline.records import Record
+from threadline.domain.records import Record
 
 # Names of assignments that hold a secret. `token` only as a whole word or a suffix
 # (`GITHUB_TOKEN`, `auth_token`), never `tokens`/`token_count` (usage talk is everywhere).

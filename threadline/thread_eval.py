@@ -31,7 +31,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import select
 
-from services.store import queries, schema
+from threadline.storage import queries, schema
 
 REMOVED = ("parentUuid", "logicalParentUuid", "isSidechain", "agentId")
 SCORED_TYPES = frozenset({"user", "assistant", "system", "progress", "attachment"})

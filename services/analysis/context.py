@@ -105,7 +105,7 @@ import textstat
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from services.analysis import text as text_measures
-from services.analysis.model import PromptAnalysis
+from threadline.domain.analysis import PromptAnalysis
 
 INTENTS = ("question", "request", "command", "clarification", "feedback", "exploration",
            "interruption", "approval", "rejection")

@@ -43,10 +43,10 @@ import grpc
 from services.analysis import wire
 from services.analysis.sessions import SessionAnalyser
 from services.analysis.store_access import StoreReader
-from services.analysis.thread_links import ThreadLink
 from threadline import auth, bootstrap, config, heap, telemetry
 from threadline.auth import Security
-from threadline.records import Record
+from threadline.domain.links import ThreadLink
+from threadline.domain.records import Record
 from threadline.v1 import common_pb2, store_pb2, store_pb2_grpc
 
 log = logging.getLogger(__name__)

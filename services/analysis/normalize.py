@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import PurePath
 
-from threadline.keys import codex_key
-from threadline.records import CODEX, ToolCall
+from threadline.domain.keys import codex_key
+from threadline.domain.records import CODEX, ToolCall
 
 
 def message_key(uuid: str, project_key: str, path: str, byte_offset: int, raw: bytes,

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import re
 
-from threadline.records import CLAUDE_CODE, CODEX, GEMINI, Record
+from threadline.domain.records import CLAUDE_CODE, CODEX, GEMINI, Record
 
 INTERRUPTED = "[Request interrupted by user"
 INTERRUPTION_MARKER = "[Request interrupted by user]"

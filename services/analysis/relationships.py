@@ -37,9 +37,9 @@ from dataclasses import dataclass
 import orjson
 
 from services.analysis import text as textmeasures
-from services.analysis.model import PromptAnalysis, Relationship
 from services.analysis.segments import TermBag, clean, combine, is_command, is_interruption
-from threadline.records import Record
+from threadline.domain.analysis import PromptAnalysis, Relationship
+from threadline.domain.records import Record
 
 REFERENCE_WINDOW = 500
 MENTION_CAP = 3000

@@ -73,7 +73,7 @@ from datetime import datetime
 import orjson
 
 from services.analysis.prompts import prompt_text
-from threadline.records import Record
+from threadline.domain.records import Record
 
 # Tools whose tool_use starts a subagent (`Task`, renamed `Agent` in 2.1.63).
 AGENT_TOOLS = frozenset({"Task", "Agent"})

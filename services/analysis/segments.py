@@ -63,8 +63,8 @@ from datetime import UTC, datetime
 import orjson
 
 from services.analysis import text as textmeasures
-from services.analysis.model import PromptAnalysis, Segment
-from threadline.records import Record
+from threadline.domain.analysis import PromptAnalysis, Segment
+from threadline.domain.records import Record
 
 # --- time gap ----------------------------------------------------------------------------
 # Pauses before prompts (seconds) in the corpus: median 18 s, upper quartile 81 s, 90th

@@ -26,10 +26,10 @@ from services.analysis import normalize, tool_patterns, tool_wire, views
 from services.analysis.reply_inference import AGENT_TOOLS, COMPACTION, FIRST, SIDE_CHAIN
 from services.analysis.sessions import FileThreading
 from services.analysis.store_access import StoreReader
-from services.store.errors import StoreError
 from threadline import convert, telemetry
 from threadline.convert import BLOCK_FROM_PB, FORMAT_FROM_PB, ROLE_FROM_PB
-from threadline.records import CLAUDE_CODE, Block, Position, Record
+from threadline.domain.records import CLAUDE_CODE, Block, Position, Record
+from threadline.storage.errors import StoreError
 from threadline.v1 import analysis_pb2, analysis_pb2_grpc, common_pb2, store_pb2_grpc
 
 log = logging.getLogger(__name__)

@@ -27,14 +27,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.analysis.context import analyse_prompt
-from services.analysis.model import SessionChanges, SessionSummary, Turn
 from services.analysis.normalize import session_of
 from services.analysis.prompts import prompt_text
 from services.analysis.relationships import RelationshipFinder
 from services.analysis.reply_inference import ReplyThreader
 from services.analysis.segments import SegmentTracker
-from services.analysis.thread_links import ThreadLink, link, node_id
-from threadline.records import Record
+from services.analysis.thread_links import link, node_id
+from threadline.domain.analysis import SessionChanges, SessionSummary, Turn
+from threadline.domain.links import ThreadLink
+from threadline.domain.records import Record
 
 MAX_SESSIONS = 256
 MAX_FILES = 1024

@@ -1,7 +1,7 @@
 """The analysis service's read-only view of the store's database.
 
 The store owns the database (its single writer, and the pooled read-only connections
-`services.store.queries.open_readonly` makes); analysis reads through the same kind of
+`threadline.storage.queries.open_readonly` makes); analysis reads through the same kind of
 connection to rebuild evicted state and to answer queries. The database may not exist yet
 when analysis starts (the store creates it on its first start): until it does, nothing is
 stored, so every read finds nothing.
@@ -16,9 +16,9 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from services.store import analysis_reads
-from services.store.errors import DatabaseMissing
-from services.store.queries import open_readonly
+from threadline.storage import analysis_reads
+from threadline.storage.errors import DatabaseMissing
+from threadline.storage.queries import open_readonly
 
 T = TypeVar("T")
 

@@ -15,28 +15,20 @@ other child "response"; roots have none.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from services.analysis.reply_inference import NONE, ReplyThreader
-from threadline.records import CLAUDE_CODE, CODEX, Record
+from threadline.domain.links import (  # noqa: F401  (callers name the link's kinds from here)
+    INFERRED,
+    RECORDED,
+    RESPONSE,
+    TOOL_CONTINUATION,
+    ThreadLink,
+)
+from threadline.domain.records import CLAUDE_CODE, CODEX, Record
 
 CALIBRATION_FILE = Path(__file__).with_name("reply_calibration.json")
-
-RECORDED = "recorded"
-INFERRED = "inferred"
-RESPONSE = "response"
-TOOL_CONTINUATION = "tool_continuation"
-
-
-@dataclass(slots=True, frozen=True)
-class ThreadLink:
-    parent_uuid: str = ""
-    source: str = ""  # recorded, inferred, or "" for a root / a record without uuid
-    relation: str = ""  # response, tool_continuation, or ""
-    confidence: float = 0.0
-    rule: str = ""  # the inference rule, or "parentUuid" when recorded
 
 
 @cache

@@ -1,7 +1,7 @@
 """Tool usage: per tool (and per session or project), error classes, latency, retries and
 switches, frequent sequences, loops, edit churn, subagents, reactions and time of day.
 
-Pure functions over `ToolFact`s (services/store/tool_facts.py reads them); nothing here knows
+Pure functions over `ToolFact`s (threadline/storage/tool_facts.py reads them); nothing here knows
 about SQL or gRPC. Every figure is described in docs/analysis.md, "Tool usage".
 
 A session's calls form one *run* per caller (the main conversation, each subagent): calls are
@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from services.analysis.model import ToolFact
 from services.analysis.recommendations import recommend
 from services.analysis.tool_report import (
     EditChurn,
@@ -32,7 +31,8 @@ from services.analysis.tool_report import (
     ToolStat,
     ToolSwitch,
 )
-from services.store.accounting import parse_timestamp
+from threadline.domain.analysis import ToolFact
+from threadline.domain.timestamps import parse_timestamp
 
 GROUPINGS = ("tool", "session", "project")
 UNKNOWN_TOOL = "(unknown)"

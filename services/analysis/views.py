@@ -15,8 +15,8 @@ from sqlalchemy import Connection
 
 from services.analysis import tool_patterns
 from services.analysis.tool_report import ToolReport
-from services.store import analysis_queries as q
-from services.store import names, tool_facts
+from threadline.storage import analysis_queries as q
+from threadline.storage import names, tool_facts
 
 
 def branches(nodes: list[dict], prompt_keys: set[str]) -> list[dict]:

@@ -1,8 +1,8 @@
-"""Analysis results (services/analysis/model.py) <-> protobuf (analysis_types.proto)."""
+"""Analysis results (threadline/domain/analysis.py) <-> protobuf (analysis_types.proto)."""
 
 from __future__ import annotations
 
-from services.analysis.model import (
+from threadline.domain.analysis import (
     Relationship,
     Segment,
     SessionChanges,

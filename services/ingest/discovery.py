@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from threadline.records import CLAUDE_CODE, CODEX, GEMINI
+from threadline.domain.records import CLAUDE_CODE, CODEX, GEMINI
 
 log = logging.getLogger(__name__)
 

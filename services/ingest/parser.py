@@ -46,7 +46,15 @@ import orjson
 
 from services.ingest.formats import claude, codex, gemini, generic
 from services.ingest.formats.fields import text
-from threadline.records import CLAUDE_CODE, CODEX, GEMINI, GENERIC, LineError, Position, Record
+from threadline.domain.records import (
+    CLAUDE_CODE,
+    CODEX,
+    GEMINI,
+    GENERIC,
+    LineError,
+    Position,
+    Record,
+)
 from threadline.redaction import Redactor
 
 EXCERPT_BYTES = 200

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 
 from services.ingest.discovery import DOCUMENT_SUFFIX, UNREADABLE, Problem
 from services.ingest.parser import EXCERPT_BYTES, line_too_long, parse_line, truncated_tail
-from threadline.records import LineError, Position, Record
+from threadline.domain.records import LineError, Position, Record
 
 log = logging.getLogger(__name__)
 

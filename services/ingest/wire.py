@@ -7,7 +7,7 @@ from services.ingest.ingestor import Batch, Status
 from services.ingest.parser import excerpt
 from services.ingest.tailer import Durable, Source
 from threadline import convert
-from threadline.records import CLAUDE_CODE, LineError, Position
+from threadline.domain.records import CLAUDE_CODE, LineError, Position
 from threadline.v1 import common_pb2, ingest_pb2
 
 

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.store.errors import StoreClosed, SubscriberTooSlow
+from threadline.storage.errors import StoreClosed, SubscriberTooSlow
 
 
 @dataclass(slots=True, frozen=True)

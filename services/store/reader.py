@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
-from services.store.errors import StoreClosed
-from services.store.queries import open_readonly
+from threadline.storage.errors import StoreClosed
+from threadline.storage.queries import open_readonly
 
 T = TypeVar("T")
 

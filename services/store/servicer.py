@@ -15,9 +15,13 @@ from pathlib import Path
 
 import grpc
 
-from services.store import accounting, names, queries, rows
+from services.store import rows
 from services.store.changefeed import ChangeFeed, Condition, replay_then_follow
-from services.store.errors import (
+from services.store.reader import ReadPool
+from services.store.writer import WriteBatch, Writer, WriteResult, WriteStream
+from threadline import telemetry
+from threadline.storage import accounting, names, queries
+from threadline.storage.errors import (
     DatabaseMissing,
     EarlierBatchFailed,
     InvalidArgument,
@@ -28,9 +32,6 @@ from services.store.errors import (
     SubscriberTooSlow,
     WriteFailed,
 )
-from services.store.reader import ReadPool
-from services.store.writer import WriteBatch, Writer, WriteResult, WriteStream
-from threadline import telemetry
 from threadline.v1 import common_pb2, store_pb2, store_pb2_grpc
 
 log = logging.getLogger(__name__)

@@ -38,8 +38,9 @@ import orjson
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, text, tuple_
 from sqlalchemy.pool import NullPool
 
-from services.store import files, folding, projects, reanalysis, schema, titles, upgrade
-from services.store.errors import EarlierBatchFailed, StaleAnalysis, StoreClosed, WriteFailed
+from threadline.storage import files, folding, projects, reanalysis, schema, titles
+from threadline.storage import migrations as upgrade
+from threadline.storage.errors import EarlierBatchFailed, StaleAnalysis, StoreClosed, WriteFailed
 
 log = logging.getLogger(__name__)
 

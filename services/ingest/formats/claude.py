@@ -21,7 +21,7 @@ How fields map onto `Record` where the mapping is a choice:
   `agent_id` the `data.agentId`. `agent_progress` also carries the embedded subagent
   message: its role, model and blocks, with tool_use/tool_result blocks kept as "other"
   blocks (same ids, `raw_type` as written; the subagent's own file records those calls) and
-  no `usage`: its tokens are left to accounting (`services/store/accounting.py`), which reads
+  no `usage`: its tokens are left to accounting (`threadline/storage/accounting.py`), which reads
   them from the raw line and counts each response once, collapsing the embedded copy with
   the subagent file's own line.
 - `attachment`: `subtype` is `attachment.type`; its main text (content, prompt, stdout, ...)
@@ -65,7 +65,7 @@ from services.ingest.formats.fields import (
     text,
     text_block,
 )
-from threadline.records import CLAUDE_CODE, Block, Position, Record, Usage
+from threadline.domain.records import CLAUDE_CODE, Block, Position, Record, Usage
 
 # --- what this module knows ---------------------------------------------------------------
 

@@ -58,7 +58,7 @@ from services.ingest.formats.fields import (
     text_block,
     thinking_block,
 )
-from threadline.records import CODEX, Block, Position, Record, Usage
+from threadline.domain.records import CODEX, Block, Position, Record, Usage
 
 TYPES = frozenset({"session_meta", "response_item", "event_msg", "turn_context", "compacted",
                    "token_usage_record"})

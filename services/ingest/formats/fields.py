@@ -7,7 +7,7 @@ a count that is not a 64-bit integer becomes 0.
 
 Hot paths build `Record`, `Block` and `Usage` positionally (about three times cheaper than by
 keyword, and the parser's budget is a small multiple of `orjson.loads`). The checks below
-make a change of field order in `threadline.records` fail at import, not corrupt records.
+make a change of field order in `threadline.domain.records` fail at import, not corrupt records.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import hashlib
 
 import orjson
 
-from threadline.records import Block, Image, Record, Usage
+from threadline.domain.records import Block, Image, Record, Usage
 
 RECORD_ORDER = ("type", "source", "raw", "format", "uuid", "parent_uuid", "logical_parent_uuid",
                 "session_id", "agent_id", "is_sidechain", "subtype", "role", "timestamp", "cwd",
@@ -30,7 +30,7 @@ USAGE_ORDER = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                "service_tier", "reasoning_output_tokens")
 for _cls, _order in ((Record, RECORD_ORDER), (Block, BLOCK_ORDER), (Usage, USAGE_ORDER)):
     if tuple(f.name for f in dataclasses.fields(_cls))[:len(_order)] != _order:
-        raise ImportError(f"threadline.records.{_cls.__name__} changed its field order; "
+        raise ImportError(f"threadline.domain.records.{_cls.__name__} changed its field order; "
                           "update services/ingest/formats/fields.py")
 
 INT64_MIN = -(2**63)

@@ -49,7 +49,7 @@ from services.ingest.formats.fields import (
     text_block,
     thinking_block,
 )
-from threadline.records import GEMINI, Block, Position, Record, Usage
+from threadline.domain.records import GEMINI, Block, Position, Record, Usage
 
 MESSAGE_TYPES = {"user": "user", "gemini": "assistant", "info": "system", "error": "system",
                  "warning": "system"}

@@ -43,7 +43,7 @@ from services.ingest.formats.fields import (
     text,
     text_block,
 )
-from threadline.records import GENERIC, Block, Position, Record
+from threadline.domain.records import GENERIC, Block, Position, Record
 
 TYPES = ROLES | {"message"}
 # Keys that make a line without a known `type` a chat line.

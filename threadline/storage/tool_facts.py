@@ -25,9 +25,9 @@ from pathlib import Path
 import orjson
 from sqlalchemy import Connection, Result, Row, and_, func, or_, select
 
-from services.analysis.model import ToolFact
-from services.store import accounting, pricing, queries, schema
-from threadline import billing
+from threadline.domain import billing, timestamps
+from threadline.domain.analysis import ToolFact
+from threadline.storage import accounting, pricing, queries, schema
 
 RESULT_TEXT_CHARS = 2000
 # Every timestamp starts with its UTC date or a local date at most 14 hours away from it, so
@@ -42,7 +42,7 @@ def tool_facts(conn: Connection, project_key: str = "", session_id: str = "", si
                pricing_file: Path | str | None = None) -> list[ToolFact]:
     """Every stored tool call that passes the filters, ordered by session then sequence.
 
-    Raises InvalidArgument (services.store.errors) for a date or time zone it cannot read.
+    Raises InvalidArgument (threadline.storage.errors) for a date or time zone it cannot read.
     Subagent costs use the bundled price table merged with `pricing_file`.
     """
     query = accounting.usage_query("day", since, until, timezone or "UTC")
@@ -123,7 +123,7 @@ def _rows(result: Result, page: int = 2000) -> Iterator[Row]:
 
 
 def _local_date(timestamp: str, tz: tzinfo | None) -> date | None:
-    moment = accounting.parse_timestamp(timestamp or "")
+    moment = timestamps.parse_timestamp(timestamp or "")
     if moment is None:
         return None
     try:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, inspect, select, text
 
-from services.store import schema
+from threadline.storage import schema
 
 SUMMARY = "summary"
 

@@ -27,7 +27,7 @@ import logging
 
 from sqlalchemy import Connection, func, select
 
-from services.store import schema
+from threadline.storage import schema
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, inspect, select
 
-from services.store import schema
-from services.store.errors import InvalidArgument
-from services.store.projects import key_of_cwd
+from threadline.storage import schema
+from threadline.storage.errors import InvalidArgument
+from threadline.storage.projects import key_of_cwd
 
 MIN_PREFIX = 4
 # Candidates listed in an ambiguity error.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 from sqlalchemy import Connection, func, select
 
-from services.store import schema
+from threadline.storage import schema
 
 _m = schema.messages
 EXCERPT_CHARS = 120

@@ -1,9 +1,9 @@
 """Which stored lines are one billed API response, and which of them stands for it.
 
 The one rule threadline counts tokens by: `threadline usage` and the store's `GetUsage`
-(services/store/accounting.py) and the subagent cost of the tool report
-(services/store/tool_facts.py) all count through `billable_responses`. Plain functions over
-the row dicts `services.store.queries.usage_rows` yields (in sequence order); nothing here
+(threadline/storage/accounting.py) and the subagent cost of the tool report
+(threadline/storage/tool_facts.py) all count through `billable_responses`. Plain functions over
+the row dicts `threadline.storage.queries.usage_rows` yields (in sequence order); nothing here
 knows about SQL or gRPC. docs/accounting.md ("What is counted") states the same rule in
 prose, and evaluation/recount.py re-implements it from that text alone.
 
@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from threadline.records import CODEX, GEMINI
+from threadline.domain.records import CODEX, GEMINI
 
 # The model Claude Code names on lines it writes itself (API errors, interruptions): no call.
 SYNTHETIC = "<synthetic>"

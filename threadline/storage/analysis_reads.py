@@ -10,11 +10,12 @@ from collections.abc import Iterator
 
 from sqlalchemy import Connection, case, func, select
 
-from services.analysis.thread_links import ThreadLink
-from services.store import rows, schema
-from services.store.queries import _MESSAGE_COLUMNS
+from services.store import rows
 from threadline.convert import message_from_pb
-from threadline.records import Record
+from threadline.domain.links import ThreadLink
+from threadline.domain.records import Record
+from threadline.storage import schema
+from threadline.storage.queries import _MESSAGE_COLUMNS
 
 _m = schema.messages
 PAGE = 2000

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, func, select, text
 
-from services.store import schema
+from threadline.storage import schema
 
 # Record types that belong to no session of their own.
 NOT_SESSION_RECORDS = frozenset({"summary"})

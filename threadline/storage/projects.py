@@ -31,8 +31,8 @@ from collections.abc import Iterable
 import orjson
 from sqlalchemy import Connection, select, text
 
-from services.store import schema
-from services.store.folding import NOT_SESSION_RECORDS
+from threadline.storage import schema
+from threadline.storage.folding import NOT_SESSION_RECORDS
 
 
 def key_of_cwd(cwd: str) -> str:

@@ -7,7 +7,7 @@ runs once, in order:
 
 1. Projects are working directories (projects.py): every record is filed under its
    session's project and the folder names it was filed under become aliases. Codex lines
-   are keyed by session and line (threadline.keys.codex_key): stored Codex rows take their
+   are keyed by session and line (threadline.domain.keys.codex_key): stored Codex rows take their
    new keys, and the copies of one rollout imported from two folders become one row (the
    first stored); every reference to a key follows it, and the analysis of the sessions
    that held copies is done again (their turns, segments and relationships are dropped and
@@ -22,10 +22,10 @@ import logging
 
 from sqlalchemy import Connection, delete, func, select, text, update
 
-from services.store import folding, schema, titles
-from services.store.folding import NOT_SESSION_RECORDS
-from services.store.projects import key_of_cwd
-from threadline.keys import codex_key
+from threadline.domain.keys import codex_key
+from threadline.storage import folding, schema, titles
+from threadline.storage.folding import NOT_SESSION_RECORDS
+from threadline.storage.projects import key_of_cwd
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, or_, select
 from sqlalchemy.pool import QueuePool
 
-from services.store import folding, names, schema, titles
-from services.store.errors import DatabaseMissing, InvalidArgument, NotFound
+from threadline.storage import folding, names, schema, titles
+from threadline.storage.errors import DatabaseMissing, InvalidArgument, NotFound
 
 DEFAULT_MESSAGE_LIMIT = 1000
 MAX_MESSAGE_LIMIT = 10000
@@ -356,7 +356,7 @@ def iter_export(conn: Connection, include_raw: bool = False,
         after = rows[-1]["seq"]
 
 
-# Columns token accounting reads (threadline/billing.py): never the raw line, except for the
+# Columns token accounting reads (threadline/domain/billing.py): never the raw line, except for the
 # few `progress` lines that embed a subagent's response with usage (`agent_progress`), whose
 # figures live only in that line ("embedded").
 _USAGE_COLUMNS = [_m.c[name] for name in (

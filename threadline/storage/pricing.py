@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from services.store.errors import InvalidArgument
+from threadline.storage.errors import InvalidArgument
 
 PER = 1_000_000
 RATE_KEYS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h")
@@ -134,7 +134,7 @@ def model_candidates(model: str) -> list[str]:
 
 def bundled_file() -> Path:
     """The newest dated table shipped with threadline."""
-    folder = resources.files("services.store").joinpath(_DATA)
+    folder = resources.files("threadline.storage").joinpath(_DATA)
     names = sorted(p.name for p in folder.iterdir() if re.fullmatch(r"\d{4}-\d{2}-\d{2}\.json",
                                                                      p.name))
     if not names:

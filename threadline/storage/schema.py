@@ -30,7 +30,7 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-# A project is the working directory its sessions ran in (services/store/projects.py); its
+# A project is the working directory its sessions ran in (threadline/storage/projects.py); its
 # row is derived from its sessions' rows, one per project key in use.
 projects = Table(
     "projects", metadata,
@@ -211,7 +211,7 @@ session_summaries = Table(
 )
 
 # How far the analysis follower got: every message up to `seq` is analysed, by analysis
-# `version` (services/store/reanalysis.py). One row.
+# `version` (threadline/storage/reanalysis.py). One row.
 analysis_progress = Table(
     "analysis_progress", metadata,
     Column("id", Integer, primary_key=True),

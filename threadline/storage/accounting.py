@@ -6,7 +6,7 @@ computed when asked, from the stored figures, so a changed pricing table applies
 everything already stored.
 
 Which stored lines are one billable API response, and which line's figures count, is
-threadline/billing.py's rule (`billable_responses`), the one the tool report's subagent cost
+threadline/domain/billing.py's rule (`billable_responses`), the one the tool report's subagent cost
 uses too; docs/accounting.md states it.
 """
 
@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from services.store import pricing, queries
-from services.store.errors import InvalidArgument
-from services.store.pricing import PricingTable
-from threadline.billing import Response, billable_responses
-from threadline.records import CLAUDE_CODE, CODEX, GEMINI
+from threadline.domain.billing import Response, billable_responses
+from threadline.domain.records import CLAUDE_CODE, CODEX, GEMINI
+from threadline.domain.timestamps import parse_timestamp
+from threadline.storage import pricing, queries
+from threadline.storage.errors import InvalidArgument
+from threadline.storage.pricing import PricingTable
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -90,25 +91,6 @@ def usage_query(by: str = "day", since: str = "", until: str = "", timezone_name
 
 
 # --- responses -> totals -------------------------------------------------------------------
-
-def parse_timestamp(value: str) -> datetime | None:
-    """An ISO-8601 timestamp as an aware datetime (UTC when it names no offset), or None.
-    Any number of fractional digits is accepted (some writers use 6, or 7)."""
-    text = value.strip()
-    if not text:
-        return None
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    head, dot, rest = text.partition(".")
-    if dot:
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        text = f"{head}.{rest[:min(digits, 6)].ljust(6, '0')}{rest[digits:]}"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
 
 def _placed(timestamp: str, tz: tzinfo | None) -> tuple[datetime | None, date | None]:
     """(the moment in UTC, its date in `tz`, local time when None) of a timestamp, or
