@@ -210,6 +210,10 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
+def _speaker(e: Entry) -> str:
+    return "you" if e.kind == "prompt" else "assistant" + (f" ({e.model})" if e.model else "")
+
+
 def tool_summary(tool: ToolLine) -> str:
     """`Bash  ls -la  → ok, 0.4 s`"""
     parts = [tool.outcome] + ([_duration(tool.seconds)] if tool.seconds is not None else [])
@@ -228,7 +232,7 @@ def as_text(entries: Sequence[Entry], full: bool = False, thinking: bool = False
     for e in entries:
         pad = "    " * e.depth
         if e.kind in ("prompt", "answer"):
-            who = "you" if e.kind == "prompt" else f"assistant{f' ({e.model})' if e.model else ''}"
+            who = _speaker(e)
             lines.append(f"{pad}── {who} · {_when(e.timestamp)}")
             if e.text:
                 lines.append(_indent(e.text, pad))
@@ -269,7 +273,7 @@ def as_markdown(entries: Sequence[Entry], title: str, session_id: str) -> str:
     for e in entries:
         quote = "> " * e.depth
         if e.kind in ("prompt", "answer"):
-            who = "You" if e.kind == "prompt" else "Assistant" + (f" ({e.model})" if e.model else "")
+            who = _speaker(e).capitalize()
             out += [f"{quote}**{who}** · {_when(e.timestamp)}", quote]
             if e.text:
                 out += [_indent(e.text, quote), quote]
@@ -289,7 +293,8 @@ def as_markdown(entries: Sequence[Entry], title: str, session_id: str) -> str:
 
 
 _STYLE = """
-body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d1d1f}
+body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
+color:#1d1d1f}
 .entry{margin:.8rem 0;padding:.6rem .9rem;border-radius:8px;white-space:pre-wrap;
 overflow-wrap:anywhere}
 .prompt{background:#eef4ff}.answer{background:#f6f6f6}.thinking{color:#666;font-style:italic}
@@ -315,7 +320,7 @@ def as_html(entries: Sequence[Entry], title: str, session_id: str) -> str:
             body.append("</div>")
             depth -= 1
         if e.kind in ("prompt", "answer"):
-            who = "You" if e.kind == "prompt" else "Assistant" + (f" ({e.model})" if e.model else "")
+            who = _speaker(e).capitalize()
             tools = "".join(
                 f'<details class="{"error" if t.outcome == "error" else "tool"}"><summary>'
                 f"{e_(tool_summary(t))}</summary><pre>{e_(t.input_text)}</pre>"
