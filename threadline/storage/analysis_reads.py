@@ -10,12 +10,11 @@ from collections.abc import Iterator
 
 from sqlalchemy import Connection, case, func, select
 
-from services.store import rows
-from threadline.convert import message_from_pb
 from threadline.domain.links import ThreadLink
 from threadline.domain.records import Record
 from threadline.storage import schema
 from threadline.storage.queries import _MESSAGE_COLUMNS
+from threadline.storage.records import record_from_row
 
 _m = schema.messages
 PAGE = 2000
@@ -64,7 +63,7 @@ def records_after(conn: Connection, seq: int,
     """Up to `limit` stored records after sequence `seq`, in order, with their links."""
     page = conn.execute(select(*_COLUMNS).where(_m.c.seq > seq).order_by(_m.c.seq)
                         .limit(limit)).mappings().all()
-    return [(row["seq"], message_from_pb(rows.message_pb(row)), link_of(row)) for row in page]
+    return [(row["seq"], record_from_row(row), link_of(row)) for row in page]
 
 
 def session_records(conn: Connection, session_id: str,
@@ -72,12 +71,12 @@ def session_records(conn: Connection, session_id: str,
     """A session's records stored before `before_seq`, in store order, with their links."""
     where = (_m.c.session_id == session_id) & (_m.c.seq < before_seq)
     for row in _records(conn, where, _m.c.seq):
-        yield message_from_pb(rows.message_pb(row)), link_of(row)
+        yield record_from_row(row), link_of(row)
 
 
 def file_records(conn: Connection, path: str, session_id: str) -> list[Record]:
     """One file's stored records of one session, in file order."""
-    found = [message_from_pb(rows.message_pb(row))
+    found = [record_from_row(row)
              for row in _records(conn, (_m.c.session_id == session_id)
                                  & (_m.c.source_path == path), _m.c.seq)]
     found.sort(key=lambda r: r.source.byte_offset)
