@@ -31,8 +31,8 @@ from threadline.domain.records import (
     Record,
     Usage,
 )
-from threadline.storage import analysis_reads, records, schema
-from threadline.storage.queries import open_readonly
+from threadline.storage import records, schema
+from threadline.storage.readonly import open_readonly
 
 PROJECT = "proj"
 
@@ -151,7 +151,7 @@ def _synthetic() -> list[Record]:
             content=[Block("tool_result", "done", tool_use_id="toolu_2", agent_id="agent-1",
                            duration_seconds=2.5),
                      Block("tool_result", "ok", tool_use_id="toolu_3", duration_seconds=0.0)]),
-        # A compaction boundary: the raw line is read back for it (analysis_reads._COLUMNS).
+        # A compaction boundary: the raw line is read back for it (records._COLUMNS).
         rec(4, type="system", role="system", subtype="compact_boundary", uuid="c4",
             logical_parent_uuid="a1", content=[Block("other", raw_type="compact")]),
         # Usage present with every figure zero is still usage.
@@ -203,9 +203,9 @@ def test_the_follower_reads_records_with_links_and_only_compaction_raw_lines(tmp
     db = tmp_path / "t.db"
     sent = store(db, _synthetic())
     with open_readonly(db).connect() as conn:
-        after = analysis_reads.records_after(conn, 0, 100)
-        by_session = [r for r, _link in analysis_reads.session_records(conn, "s1", 10**9)]
-        in_file = analysis_reads.file_records(conn, "/transcripts/proj/s1.jsonl", "s1")
+        after = records.records_after(conn, 0, 100)
+        by_session = [r for r, _link in records.session_records(conn, "s1", 10**9)]
+        in_file = records.file_records(conn, "/transcripts/proj/s1.jsonl", "s1")
     # The session's project is its working directory (the first cwd its records name).
     expected = [replace(r, raw=r.raw if r.subtype == "compact_boundary" else b"",
                         project_key="/work") for r in sent]

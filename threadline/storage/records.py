@@ -1,18 +1,23 @@
-"""Stored message rows as domain `Record`s.
+"""Stored message rows as domain `Record`s, and the reads that return them.
 
 `record_from_row` is the one mapping from a row of `schema.messages` to a `Record`: rows use
 the column names of `schema.py`, enumerations are stored as their names and content blocks as
 the JSON array of plain dicts the store writes (only non-default fields). A name this version
 does not know reads as the domain's default (role "", format claude_code, block kind "other"),
 as the protobuf contract would read it.
+
+The reads serve the analysis service rebuilding state it evicted: it replays them through the
+same code that handled them live. Plain functions of a read-only connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import orjson
+from sqlalchemy import Connection, case, select
 
+from threadline.domain.links import ThreadLink
 from threadline.domain.records import (
     CLAUDE_CODE,
     CODEX,
@@ -24,6 +29,11 @@ from threadline.domain.records import (
     Record,
     Usage,
 )
+from threadline.storage import schema
+from threadline.storage.messages import _MESSAGE_COLUMNS
+
+_m = schema.messages
+PAGE = 2000
 
 _FORMATS = frozenset((CLAUDE_CODE, CODEX, GEMINI, GENERIC))
 _ROLES = frozenset(("user", "assistant", "system", "tool"))
@@ -74,3 +84,50 @@ def record_from_row(row: Mapping) -> Record:
         stop_reason=row["stop_reason"], is_meta=bool(row["is_meta"]), text=row["text"],
         key=row["key"], project_key=row["project_key"], drift=row.get("drift") or "",
     )
+
+
+def link_of(row) -> ThreadLink:
+    return ThreadLink(row["thread_parent_uuid"], row["thread_parent_source"],
+                      row["thread_relation"], row["thread_confidence"])
+
+
+# The raw line is left out (it can be large), except for compaction boundaries, whose trigger
+# (`compactMetadata`) lives only there and weighs their segment boundary.
+_COLUMNS = [*_MESSAGE_COLUMNS,
+            case((_m.c.subtype == "compact_boundary", _m.c.raw), else_=b"").label("raw")]
+
+
+def _records(conn: Connection, where, order) -> Iterator[dict]:
+    after = 0
+    while True:
+        page = conn.execute(select(*_COLUMNS).where(where, _m.c.seq > after)
+                            .order_by(order).limit(PAGE)).mappings().all()
+        yield from page
+        if len(page) < PAGE:
+            return
+        after = page[-1]["seq"]
+
+
+def records_after(conn: Connection, seq: int,
+                  limit: int) -> list[tuple[int, Record, ThreadLink]]:
+    """Up to `limit` stored records after sequence `seq`, in order, with their links."""
+    page = conn.execute(select(*_COLUMNS).where(_m.c.seq > seq).order_by(_m.c.seq)
+                        .limit(limit)).mappings().all()
+    return [(row["seq"], record_from_row(row), link_of(row)) for row in page]
+
+
+def session_records(conn: Connection, session_id: str,
+                    before_seq: int) -> Iterator[tuple[Record, ThreadLink]]:
+    """A session's records stored before `before_seq`, in store order, with their links."""
+    where = (_m.c.session_id == session_id) & (_m.c.seq < before_seq)
+    for row in _records(conn, where, _m.c.seq):
+        yield record_from_row(row), link_of(row)
+
+
+def file_records(conn: Connection, path: str, session_id: str) -> list[Record]:
+    """One file's stored records of one session, in file order."""
+    found = [record_from_row(row)
+             for row in _records(conn, (_m.c.session_id == session_id)
+                                 & (_m.c.source_path == path), _m.c.seq)]
+    found.sort(key=lambda r: r.source.byte_offset)
+    return found
