@@ -256,7 +256,8 @@ class UpProgress:
     def done(self) -> bool:
         import grpc
 
-        from threadline.storage import analysis_reads, queries
+        from threadline.storage.analysis import analysis_backlog
+        from threadline.storage.readonly import open_readonly
         from threadline.v1 import ingest_pb2, ingest_pb2_grpc
 
         try:
@@ -269,10 +270,10 @@ class UpProgress:
                 and all(f.durable_offset == f.size for f in status.files)):
             return False
         try:
-            engine = queries.open_readonly(self.db)
+            engine = open_readonly(self.db)
             try:
                 with engine.connect() as conn:
-                    return analysis_reads.analysis_backlog(conn) == 0
+                    return analysis_backlog(conn) == 0
             finally:
                 engine.dispose()
         except Exception:  # noqa: BLE001 - the store may be recreating its tables

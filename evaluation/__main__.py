@@ -29,7 +29,8 @@ from pathlib import Path
 
 from evaluation import ccusage, recount
 from evaluation.corpus import DEFAULT_CORPUS, import_folder
-from threadline.storage import queries
+from threadline.storage import stats
+from threadline.storage.readonly import open_readonly
 
 
 def _table(rows: list[dict], columns: list[str]) -> None:
@@ -53,8 +54,8 @@ def main() -> int:
         print(f"corpus {args.corpus}")
         print("  import: " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
                                        for k, v in summary.items()))
-        with queries.open_readonly(db).connect() as conn:
-            census = queries.census(conn)
+        with open_readonly(db).connect() as conn:
+            census = stats.census(conn)
         print("  records by format and type:")
         _table(census["records"], ["format", "type", "count"])
         drifted = sum(r["count"] for r in census["drift"])

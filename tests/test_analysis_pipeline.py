@@ -15,7 +15,9 @@ from sqlalchemy import select
 from test_pipeline_live import subscribed
 
 from threadline import cli
-from threadline.storage import queries, schema
+from threadline.storage import schema
+from threadline.storage.analysis import analysed_through
+from threadline.storage.readonly import open_readonly
 from threadline.v1 import analysis_pb2, analysis_pb2_grpc
 
 SESSION = "s-analysis"
@@ -58,7 +60,7 @@ def chat_lines() -> list[bytes]:
 
 
 def rows(db, table, **where):
-    with queries.open_readonly(db).connect() as conn:
+    with open_readonly(db).connect() as conn:
         query = select(table)
         for name, value in where.items():
             query = query.where(table.c[name] == value)
@@ -235,8 +237,7 @@ def test_the_store_applies_an_analysis_run_only_after_its_checkpoint(tmp_path):
             await write(stub, [run(5, 9)])
 
     asyncio.run(scenario())
-    from threadline.storage import analysis_reads
 
-    with queries.open_readonly(db).connect() as conn:
-        assert analysis_reads.analysed_through(conn) == 9
+    with open_readonly(db).connect() as conn:
+        assert analysed_through(conn) == 9
     assert rows(db, schema.session_summaries, session_id="s1")[0]["messages"] == 9

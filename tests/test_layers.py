@@ -25,8 +25,6 @@ KNOWN = {
     ("threadline/cli.py", "services.ingest"): "the CLI moves above the services",
     ("threadline/cli.py", "services.store"): "the CLI moves above the services",
     ("threadline/cli.py", "services.*"): "the CLI moves above the services (`serve NAME`)",
-    ("threadline/storage/analysis_reads.py", "services.store"):
-        "rows become domain records directly, not by way of protobuf",
 }
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from evaluation import ccusage, recount
 from threadline.domain.billing import Response
-from threadline.storage import queries
-from threadline.storage.tool_facts import tool_facts
+from threadline.storage.readonly import open_readonly
+from threadline.storage.tools import tool_facts
 
 S1, S2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
 CODEX_SESSION = "0199c0de-0000-7000-8000-000000000003"
@@ -185,7 +185,7 @@ def test_threadline_counts_every_day_as_the_recount_does(written, capsys):
 
 def test_the_tool_report_counts_a_gateway_subagent_by_the_same_rule(written):
     _, db = written
-    with queries.open_readonly(db).connect() as conn:
+    with open_readonly(db).connect() as conn:
         task = next(f for f in tool_facts(conn) if f.name == "Task")
     assert task.agent_id == "gw1"
     assert task.subagent_tokens == SUBAGENT_TOKENS

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from threadline import cli
-from threadline.storage import queries
 from threadline.storage.errors import InvalidArgument
-from threadline.storage.tool_facts import tool_facts
+from threadline.storage.readonly import open_readonly
+from threadline.storage.stats import stats
+from threadline.storage.tools import tool_facts
 
 MODEL = "claude-sonnet-4-5-20250929"
 S1, S2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
@@ -130,7 +131,7 @@ def db(tmp_path_factory) -> Path:
 
 
 def facts_of(db: Path, **filters) -> list:
-    engine = queries.open_readonly(db)
+    engine = open_readonly(db)
     try:
         with engine.connect() as conn:
             return tool_facts(conn, **filters)
@@ -314,9 +315,9 @@ def test_report_of_the_real_corpus(tmp_path, corpus):
     seconds = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    engine = queries.open_readonly(path)
+    engine = open_readonly(path)
     with engine.connect() as conn:
-        stored = queries.stats(conn)["tool_calls"]
+        stored = stats(conn)["tool_calls"]
     engine.dispose()
     assert report["total"]["calls"] == stored
     classes = report["total"]["error_classes"]

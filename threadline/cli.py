@@ -344,15 +344,16 @@ def _import(args: argparse.Namespace, signals) -> int:
 def _wait_for_analysis(supervisor, db: Path, stall_seconds: float) -> bool:
     """Wait until the analysis follower has analysed every stored message (it trails the
     import); False when it stops making progress."""
-    from threadline.storage import analysis_reads, queries
+    from threadline.storage.analysis import analysis_backlog
+    from threadline.storage.readonly import open_readonly
 
-    engine = queries.open_readonly(db)
+    engine = open_readonly(db)
     try:
         last, moved_at = -1, time.monotonic()
         while True:
             supervisor.check()
             with engine.connect() as conn:
-                backlog = analysis_reads.analysis_backlog(conn)
+                backlog = analysis_backlog(conn)
             if not backlog:
                 return True
             if backlog != last:
@@ -365,11 +366,12 @@ def _wait_for_analysis(supervisor, db: Path, stall_seconds: float) -> bool:
 
 
 def import_summary(db: Path, status, seconds: float) -> dict:
-    from threadline.storage import queries
+    from threadline.storage.readonly import open_readonly
+    from threadline.storage.sources import source_summary
 
     files = [f.source.path for f in status.files]
-    with queries.open_readonly(db).connect() as conn:
-        counts = queries.source_summary(conn, files)
+    with open_readonly(db).connect() as conn:
+        counts = source_summary(conn, files)
     return {"files": len(files), **counts, "seconds": round(seconds, 3)}
 
 
@@ -378,11 +380,11 @@ def import_summary(db: Path, status, seconds: float) -> dict:
 def _read(command: str, args: argparse.Namespace, fn, *fn_args):
     """`fn(conn, *fn_args)` on the database, read-only; None after saying, in one line, why
     it could not (no database, an ambiguous project or session name...)."""
-    from threadline.storage import queries
     from threadline.storage.errors import StoreError
+    from threadline.storage.readonly import open_readonly
 
     try:
-        engine = queries.open_readonly(_settings(args).db)
+        engine = open_readonly(_settings(args).db)
         try:
             with engine.connect() as conn:
                 return fn(conn, *fn_args)
@@ -394,10 +396,10 @@ def _read(command: str, args: argparse.Namespace, fn, *fn_args):
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    from threadline.storage import queries
+    from threadline.storage.sessions import list_sessions
     from threadline.tables import render
 
-    sessions = _read("sessions", args, queries.list_sessions, args.project or "")
+    sessions = _read("sessions", args, list_sessions, args.project or "")
     if sessions is None:
         return 2
     if args.json:
@@ -411,10 +413,10 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_projects(args: argparse.Namespace) -> int:
-    from threadline.storage import queries
+    from threadline.storage.sessions import list_projects
     from threadline.tables import render
 
-    projects = _read("projects", args, queries.list_projects)
+    projects = _read("projects", args, list_projects)
     if projects is None:
         return 2
     if args.json:
@@ -430,28 +432,31 @@ def cmd_projects(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import orjson
 
-    from threadline.storage import queries
+    from threadline.storage.messages import iter_export
+    from threadline.storage.readonly import open_readonly
 
     out = sys.stdout.buffer
-    with queries.open_readonly(_settings(args).db).connect() as conn:
-        for record in queries.iter_export(conn):
+    with open_readonly(_settings(args).db).connect() as conn:
+        for record in iter_export(conn):
             out.write(orjson.dumps(record, default=str) + b"\n")
     out.flush()
     return 0
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    from threadline.storage import accounting, queries
+    from threadline.storage import accounting
     from threadline.storage.errors import StoreError
+    from threadline.storage.readonly import open_readonly
+    from threadline.storage.usage import usage
 
     settings = _settings(args, pricing_file=args.pricing)
     try:
         query = accounting.usage_query(args.by, args.since or "", args.until or "",
                                        args.timezone or "", args.agent or "")
-        engine = queries.open_readonly(settings.db)
+        engine = open_readonly(settings.db)
         try:
             with engine.connect() as conn:
-                found = accounting.usage(conn, query, settings.pricing_file)
+                found = usage(conn, query, settings.pricing_file)
         finally:
             engine.dispose()
     except StoreError as exc:
@@ -501,12 +506,12 @@ def cmd_tools(args: argparse.Namespace) -> int:
     import dataclasses
 
     from services.analysis import views
-    from threadline.storage import queries
     from threadline.storage.errors import StoreError
+    from threadline.storage.readonly import open_readonly
 
     settings = _settings(args)
     try:
-        engine = queries.open_readonly(settings.db)
+        engine = open_readonly(settings.db)
         try:
             with engine.connect() as conn:
                 report = views.tool_report(conn, args.project or "", args.session or "",
@@ -614,21 +619,22 @@ def _one_line(text: str, width: int) -> str:
 
 
 def cmd_errors(args: argparse.Namespace) -> int:
-    from threadline.storage import queries
     from threadline.storage.errors import DatabaseMissing
+    from threadline.storage.parse_errors import parse_error_counts, parse_errors
+    from threadline.storage.readonly import open_readonly
 
     if args.limit < 0:
         print("threadline errors: --limit must be >= 0", file=sys.stderr)
         return 2
     try:
-        engine = queries.open_readonly(_settings(args).db)
+        engine = open_readonly(_settings(args).db)
     except DatabaseMissing as exc:
         print(f"threadline errors: {exc}", file=sys.stderr)
         return 1
     with engine.connect() as conn:
-        found = queries.parse_errors(conn, args.limit or None, args.reason or "",
+        found = parse_errors(conn, args.limit or None, args.reason or "",
                                      args.path or "")
-        counts = queries.parse_error_counts(conn, args.reason or "", args.path or "")
+        counts = parse_error_counts(conn, args.reason or "", args.path or "")
     engine.dispose()
     records = [error_record(e) for e in found]
     if args.json:
@@ -732,11 +738,11 @@ def _session_view(args: argparse.Namespace, command: str, fn_name: str,
                   *extra: object) -> dict | None:
     """Run services.analysis.views.<fn_name> on the database; prints why when it cannot."""
     from services.analysis import views
-    from threadline.storage import queries
     from threadline.storage.errors import StoreError
+    from threadline.storage.readonly import open_readonly
 
     try:
-        engine = queries.open_readonly(_settings(args).db)
+        engine = open_readonly(_settings(args).db)
     except StoreError as exc:
         print(f"threadline {command}: {exc}", file=sys.stderr)
         return None

@@ -31,7 +31,8 @@ from pathlib import Path
 import orjson
 from sqlalchemy import select
 
-from threadline.storage import queries, schema
+from threadline.storage import schema
+from threadline.storage.readonly import open_readonly
 
 REMOVED = ("parentUuid", "logicalParentUuid", "isSidechain", "agentId")
 SCORED_TYPES = frozenset({"user", "assistant", "system", "progress", "attachment"})
@@ -127,7 +128,7 @@ def import_copies(folder: Path, db: Path) -> dict:
 def score(db: Path, truth: dict[tuple[str, int], Truth]) -> dict[str, FolderScore]:
     m = schema.messages
     folders: dict[str, FolderScore] = {}
-    engine = queries.open_readonly(db)
+    engine = open_readonly(db)
     with engine.connect() as conn:
         rows = conn.execute(select(m.c.source_path, m.c.source_line_number, m.c.type,
                                    m.c.format, m.c.thread_parent_uuid))
