@@ -14,7 +14,7 @@ from threadline.storage import queries
 
 
 def threadline(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "threadline", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True,
                           timeout=300, check=True)
 
 

@@ -652,9 +652,9 @@ def cmd_errors(args: argparse.Namespace) -> int:
 
 
 def cmd_reparse(args: argparse.Namespace) -> int:
+    from cli.reparse import reparse
     from services.ingest import parser
     from services.ingest.server import load_redactor
-    from services.store.reparse import reparse
     from threadline.redaction import PatternError
     from threadline.storage.errors import StoreError
 
@@ -856,7 +856,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_threading(args: argparse.Namespace) -> int:
-    from threadline import thread_eval
+    from cli import thread_eval
 
     paths = _existing_paths(args.paths, "eval")
     if paths is None:

@@ -117,7 +117,7 @@ def strip_links(paths: Iterable[Path], dest: Path) -> dict[tuple[str, int], Trut
 
 def import_copies(folder: Path, db: Path) -> dict:
     done = subprocess.run(
-        [sys.executable, "-m", "threadline", "import", "--db", str(db), "--json", str(folder)],
+        [sys.executable, "-m", "cli", "import", "--db", str(db), "--json", str(folder)],
         capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"threadline import failed ({done.returncode}):\n{done.stderr}")
