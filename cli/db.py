@@ -31,6 +31,14 @@ class ForeignDatabase(StoreError):
         self.path = path
 
 
+class UnreadableDatabase(StoreError):
+    """The database could not be opened for reading (no permission, locked by `reparse`)."""
+
+    def __init__(self, path: object, why: str):
+        super().__init__(f"cannot read {path}: {why}")
+        self.path = path
+
+
 def open_readonly(db: Path) -> Engine:
     """Read-only connections to the database `db` (StoreError `DatabaseMissing` when there is
     none)."""
@@ -45,7 +53,7 @@ def reading(db: Path) -> Iterator[Connection]:
     afterwards. A missing file or one that is not a threadline database is a `StoreError`
     that says so, never a driver's traceback."""
     from sqlalchemy import inspect
-    from sqlalchemy.exc import DatabaseError
+    from sqlalchemy.exc import DatabaseError, OperationalError
 
     engine = open_readonly(db)
     try:
@@ -53,13 +61,24 @@ def reading(db: Path) -> Iterator[Connection]:
         try:
             conn = engine.connect()
             threadline_made = inspect(conn).has_table(MARKER_TABLE)
-        except DatabaseError as exc:  # "file is not a database"
+        except DatabaseError as exc:
             if conn is not None:
                 conn.close()
-            raise ForeignDatabase(db, str(exc.orig)) from None
+            if isinstance(exc, OperationalError):  # "unable to open", "database is locked"
+                raise UnreadableDatabase(db, str(exc.orig)) from None
+            raise ForeignDatabase(db, str(exc.orig)) from None  # "file is not a database"
         with conn:
             if not threadline_made:
                 raise ForeignDatabase(db, f"it has no {MARKER_TABLE} table")
             yield conn
     finally:
         engine.dispose()
+
+
+def refuse_foreign(db: Path) -> None:
+    """For the commands that write the database (`up`, `import`, `reparse`): `ForeignDatabase`
+    when `db` is a file of something else, which they would otherwise fill with threadline's
+    tables or fail on deep inside a service. A missing or empty file is a new database."""
+    if db.is_file() and db.stat().st_size > 0:
+        with reading(db):
+            pass

@@ -12,7 +12,7 @@ from pathlib import Path
 from cli.db import open_readonly, reading
 from cli.options import existing_paths
 from cli.options import settings as resolve_settings
-from cli.serve import redaction_ok
+from cli.serve import database_ok, redaction_ok
 
 
 def _ingest_status(address: str, security):
@@ -64,6 +64,8 @@ def _import(args: argparse.Namespace, signals) -> int:
     settings = resolve_settings(args, roots=paths, grpc_port=0, follow=False)
     if not redaction_ok(settings, "import"):
         return 2
+    if not database_ok(settings, "import"):
+        return 1
     security = auth.for_server(settings)  # first: it creates the data folder 0700
     files.private_directory(settings.db.parent)
     started = time.monotonic()

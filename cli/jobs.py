@@ -9,6 +9,7 @@ import json
 import sys
 
 from cli import render
+from cli.db import refuse_foreign
 from cli.options import existing_paths, settings
 
 
@@ -21,6 +22,7 @@ def cmd_reparse(args: argparse.Namespace) -> int:
 
     resolved = settings(args)
     try:
+        refuse_foreign(resolved.db)
         parser.use_redactor(load_redactor(resolved))  # reparsed text is redacted as ingested
         report = reparse(resolved.db, dry_run=args.dry_run, wait_seconds=args.wait)
     except (StoreError, OSError, PatternError) as exc:

@@ -109,6 +109,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def database_ok(settings: config.Settings, command: str) -> bool:
+    """Whether the database is threadline's or new; another program's file is said here in
+    one line, before a store that would fail on it (or fill it with tables) starts."""
+    from cli.db import refuse_foreign
+    from threadline.storage.errors import StoreError
+
+    try:
+        refuse_foreign(settings.db)
+    except StoreError as exc:
+        print(f"threadline {command}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def redaction_ok(settings: config.Settings, command: str) -> bool:
     """Whether the `redact_patterns` file loads; its error is said here in one line, before
     services that would fail on it start (their own output may be silenced)."""
@@ -131,6 +145,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     supervisor = None
     try:
         settings = resolve_settings(args)
+        if not database_ok(settings, "up"):
+            return 1
         # Said here once, rather than by each child as it fails to start.
         if (reason := _exposure_refused(settings, gateway=True)) is not None:
             print(f"threadline up: {reason}", file=sys.stderr)
