@@ -9,8 +9,10 @@ and `--help` is instant.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from cli.importing import cmd_import
 from cli.installation import cmd_config, cmd_health, cmd_token
@@ -28,8 +30,26 @@ from cli.reads import (
 from cli.serve import SERVICES, cmd_serve, cmd_up
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (what is wrong, and where the help is) rather
+    than the whole usage: the usage of this many commands would bury the reason."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("threadline")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "not installed"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="threadline", description=__doc__.splitlines()[0])
+    parser = Parser(prog="threadline", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"threadline {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def db_flag(p):
@@ -161,7 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--timeout", type=float, default=3.0)
     health.set_defaults(func=cmd_health)
 
-    cfg = sub.add_parser("config", help="list every setting with its variable and default")
+    cfg = sub.add_parser("config", help="every setting's value in effect and where it came "
+                                        "from (a flag, its environment variable, the default)")
+    db_flag(cfg)
+    cfg.add_argument("--root", action="append", type=Path, help="transcript folder")
+    cfg.add_argument("--host")
+    cfg.add_argument("--grpc-port", type=int)
+    cfg.add_argument("--ws-host")
+    cfg.add_argument("--ws-port", type=int)
+    cfg.add_argument("--tls-cert", type=Path)
+    cfg.add_argument("--tls-key", type=Path)
+    cfg.add_argument("--json", action="store_true", help="a JSON list, one object a setting")
     cfg.set_defaults(func=cmd_config)
 
     threads = sub.add_parser("threads", help="a session's structure: segments, branches, "
@@ -192,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from threadline.storage.errors import StoreError
     from threadline.tables import PrintableStream
 
     args = build_parser().parse_args(argv)
@@ -201,7 +232,29 @@ def main(argv: list[str] | None = None) -> int:
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = PrintableStream(stdout), PrintableStream(stderr)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, so that a reader gone by now is noticed below
+        return code
+    except BrokenPipeError:
+        # The reader stopped reading (`threadline sessions | head -1`): what it wanted was
+        # written. Silent, as `cat` and `ls` are; exit as a process killed by SIGPIPE would.
+        _discard_stdout(stdout)
+        return 128 + 13
+    except StoreError as exc:  # what a command did not say itself: no database, a foreign one
+        print(f"threadline {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
     finally:
         sys.stdout, sys.stderr = stdout, stderr
 
+
+def _discard_stdout(stdout) -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush on exit does not hit the
+    closed pipe again and print a traceback of its own."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (a test's StringIO): nothing to flush
+        pass

@@ -9,9 +9,17 @@ from pathlib import Path
 
 from threadline import config
 
+# The command-line flag that sets each setting a command can take from its flags.
+FLAGS = {
+    "db": "--db", "roots": "--root", "host": "--host", "grpc_port": "--grpc-port",
+    "ws_host": "--ws-host", "ws_port": "--ws-port", "store_addr": "--store-addr",
+    "analysis_addr": "--analysis-addr", "ready_file": "--ready-file", "follow": "--no-follow",
+    "tls_cert": "--tls-cert", "tls_key": "--tls-key", "tls_ca": "--tls-ca",
+}
 
-def settings(args: argparse.Namespace, **extra: object) -> config.Settings:
-    """Flags that were given override the environment, which overrides defaults."""
+
+def flag_values(args: argparse.Namespace, **extra: object) -> dict[str, object]:
+    """The settings the command line gives (None: not given), by setting name."""
     values = {
         "db": getattr(args, "db", None),
         "roots": getattr(args, "root", None) or None,
@@ -28,7 +36,12 @@ def settings(args: argparse.Namespace, **extra: object) -> config.Settings:
         "tls_ca": getattr(args, "tls_ca", None),
     }
     values.update(extra)
-    return config.resolve(values)
+    return values
+
+
+def settings(args: argparse.Namespace, **extra: object) -> config.Settings:
+    """Flags that were given override the environment, which overrides defaults."""
+    return config.resolve(flag_values(args, **extra))
 
 
 def existing_paths(given: list[str], command: str) -> list[Path] | None:
