@@ -94,3 +94,33 @@ def test_the_scan_sees_imports_of_the_cli(tmp_path):
         assert upward_imports(module) == {"cli"}, line
     module.write_text("import click\nfrom client import x\n")
     assert upward_imports(module) == set()
+
+
+# The functions that open a database, and the CLI modules allowed to call them: cli/db.py for
+# every read, and reparse, a writer that opens the file exclusively under the writer's lock.
+OPENERS = {"open_readonly", "create_engine", "connect"}
+OPENS_THE_DATABASE = {"cli/db.py", "cli/reparse.py"}
+
+
+def database_openers(path: Path) -> set[str]:
+    """The storage-layer or driver functions a module calls to open a database."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            if (node.func.attr in OPENERS and isinstance(owner, ast.Name)
+                    and owner.id in {"queries", "sqlalchemy", "sqlite3", "database"}):
+                found.add(f"{owner.id}.{node.func.attr}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id == "create_engine":
+                found.add("create_engine")
+    return found
+
+
+def test_the_cli_opens_the_database_in_one_place():
+    opening = {path.relative_to(ROOT).as_posix(): database_openers(path)
+               for path in sorted((ROOT / "cli").rglob("*.py"))}
+    elsewhere = {name: calls for name, calls in opening.items()
+                 if calls and name not in OPENS_THE_DATABASE}
+    assert not elsewhere, f"open the database through cli/db.py instead: {elsewhere}"
+    assert opening["cli/db.py"], "the scan no longer sees how cli/db.py opens the database"
