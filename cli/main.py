@@ -47,9 +47,22 @@ def version() -> str:
         return "not installed"
 
 
+class VersionAction(argparse.Action):
+    """`--version`, looked up only when asked for: package metadata is read from disk, and
+    every service process the supervisor starts builds this parser."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None):  # noqa: A002
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
+        sys.stdout.write(f"threadline {version()}\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="threadline", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"threadline {version()}")
+    parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def db_flag(p):
