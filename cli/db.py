@@ -80,5 +80,8 @@ def refuse_foreign(db: Path) -> None:
     when `db` is a file of something else, which they would otherwise fill with threadline's
     tables or fail on deep inside a service. A missing or empty file is a new database."""
     if db.is_file() and db.stat().st_size > 0:
-        with reading(db):
-            pass
+        try:
+            with reading(db):
+                pass
+        except UnreadableDatabase:
+            pass  # locked or not readable: the command's own opening says why, and by whom
