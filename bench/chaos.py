@@ -42,10 +42,10 @@ from bench.corpus import generate
 
 # The service processes a kill may hit, by a part of their command line.
 TARGETS = {
-    "store": ("threadline", "serve", "store"),
-    "analysis+ingest": ("threadline", "serve", "analysis", "ingest"),
+    "store": ("cli", "serve", "store"),
+    "analysis+ingest": ("cli", "serve", "analysis", "ingest"),
     "follower": ("services.analysis.follower",),
-    "stream": ("threadline", "serve", "stream"),  # `threadline up` only
+    "stream": ("cli", "serve", "stream"),  # `threadline up` only
 }
 # Malformed lines planted in every PLANT_EVERY-th file (parse errors must survive kills too).
 PLANT_EVERY = 4
@@ -291,11 +291,11 @@ def run_pipeline(mode: str, root: Path, db: Path, workdir: Path, kills: int,
         stale.unlink(missing_ok=True)  # a fresh database each time, also with --keep
     progress = None
     if mode == "import":
-        args = [sys.executable, "-m", "threadline", "import", "--db", str(db), str(root)]
+        args = [sys.executable, "-m", "cli", "import", "--db", str(db), str(root)]
         kinds = set(TARGETS) - {"stream"}
     else:
         base, ws = consecutive_free_ports(4), consecutive_free_ports(1)
-        args = [sys.executable, "-m", "threadline", "up", "--db", str(db), "--root", str(root),
+        args = [sys.executable, "-m", "cli", "up", "--db", str(db), "--root", str(root),
                 "--grpc-port", str(base), "--ws-port", str(ws)]
         kinds = set(TARGETS)
         progress = UpProgress(f"127.0.0.1:{base + 2}", db,

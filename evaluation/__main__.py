@@ -8,7 +8,7 @@
 3. Reply-structure inference: parent links removed from real Claude Code transcripts, the
    copies imported through the pipeline and the stored thread parents compared per source
    folder, a root counting as correct when both sides are empty (`threadline eval
-   threading`, threadline/thread_eval.py); then the same files threaded directly beside two
+   threading`, cli/thread_eval.py); then the same files threaded directly beside two
    baselines, and the leave-one-folder-out check of the rules (evaluation/threading.py).
 4. Token accounting beside ccusage 20.0.24 (evaluation/ccusage.py): days and sessions that
    match exactly, and every difference with its cause. Needs npm to install ccusage once
@@ -68,7 +68,7 @@ def main() -> int:
         recount.print_comparison(days, independent)
         counted = 0 if all(d["match"] for d in days) else 1
     print(flush=True)
-    imported = subprocess.run([sys.executable, "-m", "threadline", "eval", "threading",
+    imported = subprocess.run([sys.executable, "-m", "cli", "eval", "threading",
                                str(args.corpus)], check=False).returncode
     print(flush=True)
     inferred = subprocess.run([sys.executable, "-m", "evaluation.threading", "--corpus",

@@ -498,7 +498,7 @@ def test_timestamps_of_any_precision_parse():
 
 def test_corpus_totals_agree_across_groupings(corpus, tmp_path):
     db = tmp_path / "corpus.db"
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db), "--json",
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(db), "--json",
                     str(corpus)], check=True, capture_output=True, timeout=600)
     with open_readonly(db).connect() as conn:
         responses = billable_responses(usage_rows(conn))

@@ -14,7 +14,7 @@ from conftest import eventually, running_pipeline
 from sqlalchemy import select
 from test_pipeline_live import subscribed
 
-from threadline import cli
+from cli.main import main
 from threadline.storage import schema
 from threadline.storage.analysis import analysed_through
 from threadline.storage.readonly import open_readonly
@@ -143,10 +143,10 @@ def test_messages_get_thread_parents_and_sessions_get_analysis(tmp_path, capsys)
     assert {"response", "tool_continuation"} <= kinds
 
     # The CLI reads the same answers from the database.
-    assert cli.main(["analyze", SESSION, "--db", str(db), "--json"]) == 0
+    assert main(["analyze", SESSION, "--db", str(db), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["summary"]["prompts"] == 2
-    assert cli.main(["threads", SESSION, "--db", str(db)]) == 0
+    assert main(["threads", SESSION, "--db", str(db)]) == 0
     assert "segments" in capsys.readouterr().out
     exported = [json.loads(x) for x in _export(db, capsys)]
     by_uuid = {r["uuid"]: r for r in exported}
@@ -155,7 +155,7 @@ def test_messages_get_thread_parents_and_sessions_get_analysis(tmp_path, capsys)
 
 
 def _export(db, capsys) -> list[str]:
-    assert cli.main(["export", "--db", str(db)]) == 0
+    assert main(["export", "--db", str(db)]) == 0
     return capsys.readouterr().out.splitlines()
 
 

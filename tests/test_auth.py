@@ -81,7 +81,7 @@ def test_processes_starting_at_once_end_with_one_token(tmp_path):
 
 def test_threadline_token_prints_the_installations_token(tmp_path):
     db = tmp_path / "threadline.db"
-    out = subprocess.run([sys.executable, "-m", "threadline", "token", "--db", str(db)],
+    out = subprocess.run([sys.executable, "-m", "cli", "token", "--db", str(db)],
                          cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.strip() == auth.token_path(db).read_text().strip()
 
@@ -295,7 +295,7 @@ def test_tls_lets_a_server_listen_beyond_loopback():
 def _threadline(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, "OTEL_SDK_DISABLED": "true", **(env or {})}
     environment.pop("THREADLINE_ALLOW_INSECURE_NETWORK", None)
-    return subprocess.run([sys.executable, "-m", "threadline", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=60, env=environment)
 
 

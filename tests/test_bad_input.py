@@ -107,7 +107,7 @@ def write_file(path: Path, lines: list[Line]) -> list[tuple[Line, int, int]]:
 
 
 def threadline(*args: str) -> bytes:
-    return subprocess.run([sys.executable, "-m", "threadline", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True,
                           timeout=300, check=True).stdout
 
 

@@ -162,7 +162,7 @@ def written(tmp_path_factory) -> tuple[Path, Path]:
     """The files `write_corpus` writes, and a database they were imported into."""
     root = write_corpus(tmp_path_factory.mktemp("recount"))
     db = root.parent / "t.db"
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db), "--json",
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(db), "--json",
                     str(root)], check=True, capture_output=True, timeout=300)
     return root, db
 
@@ -193,7 +193,7 @@ def test_the_tool_report_counts_a_gateway_subagent_by_the_same_rule(written):
 
 def test_every_day_of_the_real_corpus_matches_the_recount(corpus, tmp_path):
     db = tmp_path / "corpus.db"
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db), "--json",
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(db), "--json",
                     str(corpus)], check=True, capture_output=True, timeout=600)
     days = recount.compare(recount.threadline_days(db), recount.count(corpus).days)
     assert len(days) > 10

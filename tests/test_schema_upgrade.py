@@ -13,9 +13,9 @@ import orjson
 from sqlalchemy import create_engine
 from store_support import batch, message, running_store, write
 
+from cli.reparse import reparse
 from services.analysis import normalize
 from services.store import rows
-from services.store.reparse import reparse
 from threadline.storage import reanalysis, schema
 from threadline.storage.changes import changes_since
 from threadline.storage.messages import iter_export
@@ -333,7 +333,7 @@ def test_a_folder_keyed_database_is_filed_under_working_directories(tmp_path):
     rollout = tmp_path / "elsewhere" / ROLLOUT
     rollout.parent.mkdir()
     rollout.write_bytes(b"\n".join(CODEX_LINES) + b"\n")
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db), str(rollout)],
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(db), str(rollout)],
                    check=True, capture_output=True, timeout=300)
     with open_readonly(db).connect() as conn:
         again = list(iter_export(conn))

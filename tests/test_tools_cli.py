@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from threadline import cli
+from cli.main import main
 from threadline.storage.errors import InvalidArgument
 from threadline.storage.readonly import open_readonly
 from threadline.storage.stats import stats
@@ -125,7 +125,7 @@ def db(tmp_path_factory) -> Path:
     web.write(root / "-home-u-web" / f"{S2}.jsonl")
 
     path = root.parent / "t.db"
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(path), "--json",
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(path), "--json",
                     str(root)], check=True, capture_output=True, timeout=300)
     return path
 
@@ -140,7 +140,7 @@ def facts_of(db: Path, **filters) -> list:
 
 
 def threadline(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "threadline", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True,
                           text=True, timeout=60)
 
 
@@ -237,7 +237,7 @@ def test_grouped_json_report(db):
 
 
 def test_table_output(db, capsys):
-    assert cli.main(["tools", "--db", str(db)]) == 0
+    assert main(["tools", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("9 tool calls in 2 sessions; times in UTC")
     head = next(ln for ln in out.splitlines() if ln.startswith("TOOL "))
@@ -282,10 +282,10 @@ def test_table_and_recommendation_show_the_same_failures(tmp_path, capsys):
         s.result(f"{at}:20.000Z", f"toolu_{n}", text, error=error)
     s.write(root / "-home-u-web" / f"{S2}.jsonl")
     db = tmp_path / "t.db"
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db), "--json",
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(db), "--json",
                     str(root)], check=True, capture_output=True, timeout=300)
 
-    assert cli.main(["tools", "--db", str(db)]) == 0
+    assert main(["tools", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     bash = table_rows(out, "Bash")
     assert (bash["CALLS"], bash["ERRORS"], bash["REJECTED"], bash["INTERRUPTED"]) == (
@@ -308,7 +308,7 @@ def test_bad_arguments_are_clear_errors(db, tmp_path):
 
 def test_report_of_the_real_corpus(tmp_path, corpus):
     path = tmp_path / "corpus.db"
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(path), "--json",
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(path), "--json",
                     str(corpus)], check=True, capture_output=True, timeout=300)
     started = time.monotonic()
     result = threadline("tools", "--db", str(path), "--json")
