@@ -59,8 +59,13 @@ class Entry:
     role: str = ""
     model: str = ""
     text: str = ""
-    tools: list[ToolLine] = field(default_factory=list)
+    # An answer's texts and tool calls in the order they were written.
+    parts: list[str | ToolLine] = field(default_factory=list)
     seq_hint: int = 0  # the record's place in the session (its index among stored records)
+
+    @property
+    def tools(self) -> list[ToolLine]:
+        return [p for p in self.parts if isinstance(p, ToolLine)]
 
 
 def main_argument(name: str, input_json: bytes | str) -> str:
@@ -141,7 +146,7 @@ def build(records: Iterable[tuple[Record, ThreadLink]], tool_calls: Sequence[dic
                     # One response streamed as several lines, or several calls in one turn:
                     # one answer, as the person saw it.
                     last.text = "\n\n".join(t for t in (last.text, entry.text) if t)
-                    last.tools.extend(entry.tools)
+                    last.parts.extend(entry.parts)
                     last.model = last.model or entry.model
                 else:
                     out.append(entry)
@@ -186,13 +191,15 @@ def _entries(index: int, rec: Record, depth: int, calls: dict[str, dict],
                              seq_hint=index, text=block.text))
         elif block.kind == "text" and block.text.strip():
             answer.text = f"{answer.text}\n\n{block.text}" if answer.text else block.text
+            answer.parts.append(block.text)
         elif block.kind in ("tool_use", "server_tool_use"):
-            answer.tools.append(_tool_line(
+            answer.parts.append(_tool_line(
                 block.tool_name, block.tool_input_json, calls.get(block.tool_use_id),
                 results.get(block.tool_use_id, ""), agent_of_call.get(block.tool_use_id, "")))
     if not rec.content and rec.text.strip():
         answer.text = rec.text
-    if answer.text or answer.tools:
+        answer.parts.append(rec.text)
+    if answer.parts:
         out.append(answer)
     return out
 
@@ -234,14 +241,15 @@ def as_text(entries: Sequence[Entry], full: bool = False, thinking: bool = False
         if e.kind in ("prompt", "answer"):
             who = _speaker(e)
             lines.append(f"{pad}── {who} · {_when(e.timestamp)}")
-            if e.text:
-                lines.append(_indent(e.text, pad))
-            for tool in e.tools:
-                lines.append(f"{pad}  ⏺ {tool_summary(tool)}")
+            for part in e.parts or [e.text]:
+                if isinstance(part, str):
+                    lines.append(_indent(part, pad))
+                    continue
+                lines.append(f"{pad}  ⏺ {tool_summary(part)}")
                 if full:
-                    lines.append(_indent(tool.input_text, pad + "      "))
-                    if tool.result_text:
-                        lines.append(_indent(tool.result_text, pad + "      │ "))
+                    lines.append(_indent(part.input_text, pad + "      "))
+                    if part.result_text:
+                        lines.append(_indent(part.result_text, pad + "      │ "))
             lines.append("")
         elif e.kind == "thinking":
             if thinking or full:
@@ -275,10 +283,11 @@ def as_markdown(entries: Sequence[Entry], title: str, session_id: str) -> str:
         if e.kind in ("prompt", "answer"):
             who = _speaker(e).capitalize()
             out += [f"{quote}**{who}** · {_when(e.timestamp)}", quote]
-            if e.text:
-                out += [_indent(e.text, quote), quote]
-            for tool in e.tools:
-                out.append(f"{quote}- `{tool_summary(tool).replace('`', '')}`")
+            for part in e.parts or [e.text]:
+                if isinstance(part, str):
+                    out += [_indent(part, quote), quote]
+                else:
+                    out += [f"{quote}- `{tool_summary(part).replace('`', '')}`", quote]
             out.append("")
         elif e.kind == "thinking":
             out += [f"{quote}<details><summary>thinking</summary>", quote,
@@ -298,7 +307,7 @@ color:#1d1d1f}
 .entry{margin:.8rem 0;padding:.6rem .9rem;border-radius:8px;white-space:pre-wrap;
 overflow-wrap:anywhere}
 .prompt{background:#eef4ff}.answer{background:#f6f6f6}.thinking{color:#666;font-style:italic}
-.meta{font-size:12px;color:#666;white-space:normal}.sub{margin-left:2rem;border-left:3px solid #ccd;
+p{margin:.3rem 0}.meta{font-size:12px;color:#666;white-space:normal}.sub{margin-left:2rem;border-left:3px solid #ccd;
 padding-left:.8rem}.mark{color:#8a5a00;font-weight:600}
 details{margin:.2rem 0;white-space:normal}summary{font-family:ui-monospace,monospace;font-size:13px;
 cursor:pointer}pre{background:#fff;border:1px solid #ddd;padding:.5rem;overflow:auto;
@@ -321,13 +330,14 @@ def as_html(entries: Sequence[Entry], title: str, session_id: str) -> str:
             depth -= 1
         if e.kind in ("prompt", "answer"):
             who = _speaker(e).capitalize()
-            tools = "".join(
+            parts = "".join(
+                f"<p>{e_(t)}</p>" if isinstance(t, str) else
                 f'<details class="{"error" if t.outcome == "error" else "tool"}"><summary>'
                 f"{e_(tool_summary(t))}</summary><pre>{e_(t.input_text)}</pre>"
                 + (f"<pre>{e_(t.result_text)}</pre>" if t.result_text else "") + "</details>"
-                for t in e.tools)
+                for t in e.parts or [e.text])
             body.append(f'<div class="entry {e.kind}"><div class="meta">{e_(who)} · '
-                        f"{e_(_when(e.timestamp))}</div>{e_(e.text)}{tools}</div>")
+                        f"{e_(_when(e.timestamp))}</div>{parts}</div>")
         elif e.kind == "thinking":
             body.append(f'<details class="entry thinking"><summary>thinking</summary>'
                         f"{e_(e.text)}</details>")

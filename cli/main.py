@@ -28,6 +28,7 @@ from cli.reads import (
     cmd_usage,
 )
 from cli.serve import SERVICES, cmd_serve, cmd_up
+from cli.show import cmd_show
 
 
 class Parser(argparse.ArgumentParser):
@@ -123,10 +124,29 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("--json", action="store_true")
     sessions.set_defaults(func=cmd_sessions)
 
-    export = sub.add_parser("export", help="write every stored record, one JSON object a line")
+    export = sub.add_parser(
+        "export", help="every stored record as JSON lines, or one session as Markdown or HTML",
+        epilog="examples:\n  threadline export > all.jsonl\n"
+               "  threadline export --format html --session 5e55 --output chat.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     db_flag(export)
-    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument("--format", choices=["jsonl", "md", "html"], default="jsonl",
+                        help="jsonl (every record, default), md or html (one session)")
+    export.add_argument("--session", help="md and html: the session (an id or a unique "
+                                          "prefix of it)")
+    export.add_argument("--output", type=Path, help="write here (0600) instead of stdout")
     export.set_defaults(func=cmd_export)
+
+    show = sub.add_parser(
+        "show", help="a session as a conversation: prompts, answers, one line per tool call",
+        epilog="examples:\n  threadline show 5e55\n  threadline show 5e55 --full | less -R",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    show.add_argument("session", help="a session id, or a unique prefix of it")
+    db_flag(show)
+    show.add_argument("--full", action="store_true",
+                      help="expand every tool call's input and result, thinking and summaries")
+    show.add_argument("--thinking", action="store_true", help="show thinking blocks in full")
+    show.set_defaults(func=cmd_show)
 
     usage = sub.add_parser("usage", help="tokens and cost per day, week, month, session, "
                                          "project or model")

@@ -67,6 +67,10 @@ def cmd_projects(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format != "jsonl":
+        from cli.show import export_session
+
+        return export_session(args)
     import orjson
 
     from threadline.storage.messages import iter_export
