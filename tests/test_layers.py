@@ -103,14 +103,20 @@ OPENS_THE_DATABASE = {"cli/db.py", "cli/reparse.py"}
 def database_openers(path: Path) -> set[str]:
     """The storage-layer or driver functions a module calls to open a database."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    # cli/db.py's own openers, imported by name, are the one place.
+    through_cli_db = {alias.asname or alias.name for node in ast.walk(tree)
+                      if isinstance(node, ast.ImportFrom) and node.module == "cli.db"
+                      for alias in node.names}
+    for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             owner = node.func.value
             if (node.func.attr in OPENERS and isinstance(owner, ast.Name)
                     and owner.id in {"readonly", "sqlalchemy", "sqlite3", "database"}):
                 found.add(f"{owner.id}.{node.func.attr}")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id in {"create_engine", "open_readonly"}:
+            if (node.func.id in {"create_engine", "open_readonly"}
+                    and node.func.id not in through_cli_db):
                 found.add(node.func.id)
     return found
 
