@@ -165,7 +165,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             return 1
         if not _redaction_ok(settings, "up"):
             return 2
-        files.private_directory(settings.db.parent)
+        files.private_directory(config.data_folder(settings.db))
         supervisor = Supervisor(settings, command="threadline up", signals=signals)
         return _up(settings, supervisor)
     except Interrupted:
@@ -266,7 +266,7 @@ def _import(args: argparse.Namespace, signals) -> int:
     if not _redaction_ok(settings, "import"):
         return 2
     security = auth.for_server(settings)  # first: it creates the data folder 0700
-    files.private_directory(settings.db.parent)
+    files.private_directory(config.data_folder(settings.db))
     started = time.monotonic()
     supervisor = Supervisor(settings, services=("store", "analysis", "ingest"), follow=False,
                             quiet=not args.verbose, command="threadline import",

@@ -11,17 +11,15 @@ the CLI, which opens the database with `open_readonly` and needs no server:
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, or_, select
-from sqlalchemy.pool import QueuePool
+from sqlalchemy import Connection, Engine, and_, case, func, or_, select
 
-from threadline.storage import folding, names, schema, titles
-from threadline.storage.errors import DatabaseMissing, InvalidArgument, NotFound
+from threadline.storage import dialect, folding, names, schema, titles
+from threadline.storage.database import Database
+from threadline.storage.errors import InvalidArgument, NotFound
 
 DEFAULT_MESSAGE_LIMIT = 1000
 MAX_MESSAGE_LIMIT = 10000
@@ -36,19 +34,10 @@ _USAGE = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
           "reasoning_output_tokens", "service_tier")
 
 
-def open_readonly(db_path: Path | str, pool_size: int = 3) -> Engine:
-    """An engine of read-only connections (`file:...?mode=ro`) over an existing database."""
-    path = Path(db_path)
-    if not path.is_file():
-        raise DatabaseMissing(path)
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
-    engine = create_engine(
-        "sqlite://",
-        creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
-        poolclass=QueuePool, pool_size=pool_size, max_overflow=0,
-    )
-    event.listen(engine, "connect", lambda c, _record: schema.configure_reader(c))
-    return engine
+def open_readonly(db: Path | str, pool_size: int = 3) -> Engine:
+    """An engine of read-only connections over an existing database (a SQLite file or a
+    PostgreSQL URL; see database.Database.read_engine)."""
+    return Database(db).read_engine(pool_size)
 
 
 def _message_columns(include_raw: bool) -> list:
@@ -127,8 +116,8 @@ def _error_filters(query, reason: str, path: str):
     if reason:
         query = query.where(pe.c.reason == reason)
     if path:
-        # instr, not LIKE: a path may hold "%" or "_", and LIKE ignores ASCII case.
-        query = query.where(func.instr(pe.c.path, path) > 0)
+        # Not LIKE: a path may hold "%" or "_", and SQLite's LIKE ignores ASCII case.
+        query = query.where(dialect.Contains(pe.c.path, path))
     return query
 
 
@@ -366,8 +355,8 @@ _USAGE_COLUMNS = [_m.c[name] for name in (
     "cache_creation_5m_tokens", "cache_creation_1h_tokens", "cache_read_input_tokens",
     "reasoning_output_tokens")]
 _EMBEDS_USAGE = and_(_m.c.type == "progress", _m.c.input_tokens.is_(None),
-                     func.instr(_m.c.raw, '"agent_progress"') > 0,
-                     func.instr(_m.c.raw, '"usage":') > 0)
+                     dialect.Contains(_m.c.raw, b'"agent_progress"'),
+                     dialect.Contains(_m.c.raw, b'"usage":'))
 _EMBEDDED = case((_m.c.input_tokens.is_(None) & (_m.c.type == "progress"), _m.c.raw),
                  else_=None).label("embedded")
 USAGE_PAGE = 2000

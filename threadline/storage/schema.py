@@ -26,7 +26,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
 )
+
+from threadline.storage.dialect import BigInt
 
 metadata = MetaData()
 
@@ -119,7 +122,7 @@ messages = Table(
     Column("service_tier", Text),
     Column("reasoning_output_tokens", Integer),
     Column("source_path", Text, nullable=False),
-    Column("source_byte_offset", Integer, nullable=False),
+    Column("source_byte_offset", BigInt, nullable=False),
     Column("source_line_number", Integer, nullable=False),
     Column("source_byte_length", Integer, nullable=False),
     Column("raw", LargeBinary, nullable=False),
@@ -227,7 +230,7 @@ sources = Table(
     Column("format", Text, nullable=False),
     Column("head_sha256", Text, nullable=False),
     Column("head_length", Integer, nullable=False),
-    Column("offset", Integer, nullable=False),
+    Column("offset", BigInt, nullable=False),
     Column("line_count", Integer, nullable=False),
     # The session in effect at `offset` (SourceOffset.session_id), committed with it.
     Column("session_id", Text, nullable=False, default=""),
@@ -239,7 +242,7 @@ parse_errors = Table(
     "parse_errors", metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("path", Text, nullable=False),
-    Column("byte_offset", Integer, nullable=False),
+    Column("byte_offset", BigInt, nullable=False),
     Column("line_number", Integer, nullable=False),
     Column("byte_length", Integer, nullable=False),
     Column("reason", Text, nullable=False),
@@ -276,8 +279,9 @@ def add_missing_columns(conn) -> list[str]:
     declares and the file lacks. Returns the columns added, as "table.column".
     """
     added = []
+    inspector = inspect(conn)
     for table in metadata.sorted_tables:
-        present = {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")}
+        present = {column["name"] for column in inspector.get_columns(table.name)}
         for column in table.columns:
             if column.name in present:
                 continue
