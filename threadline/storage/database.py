@@ -103,10 +103,12 @@ class Database:
             return self._sqlite_engine(
                 lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
                 schema.configure_reader, QueuePool, pool_size=pool_size, max_overflow=0)
+        # Added to the URL's own options (a search_path, say), which connect_args would replace.
+        options = " ".join(filter(None, [self.url.query.get("options", ""),
+                                         "-c default_transaction_read_only=on"]))
         engine = create_engine(
-            self.url, poolclass=QueuePool, pool_size=pool_size, max_overflow=0,
-            pool_pre_ping=True,
-            connect_args={"options": "-c default_transaction_read_only=on"})
+            self.url.update_query_dict({"options": options}), poolclass=QueuePool,
+            pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
         try:
             with engine.connect() as conn:
                 present = inspect(conn).has_table(schema.changes.name)
@@ -151,7 +153,8 @@ class Database:
     def _take_writer_lock(self, dbapi_connection, _record) -> None:
         """Hold the database's advisory writer lock for the connection's life (PostgreSQL
         releases it when the session ends, however it ends)."""
-        key = writer_lock_key(self.url.database or "")
+        # The options take part: one database may hold several stores' schemas (search_path).
+        key = writer_lock_key(f"{self.url.database}?{self.url.query.get('options', '')}")
         with dbapi_connection.cursor() as cur:
             cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
             (taken,) = cur.fetchone()
@@ -161,10 +164,10 @@ class Database:
             raise WriterActive(str(self))
 
 
-def writer_lock_key(database_name: str) -> int:
+def writer_lock_key(name: str) -> int:
     """The advisory lock key of one database's writer: stable, and not a small number another
     application would pick."""
-    return (0x7468 << 32) | zlib.crc32(database_name.encode())
+    return (0x7468 << 32) | zlib.crc32(name.encode())
 
 
 def open_database(location: str | Path | Database) -> Database:
