@@ -119,6 +119,9 @@ async def running_pipeline(tmp_path: Path, roots: list[Path], **overrides):
     from services.store import server as store_server
     from services.stream import server as stream_server
 
+    if is_url(overrides.get("db", "")):
+        # A database server has no folder here for the token: the services are given one.
+        overrides.setdefault("token", "pipeline-tests-token")
     settings = config.resolve({"db": tmp_path / "threadline.db", "roots": roots, "port": 0,
                                "ws_port": 0, **overrides}, environ={})
     store = await store_server.start(settings)
