@@ -61,13 +61,10 @@ def postgres_database() -> str:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    """Where a test's store keeps its data, once per backend: a SQLite file in tmp_path, or
-    a fresh schema of the session's PostgreSQL database (chosen by search_path)."""
-    if request.param == "sqlite":
-        yield tmp_path / "t.db"
-        return
+@pytest.fixture
+def postgres_url(request) -> str:
+    """A fresh, empty schema of the session's PostgreSQL database (chosen by search_path),
+    dropped after the test."""
     import psycopg
 
     base = request.getfixturevalue("postgres_database")
@@ -77,6 +74,15 @@ def database_url(request, tmp_path):
     yield f"{base}?options=-csearch_path%3D{schema}"
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """Where a test's store keeps its data, once per backend: a SQLite file in tmp_path, or
+    a fresh schema of a PostgreSQL database made for the test session."""
+    if request.param == "sqlite":
+        return tmp_path / "t.db"
+    return request.getfixturevalue("postgres_url")
 
 
 def is_url(db: object) -> bool:
