@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 from store_support import SERVER_TOKEN
 
@@ -64,6 +65,10 @@ def test_postgresql_answers_what_sqlite_answers(corpus, tmp_path, postgres_url):
         pytest.skip("none of the corpus folders this test reads is present")
     on_sqlite = answers(tmp_path / "t.db", roots)
     on_postgresql = answers(postgres_url, roots)
+    # Stored on the server, not in a file named after the URL.
+    with psycopg.connect(postgres_url) as conn:
+        stored = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    assert stored == len(on_postgresql["records"])
     assert len(on_sqlite["records"]) > 100 and len(on_sqlite["sessions"]) > 3
     for name, expected in on_sqlite.items():
         assert on_postgresql[name] == expected, name

@@ -31,6 +31,11 @@ def test_a_path_is_sqlite_and_a_url_postgresql(tmp_path):
     assert Database(f"sqlite:///{tmp_path}/u.db").path == tmp_path / "u.db"
     with pytest.raises(ValueError, match="unsupported database URL"):
         Database("mysql://localhost/x")
+    # Every command takes either (not a path made of the URL's text).
+    from threadline import cli
+
+    args = cli.build_parser().parse_args(["projects", "--db", url])
+    assert config.resolve({"db": args.db}, environ={}).db == url
     # The token of an installation whose database is on a server stays in the data folder.
     assert auth.token_path(url) == config.default_db({}).parent / auth.TOKEN_FILE
     assert auth.token_path(tmp_path / "t.db") == tmp_path / auth.TOKEN_FILE
