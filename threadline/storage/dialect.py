@@ -16,8 +16,9 @@ written once lives here:
 - the number of the last migration of stored rows (`user_version` / `set_user_version`):
   SQLite's `PRAGMA user_version`, a one-row table on PostgreSQL, which has no such slot;
 - text values: PostgreSQL's text cannot hold NUL characters, SQLite's can (`text_safe`);
-- column types: PostgreSQL's INTEGER is 32 bits, so byte offsets are BIGINT there, while on
-  SQLite they stay INTEGER (the only spelling that makes `seq` the rowid);
+- column types: PostgreSQL's INTEGER is 32 bits, so sequences and byte offsets are BIGINT
+  there, while on SQLite they stay INTEGER (the only spelling that makes `seq` the rowid);
+  text columns sort by code point ("C" collation) as SQLite's do, whatever the database's;
 - which failures are the storage's condition rather than the batch's fault (`storage_failure`).
 """
 
@@ -28,14 +29,21 @@ from functools import lru_cache
 
 import orjson
 from sqlalchemy import BigInteger, Boolean, Connection, Integer, Table, text
+from sqlalchemy import Text as _Text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 
-# 64-bit where it matters (byte offsets of files over 2 GiB) without changing SQLite's schema.
+# 64-bit where it matters (sequences, byte offsets of files over 2 GiB) without changing
+# SQLite's schema.
 BigInt = BigInteger().with_variant(Integer(), SQLITE)
+# Text compared and sorted by code point, as SQLite does: a database made with a language's
+# collation would order keys, names and even ISO timestamps differently ("...00Z" against
+# "...00.5Z"), and the merges of time spans compare timestamps as text.
+Text = _Text().with_variant(postgresql.TEXT(collation="C"), POSTGRESQL)
 
 
 def name_of(conn: Connection) -> str:

@@ -24,12 +24,11 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Table,
-    Text,
     UniqueConstraint,
     inspect,
 )
 
-from threadline.storage.dialect import BigInt
+from threadline.storage.dialect import BigInt, Text
 
 metadata = MetaData()
 
@@ -80,7 +79,7 @@ summary_titles = Table(
 
 messages = Table(
     "messages", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInt, primary_key=True, autoincrement=False),
     Column("key", Text, nullable=False, unique=True),
     Column("uuid", Text, nullable=False),
     Column("parent_uuid", Text, nullable=False),
@@ -218,7 +217,7 @@ session_summaries = Table(
 analysis_progress = Table(
     "analysis_progress", metadata,
     Column("id", Integer, primary_key=True),
-    Column("seq", Integer, nullable=False),
+    Column("seq", BigInt, nullable=False),
     Column("version", Integer, nullable=False, default=0),
 )
 
@@ -240,7 +239,7 @@ sources = Table(
 
 parse_errors = Table(
     "parse_errors", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInt, primary_key=True, autoincrement=False),
     Column("path", Text, nullable=False),
     Column("byte_offset", BigInt, nullable=False),
     Column("line_number", Integer, nullable=False),
@@ -261,7 +260,7 @@ ANALYSIS_UPDATED = "analysis_updated"
 
 changes = Table(
     "changes", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInt, primary_key=True, autoincrement=False),
     Column("kind", Text, nullable=False),
     # messages.key for a message; "path:byte_offset" for a parse error; the session id for
     # thread_updated / analysis_updated.
