@@ -25,7 +25,7 @@ FOLDERS = ("kvsankar-agent-history", "oneryalcin-fasthooks", "DRMacIver-claude-r
 
 
 def threadline(*args: str | Path) -> str:
-    result = subprocess.run([sys.executable, "-m", "threadline", *map(str, args)],
+    result = subprocess.run([sys.executable, "-m", "cli", *map(str, args)],
                             capture_output=True, text=True, timeout=600,
                             env={**os.environ, "THREADLINE_TOKEN": SERVER_TOKEN})
     assert result.returncode == 0, result.stderr

@@ -13,9 +13,10 @@ from store_support import batch, message, running_store, write
 from services.store import rows
 from services.store.writer import Writer
 from threadline import auth, config
-from threadline.storage import dialect, queries, schema
+from threadline.storage import dialect, messages, parse_errors, schema
 from threadline.storage.database import Database
 from threadline.storage.errors import DatabaseMissing, WriterActive
+from threadline.storage.readonly import open_readonly
 
 
 def test_a_path_is_sqlite_and_a_url_postgresql(tmp_path):
@@ -32,9 +33,9 @@ def test_a_path_is_sqlite_and_a_url_postgresql(tmp_path):
     with pytest.raises(ValueError, match="unsupported database URL"):
         Database("mysql://localhost/x")
     # Every command takes either (not a path made of the URL's text).
-    from threadline import cli
+    from cli.main import build_parser
 
-    args = cli.build_parser().parse_args(["projects", "--db", url])
+    args = build_parser().parse_args(["projects", "--db", url])
     assert config.resolve({"db": args.db}, environ={}).db == url
     # The token of an installation whose database is on a server stays in the data folder.
     assert auth.token_path(url) == config.default_db({}).parent / auth.TOKEN_FILE
@@ -79,9 +80,9 @@ def test_text_with_a_nul_character_is_stored_on_both(database_url):
             (ack,) = await write(stub, [batch(1, [message("n1", text="a\x00b", raw=raw)],
                                               offset=100)])
             assert ack.new_messages == 1
-        engine = queries.open_readonly(database_url)
+        engine = open_readonly(database_url)
         with engine.connect() as conn:
-            (record,) = list(queries.iter_export(conn))
+            (record,) = list(messages.iter_export(conn))
         engine.dispose()
         return record
 
@@ -101,9 +102,9 @@ def test_contains_takes_wildcards_and_case_literally(database_url):
                 b = batch(n + 1, [message(f"k{n}", path=path)], path=path, offset=10)
                 b.chunks[0].errors.add().CopyFrom(rows_error(path))
                 await write(stub, [b])
-        engine = queries.open_readonly(database_url)
+        engine = open_readonly(database_url)
         with engine.connect() as conn:
-            found = {q: [e["path"] for e in queries.parse_errors(conn, path=q)]
+            found = {q: [e["path"] for e in parse_errors.parse_errors(conn, path=q)]
                      for q in ("%_", "/t/", "/T/")}
         engine.dispose()
         return found
