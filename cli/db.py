@@ -75,10 +75,13 @@ def reading(db: Path) -> Iterator[Connection]:
         engine.dispose()
 
 
-def refuse_foreign(db: Path) -> None:
+def refuse_foreign(db: Path | str) -> None:
     """For the commands that write the database (`up`, `import`, `reparse`): `ForeignDatabase`
     when `db` is a file of something else, which they would otherwise fill with threadline's
-    tables or fail on deep inside a service. A missing or empty file is a new database."""
+    tables or fail on deep inside a service. A missing or empty file is a new database; a
+    database server (a URL) is not checked here: the store's own opening is the check."""
+    if "://" in str(db):
+        return
     if db.is_file() and db.stat().st_size > 0:
         try:
             with reading(db):

@@ -53,7 +53,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace, signals) -> int:
     import grpc
 
-    from threadline import auth
+    from threadline import auth, config
     from threadline.dblock import DatabaseLocked
     from threadline.storage import files
     from threadline.supervisor import Supervisor
@@ -67,7 +67,7 @@ def _import(args: argparse.Namespace, signals) -> int:
     if not database_ok(settings, "import"):
         return 1
     security = auth.for_server(settings)  # first: it creates the data folder 0700
-    files.private_directory(settings.db.parent)
+    files.private_directory(config.data_folder(settings.db))
     started = time.monotonic()
     supervisor = Supervisor(settings, services=("store", "analysis", "ingest"), follow=False,
                             quiet=not args.verbose, command="threadline import",

@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def db_flag(p):
-        p.add_argument("--db", type=Path, help="SQLite database (default: THREADLINE_DB or "
-                                                "the user data folder)")
+        p.add_argument("--db", help="SQLite database file or postgresql:// URL (default: "
+                                    "THREADLINE_DB or the user data folder)")
 
     up = sub.add_parser("up", help="run all four services on this machine")
     up.add_argument("--root", action="append", type=Path,

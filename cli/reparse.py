@@ -45,12 +45,12 @@ from sqlalchemy.pool import NullPool
 from services.analysis import normalize
 from services.ingest import parser
 from services.store import rows
-from services.store.writer import upsert_tool_calls
 from threadline import convert, dblock
 from threadline.domain.records import LineError, Position, Record, ToolCall
 from threadline.storage import folding, schema
 from threadline.storage import migrations as upgrade
 from threadline.storage.errors import DatabaseMissing, StoreError
+from threadline.storage.writes import upsert_tool_calls
 
 # Columns that hold the line's context rather than what the parser read from the line.
 KEPT = frozenset({"seq", "key", "raw", "source_path", "source_byte_offset",

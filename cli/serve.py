@@ -153,7 +153,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             return 1
         if not redaction_ok(settings, "up"):
             return 2
-        files.private_directory(settings.db.parent)
+        files.private_directory(config.data_folder(settings.db))
         supervisor = Supervisor(settings, command="threadline up", signals=signals)
         return _up(settings, supervisor)
     except Interrupted:

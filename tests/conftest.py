@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -30,6 +31,62 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip("../shared/corpus is not present")
     return CORPUS
+
+
+# The PostgreSQL server the storage tests also run against (CI's machine runs one); a test
+# session creates a database of its own there and drops it at the end.
+POSTGRES_URL = os.environ.get("THREADLINE_TEST_POSTGRES",
+                              "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> str:
+    """The URL of a fresh PostgreSQL database for this test session, dropped at its end; the
+    tests that need it are skipped, saying why, when there is no server to make it on."""
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip("PostgreSQL: psycopg is not installed (uv sync installs the dev group)")
+    from sqlalchemy.engine import make_url
+
+    name = f"threadline_test_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        pytest.skip(f"PostgreSQL: no server at {POSTGRES_URL} ({reason})")
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(request) -> str:
+    """A fresh, empty schema of the session's PostgreSQL database (chosen by search_path),
+    dropped after the test."""
+    import psycopg
+
+    base = request.getfixturevalue("postgres_database")
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{base}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """Where a test's store keeps its data, once per backend: a SQLite file in tmp_path, or
+    a fresh schema of a PostgreSQL database made for the test session."""
+    if request.param == "sqlite":
+        return tmp_path / "t.db"
+    return request.getfixturevalue("postgres_url")
+
+
+def is_url(db: object) -> bool:
+    return "://" in str(db)
 
 
 @dataclass
@@ -68,6 +125,9 @@ async def running_pipeline(tmp_path: Path, roots: list[Path], **overrides):
     from services.store import server as store_server
     from services.stream import server as stream_server
 
+    if is_url(overrides.get("db", "")):
+        # A database server has no folder here for the token: the services are given one.
+        overrides.setdefault("token", "pipeline-tests-token")
     settings = config.resolve({"db": tmp_path / "threadline.db", "roots": roots, "port": 0,
                                "ws_port": 0, **overrides}, environ={})
     store = await store_server.start(settings)

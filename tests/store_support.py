@@ -16,12 +16,18 @@ from threadline.v1 import store_pb2_grpc
 PATH = "/transcripts/proj/s1.jsonl"
 
 
-def settings(db: Path, **overrides: object) -> config.Settings:
+# A store on a database server keeps no token beside a file: its tests give it one.
+SERVER_TOKEN = "store-tests-token"
+
+
+def settings(db: Path | str, **overrides: object) -> config.Settings:
+    if config.is_database_url(db):
+        overrides.setdefault("token", SERVER_TOKEN)
     return config.resolve({"db": db, "port": 0, **overrides}, environ={})
 
 
 @contextlib.asynccontextmanager
-async def running_store(db: Path, **overrides: object
+async def running_store(db: Path | str, **overrides: object
                         ) -> AsyncIterator[tuple[server.Running, store_pb2_grpc.StoreServiceStub]]:
     resolved = settings(db, **overrides)
     run = await server.start(resolved)

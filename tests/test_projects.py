@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import orjson
 import pytest
 import websockets
 from conftest import eventually, running_pipeline
-from store_support import batch, message, running_store, write
+from store_support import SERVER_TOKEN, batch, message, running_store, write
 
 from threadline import auth, bootstrap
 from threadline.v1 import (
@@ -40,8 +41,10 @@ WEB_ROLLOUT = "0199a0b0-0000-7000-8000-0000000000b2"
 
 
 def threadline(*args: str | Path) -> subprocess.CompletedProcess:
+    # The token given, not generated: a database server has no folder here to keep one in.
     return subprocess.run([sys.executable, "-m", "cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "THREADLINE_TOKEN": SERVER_TOKEN})
 
 
 def imported(db: Path, *paths: Path) -> dict:
@@ -132,13 +135,13 @@ def rollout_path(root: Path, day: str, session: str) -> Path:
     return path
 
 
-def test_codex_sessions_are_filed_under_their_working_directories(tmp_path):
+def test_codex_sessions_are_filed_under_their_working_directories(database_url, tmp_path):
     sessions = tmp_path / "codex" / "sessions"
     rollout_path(sessions, "2025-09-24", API_ROLLOUT).write_bytes(
         codex_rollout(API_ROLLOUT, "/home/u/api", "2025-09-24"))
     rollout_path(sessions, "2025-09-25", WEB_ROLLOUT).write_bytes(
         codex_rollout(WEB_ROLLOUT, "/home/u/web/", "2025-09-25"))
-    db = tmp_path / "t.db"
+    db = database_url
     imported(db, sessions)
 
     # Not "2025", the first folder under the root: the directory each rollout ran in.
@@ -157,7 +160,7 @@ def test_codex_sessions_are_filed_under_their_working_directories(tmp_path):
     assert "/home/u/api" in line and "/home/u/web" in line
 
 
-def test_a_claude_project_folder_is_one_project_and_its_name_an_alias(tmp_path):
+def test_a_claude_project_folder_is_one_project_and_its_name_an_alias(database_url, tmp_path):
     folder = tmp_path / "-home-alice-code-app"
     cwd = "/home/alice/code/app"
     (folder / A_SESSION / "subagents").mkdir(parents=True)
@@ -167,7 +170,7 @@ def test_a_claude_project_folder_is_one_project_and_its_name_an_alias(tmp_path):
     (folder / A_SESSION / "subagents" / "agent-a1b2c3.jsonl").write_bytes(
         conversation(A_SESSION, cwd, "2025-05-01", "s").replace(
             b'"isSidechain":false', b'"isSidechain":true,"agentId":"a1b2c3"'))
-    db = tmp_path / "t.db"
+    db = database_url
     imported(db, folder)  # the project folder itself is the root
 
     # The subagent's responses count for the parent session's project, not for a project
@@ -187,7 +190,7 @@ def test_a_claude_project_folder_is_one_project_and_its_name_an_alias(tmp_path):
     assert tools["total"]["calls"] == 3  # a's, b's and the subagent's Bash call
 
 
-def test_projects_sharing_a_last_component_get_longer_names(tmp_path):
+def test_projects_sharing_a_last_component_get_longer_names(database_url, tmp_path):
     root = tmp_path / "projects"
     for folder, session, cwd, prefix in (
             ("-home-u-one-app", A_SESSION, "/home/u/one/app", "a"),
@@ -196,7 +199,7 @@ def test_projects_sharing_a_last_component_get_longer_names(tmp_path):
         (root / folder).mkdir(parents=True)
         (root / folder / f"{session}.jsonl").write_bytes(
             conversation(session, cwd, "2025-05-01", prefix))
-    db = tmp_path / "t.db"
+    db = database_url
     imported(db, root)
 
     assert [s["session_id"] for s in as_json("sessions", "--db", db, "--project",
@@ -240,7 +243,7 @@ def summary_line(title: str, leaf: str) -> bytes:
 
 
 @pytest.mark.parametrize("summaries_first", [False, True])
-def test_summary_only_files_are_titles_not_sessions(tmp_path, summaries_first):
+def test_summary_only_files_are_titles_not_sessions(database_url, tmp_path, summaries_first):
     folder = tmp_path / "projects" / "-home-u-app"
     folder.mkdir(parents=True)
     session = folder / f"{A_SESSION}.jsonl"
@@ -249,7 +252,7 @@ def test_summary_only_files_are_titles_not_sessions(tmp_path, summaries_first):
     titles = folder / "0e9d8c7b-0000-4000-8000-00000000000f.jsonl"
     titles.write_bytes(summary_line("Listing the files", "a-a2")
                        + summary_line("Something elsewhere", "not-stored-anywhere"))
-    db = tmp_path / "t.db"
+    db = database_url
     for path in ([titles, session] if summaries_first else [session, titles]):
         assert imported(db, path)["sessions"] == (path == session)
 
@@ -262,13 +265,13 @@ def test_summary_only_files_are_titles_not_sessions(tmp_path, summaries_first):
     assert "None" not in table and "Listing the files" in table
 
 
-def test_sessions_are_named_by_a_unique_prefix(tmp_path):
+def test_sessions_are_named_by_a_unique_prefix(database_url, tmp_path):
     folder = tmp_path / "projects" / "-home-u-app"
     folder.mkdir(parents=True)
     for session, prefix in ((A_SESSION, "a"), (B_SESSION, "b"), (C_SESSION, "c")):
         (folder / f"{session}.jsonl").write_bytes(
             conversation(session, "/home/u/app", "2025-05-01", prefix))
-    db = tmp_path / "t.db"
+    db = database_url
     imported(db, folder)
 
     assert as_json("threads", "abcd1", "--db", db)["session_id"] == A_SESSION
@@ -283,7 +286,7 @@ def test_sessions_are_named_by_a_unique_prefix(tmp_path):
     assert "no session" in refused("threads", "9999", "--db", db)
 
 
-def test_rpcs_take_aliases_short_names_and_session_prefixes(tmp_path):
+def test_rpcs_take_aliases_short_names_and_session_prefixes(database_url, tmp_path):
     """Every RPC that takes a project or a session, and the WebSocket subscription."""
     root = tmp_path / "projects"
     folder = root / "-home-u-app"
@@ -299,7 +302,7 @@ def test_rpcs_take_aliases_short_names_and_session_prefixes(tmp_path):
         return info.value.details()
 
     async def scenario():
-        async with running_pipeline(tmp_path, [root]) as p:
+        async with running_pipeline(tmp_path, [root], db=database_url) as p:
             security = auth.for_client(p.settings)
             channels = [bootstrap.channel(a, security) for a in (
                 p.store_addr, f"127.0.0.1:{p.analysis.port}", p.stream_addr)]
@@ -369,7 +372,7 @@ def test_rpcs_take_aliases_short_names_and_session_prefixes(tmp_path):
     asyncio.run(scenario())
 
 
-def test_a_session_filed_under_its_folder_moves_when_a_record_names_its_directory(tmp_path):
+def test_a_session_filed_under_its_folder_moves_when_a_record_names_its_directory(database_url):
     """Records that name no cwd come first (a batch cut before the first one that does):
     the session is filed under its folder until then, and everything moves at once."""
     early = message("m1", session="sess-1", project="-w-app", cwd="")
@@ -377,7 +380,7 @@ def test_a_session_filed_under_its_folder_moves_when_a_record_names_its_director
                     ts="2025-01-01T00:00:05Z", cwd="/w/app")
 
     async def scenario():
-        async with running_store(tmp_path / "t.db") as (_run, stub):
+        async with running_store(database_url) as (_run, stub):
             await write(stub, [batch(1, [early], project="-w-app")])
             projects = (await stub.ListProjects(store_pb2.ListProjectsRequest())).projects
             assert [(p.key, p.cwd) for p in projects] == [("-w-app", "")]

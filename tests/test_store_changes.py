@@ -22,9 +22,9 @@ def _batches(first_id: int, start: int, count: int, per_batch: int, **kw) -> lis
             for n in range(count)]
 
 
-def test_replay_returns_exactly_the_later_changes(tmp_path):
+def test_replay_returns_exactly_the_later_changes(database_url):
     async def main():
-        async with running_store(tmp_path / "t.db") as (run, stub):
+        async with running_store(database_url) as (run, stub):
             await write(stub, _batches(1, 0, 3, 400))  # more than one replay page
             await write(stub, [batch(9, errors=[parse_error(5)])])
             seen = [c async for c in flat(stub.Changes(spb.ChangesRequest(since_sequence=150)))]
@@ -39,9 +39,9 @@ def test_replay_returns_exactly_the_later_changes(tmp_path):
     asyncio.run(main())
 
 
-def test_follow_hands_over_from_replay_to_live_without_gap_or_duplicate(tmp_path):
+def test_follow_hands_over_from_replay_to_live_without_gap_or_duplicate(database_url):
     async def main():
-        async with running_store(tmp_path / "t.db") as (run, stub):
+        async with running_store(database_url) as (run, stub):
             await write(stub, _batches(1, 0, 4, 500))
             call = stub.Changes(spb.ChangesRequest(since_sequence=100, follow=True))
             # Writes keep landing while the replay pages through the first 2000.
@@ -58,9 +58,9 @@ def test_follow_hands_over_from_replay_to_live_without_gap_or_duplicate(tmp_path
     asyncio.run(main())
 
 
-def test_live_changes_carry_the_batch_trace_context_and_honour_filters(tmp_path):
+def test_live_changes_carry_the_batch_trace_context_and_honour_filters(database_url):
     async def main():
-        async with running_store(tmp_path / "t.db") as (run, stub):
+        async with running_store(database_url) as (run, stub):
             call = stub.Changes(spb.ChangesRequest(follow=True, session_id="sess-2"))
             changes = flat(call)
             # Until this marker arrives the stream may still be replaying from the database
@@ -81,9 +81,9 @@ def test_live_changes_carry_the_batch_trace_context_and_honour_filters(tmp_path)
     asyncio.run(main())
 
 
-def test_slow_subscriber_is_ended_without_blocking_a_fast_one(tmp_path):
+def test_slow_subscriber_is_ended_without_blocking_a_fast_one(database_url):
     async def main():
-        async with running_store(tmp_path / "t.db", subscriber_queue=300) as (run, stub):
+        async with running_store(database_url, subscriber_queue=300) as (run, stub):
             # The slow client never reads: once its HTTP/2 window is full (no BDP probing to
             # grow it), the store's queue for it fills and overflows.
             slow_channel = grpc.aio.insecure_channel(f"127.0.0.1:{run.port}",
@@ -116,9 +116,9 @@ def test_slow_subscriber_is_ended_without_blocking_a_fast_one(tmp_path):
     asyncio.run(main())
 
 
-def test_follow_ends_when_the_store_stops(tmp_path):
+def test_follow_ends_when_the_store_stops(database_url):
     async def main():
-        async with running_store(tmp_path / "t.db") as (run, stub):
+        async with running_store(database_url) as (run, stub):
             call = stub.Changes(spb.ChangesRequest(follow=True))
             await wait_for(lambda: run.feed.subscriber_count == 1)
             await run.stop()
@@ -236,9 +236,9 @@ def test_overflowing_live_subscriber_raises():
     asyncio.run(main())
 
 
-def test_live_changes_carry_the_key_the_store_gave_a_keyless_message(tmp_path):
+def test_live_changes_carry_the_key_the_store_gave_a_keyless_message(database_url):
     async def main():
-        async with running_store(tmp_path / "t.db") as (run, stub):
+        async with running_store(database_url) as (run, stub):
             call = stub.Changes(spb.ChangesRequest(follow=True))
             await wait_for(lambda: run.feed.subscriber_count == 1)
             keyless = messages(0, 1)
@@ -252,9 +252,9 @@ def test_live_changes_carry_the_key_the_store_gave_a_keyless_message(tmp_path):
     asyncio.run(main())
 
 
-def test_heads_only_sends_the_last_change_of_each_batch_without_payload(tmp_path):
+def test_heads_only_sends_the_last_change_of_each_batch_without_payload(database_url):
     async def main():
-        async with running_store(tmp_path / "t.db") as (run, stub):
+        async with running_store(database_url) as (run, stub):
             await write(stub, _batches(1, 0, 3, 400))  # 1,200 stored: three replay pages
             heads = stub.Changes(spb.ChangesRequest(since_sequence=100, follow=True,
                                                     heads_only=True))
@@ -290,9 +290,9 @@ def test_heads_only_sends_the_last_change_of_each_batch_without_payload(tmp_path
     asyncio.run(main())
 
 
-def test_heads_only_takes_no_filter(tmp_path):
+def test_heads_only_takes_no_filter(database_url):
     async def main():
-        async with running_store(tmp_path / "t.db") as (_run, stub):
+        async with running_store(database_url) as (_run, stub):
             call = stub.Changes(spb.ChangesRequest(heads_only=True, session_id="s1"))
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await call.read()

@@ -21,12 +21,12 @@ from threadline.v1 import store_pb2_grpc
 REPO = Path(__file__).resolve().parents[1]
 SERVE = """
 import asyncio, sys
-from pathlib import Path
 from threadline import config
 from services.store import server
 
 async def main():
-    run = await server.start(config.resolve({"db": Path(sys.argv[1]), "port": 0}, environ={}))
+    run = await server.start(config.resolve({"db": sys.argv[1], "port": 0,
+                                             "token": sys.argv[2] or None}, environ={}))
     print(run.port, flush=True)
     await asyncio.Event().wait()
 
@@ -36,8 +36,9 @@ PER_BATCH = 50
 BATCHES = 40
 
 
-def _start(db: Path) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, str(db)], cwd=REPO,
+def _start(db: Path | str) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, str(db), settings(db).token or ""],
+                            cwd=REPO,
                             stdout=subprocess.PIPE, env={**os.environ, "OTEL_SDK_DISABLED": "true"})
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -58,8 +59,8 @@ def _batches():
             for n in range(BATCHES)]
 
 
-def test_kill_mid_stream_then_resend_unacknowledged(tmp_path):
-    db = tmp_path / "t.db"
+def test_kill_mid_stream_then_resend_unacknowledged(database_url):
+    db = database_url
     batches = _batches()
 
     async def first_run(port: int, proc: subprocess.Popen) -> int:

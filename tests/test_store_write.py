@@ -17,9 +17,9 @@ from threadline.v1 import common_pb2 as pb
 from threadline.v1 import store_pb2 as spb
 
 
-def test_write_commits_and_acks(tmp_path):
+def test_write_commits_and_acks(database_url):
     async def main():
-        async with running_store(tmp_path / "db" / "t.db") as (run, stub):
+        async with running_store(database_url) as (run, stub):
             acks = await write(stub, [batch(1, messages(0, 3), offset=300),
                                       batch(2, messages(3, 2), offset=500)])
             assert [a.batch_id for a in acks] == [1, 2]
@@ -34,9 +34,9 @@ def test_write_commits_and_acks(tmp_path):
     asyncio.run(main())
 
 
-def test_resending_a_batch_stores_nothing_twice(tmp_path):
+def test_resending_a_batch_stores_nothing_twice(database_url):
     async def main():
-        async with running_store(tmp_path / "t.db") as (run, stub):
+        async with running_store(database_url) as (run, stub):
             b = batch(1, messages(0, 4), offset=400, errors=[parse_error(999)])
             first = await write(stub, [b])
             again = await write(stub, [b, b])
@@ -51,9 +51,9 @@ def test_resending_a_batch_stores_nothing_twice(tmp_path):
     asyncio.run(main())
 
 
-def test_same_uuid_in_two_sources_is_stored_once(tmp_path):
+def test_same_uuid_in_two_sources_is_stored_once(database_url):
     async def main():
-        async with running_store(tmp_path / "t.db") as (run, stub):
+        async with running_store(database_url) as (run, stub):
             copy = "/transcripts/proj/copy.jsonl"
             acks = await write(stub, [
                 batch(1, [message("u1"), message("u2", offset=100)], offset=200),
@@ -74,9 +74,9 @@ def test_same_uuid_in_two_sources_is_stored_once(tmp_path):
     asyncio.run(main())
 
 
-def test_offsets_only_move_forward_unless_the_file_was_replaced(tmp_path):
+def test_offsets_only_move_forward_unless_the_file_was_replaced(database_url):
     async def main():
-        async with running_store(tmp_path / "t.db") as (run, stub):
+        async with running_store(database_url) as (run, stub):
             async def stored() -> tuple[str, int]:
                 (o,) = (await stub.GetOffsets(spb.GetOffsetsRequest())).offsets
                 return o.source.identity, o.offset
@@ -93,9 +93,9 @@ def test_offsets_only_move_forward_unless_the_file_was_replaced(tmp_path):
     asyncio.run(main())
 
 
-def test_the_hash_of_the_bytes_before_an_offset_is_kept_with_it(tmp_path):
+def test_the_hash_of_the_bytes_before_an_offset_is_kept_with_it(database_url):
     async def main():
-        async with running_store(tmp_path / "t.db") as (run, stub):
+        async with running_store(database_url) as (run, stub):
             sent = batch(1, offset=1000)
             sent.chunks[0].position.tail_sha256 = "ab" * 32
             acks = await write(stub, [sent])
@@ -106,9 +106,9 @@ def test_the_hash_of_the_bytes_before_an_offset_is_kept_with_it(tmp_path):
     asyncio.run(main())
 
 
-def test_parse_errors_are_stored_once_and_sequenced(tmp_path):
+def test_parse_errors_are_stored_once_and_sequenced(database_url):
     async def main():
-        async with running_store(tmp_path / "t.db") as (run, stub):
+        async with running_store(database_url) as (run, stub):
             await write(stub, [batch(1, [message("a")], errors=[parse_error(10), parse_error(10)]),
                                batch(2, errors=[parse_error(10), parse_error(20)])])
             errors = (await stub.ListParseErrors(spb.ListParseErrorsRequest())).errors
@@ -129,9 +129,9 @@ def _tool(tool_id: str, *, use: bool) -> pb.ToolCall:
                        is_error=True, finished_at="2025-01-01T00:00:02Z", has_result=True)
 
 
-def test_tool_call_halves_merge_in_either_order(tmp_path):
+def test_tool_call_halves_merge_in_either_order(database_url):
     async def main():
-        db = tmp_path / "t.db"
+        db = database_url
         async with running_store(db) as (run, stub):
             await write(stub, [batch(1, tool_calls=[_tool("t1", use=True), _tool("t2", use=False)]),
                                batch(2, tool_calls=[_tool("t1", use=False)]),
@@ -154,7 +154,7 @@ def test_tool_call_halves_merge_in_either_order(tmp_path):
     asyncio.run(main())
 
 
-def test_queries_return_what_was_written(tmp_path):
+def test_queries_return_what_was_written(database_url):
     async def main():
         usage = pb.TokenUsage(input_tokens=3, output_tokens=5, cache_read_input_tokens=7,
                               service_tier="standard")
@@ -167,7 +167,7 @@ def test_queries_return_what_was_written(tmp_path):
         other = message("b1", session="s2", project="other", ts="2025-02-01T00:00:00Z",
                         cwd="/w/two")
         late = message("a2", offset=100, ts="2025-01-03T00:00:00Z", cwd="/w/three")
-        async with running_store(tmp_path / "t.db") as (run, stub):
+        async with running_store(database_url) as (run, stub):
             await write(stub, [batch(1, [m, other, late], offset=200)])
             projects = (await stub.ListProjects(spb.ListProjectsRequest())).projects
             # A session's project is the working directory of its first record; the folder
@@ -198,9 +198,9 @@ def test_queries_return_what_was_written(tmp_path):
     asyncio.run(main())
 
 
-def test_bad_requests_map_to_status_codes(tmp_path):
+def test_bad_requests_map_to_status_codes(database_url):
     async def main():
-        async with running_store(tmp_path / "t.db") as (run, stub):
+        async with running_store(database_url) as (run, stub):
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.GetSessionMessages(spb.GetSessionMessagesRequest(session_id="nope"))
             assert info.value.code() == grpc.StatusCode.NOT_FOUND
@@ -216,8 +216,8 @@ def test_bad_requests_map_to_status_codes(tmp_path):
     asyncio.run(main())
 
 
-def test_export_reads_the_database_without_a_server(tmp_path):
-    db = tmp_path / "t.db"
+def test_export_reads_the_database_without_a_server(database_url, tmp_path):
+    db = database_url
 
     async def main():
         async with running_store(db) as (run, stub):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import grpc
 
-from threadline.config import Settings
+from threadline.config import Settings, data_folder
 
 TOKEN_FILE = "token"
 METADATA_KEY = "authorization"
@@ -44,8 +44,8 @@ def bearer(value: str | None) -> str | None:
     return value[len(SCHEME):].strip()
 
 
-def token_path(db: Path) -> Path:
-    return db.parent / TOKEN_FILE
+def token_path(db: Path | str) -> Path:
+    return data_folder(db) / TOKEN_FILE
 
 
 def read_token(path: Path) -> str | None:

@@ -31,6 +31,17 @@ def default_db(environ: Mapping[str, str]) -> Path:
     return Path(platformdirs.user_data_dir("threadline")) / "threadline.db"
 
 
+def is_database_url(db: Path | str) -> bool:
+    """Whether `--db` names a database by URL (postgresql://...) rather than a SQLite file."""
+    return "://" in str(db)
+
+
+def data_folder(db: Path | str) -> Path:
+    """The folder of this installation's own files (the token): beside a SQLite database;
+    the default data folder for a database named by URL, which has no folder here."""
+    return default_db({}).parent if is_database_url(db) else Path(db).parent
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -41,7 +52,9 @@ class Setting:
 
 # name, environment variable, default, help
 SETTINGS: tuple[Setting, ...] = (
-    Setting("db", "THREADLINE_DB", default_db, "SQLite database file"),
+    Setting("db", "THREADLINE_DB", default_db,
+            "SQLite database file, or a PostgreSQL URL (postgresql://user@host:port/name; "
+            "needs the `postgres` extra)"),
     Setting("roots", "THREADLINE_ROOTS", default_roots,
             "transcript folders to watch (os.pathsep-separated in the environment)"),
     Setting("host", "THREADLINE_HOST", "127.0.0.1", "address the gRPC servers bind to"),
@@ -106,7 +119,8 @@ _BY_NAME = {s.name: s for s in SETTINGS}
 
 @dataclass(frozen=True)
 class Settings:
-    db: Path
+    # A SQLite file (Path) or a database URL (str, e.g. postgresql://...).
+    db: Path | str
     roots: tuple[Path, ...]
     host: str
     grpc_port: int
@@ -149,6 +163,8 @@ def _convert(name: str, value: object, kind: type | str) -> object:
     kind = str(kind)
     if value is None:
         return None
+    if name == "db":
+        return str(value) if is_database_url(value) else Path(value).expanduser()  # type: ignore[arg-type]
     if name == "roots":
         if isinstance(value, str):
             value = [p for p in value.split(os.pathsep) if p]

@@ -81,6 +81,10 @@ def acquire(db: Path, command: str, held_by_parent: int | None = None) -> Databa
     `held_by_parent`: the pid of the supervisor that started this process, which may hold
     the lock on its behalf.
     """
+    if "://" in str(db):
+        # A database server (PostgreSQL) has no file here to lock: its store takes the
+        # server's advisory writer lock instead (threadline/storage/database.py).
+        return DatabaseLock(db, None)
     db = Path(db)
     db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # private, as the store makes it
     fd = os.open(lock_path(db), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -232,7 +232,7 @@ class Follower:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.analysis.follower")
     parser.add_argument("--store-addr", required=True)
-    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--db", required=True)  # a SQLite file or a database URL
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--tls-ca", type=Path)
     args = parser.parse_args(argv)
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     telemetry.setup_tracing("threadline-analysis-follower")
     settings = config.resolve({"db": args.db, "store_addr": args.store_addr,
                                "tls_ca": args.tls_ca})
-    follower = Follower(args.store_addr, args.db, auth.for_client(settings))
+    follower = Follower(args.store_addr, settings.db, auth.for_client(settings))
 
     # Stopping when the analysis service is gone (even killed outright) is lifeline's job: the
     # service starts this process through it, bound before the slow imports above.

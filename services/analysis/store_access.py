@@ -1,10 +1,10 @@
 """The analysis service's read-only view of the store's database.
 
-The store owns the database (its single writer, and the pooled read-only connections
-`threadline.storage.readonly.open_readonly` makes); analysis reads through the same kind of
-connection to rebuild evicted state and to answer queries. The database may not exist yet
-when analysis starts (the store creates it on its first start): until it does, nothing is
-stored, so every read finds nothing.
+The store owns the database (its single writer); analysis reads through the storage layer's
+read-only connections (`Database.read_engine`, SQLite or PostgreSQL) to rebuild evicted state
+and to answer queries. The database may not exist yet when analysis starts (the store
+creates it, or its tables, on its first start): until it does, nothing is stored, so every
+read finds nothing.
 """
 
 from __future__ import annotations
@@ -17,25 +17,25 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine
 
 from threadline.storage import analysis, records
+from threadline.storage.database import Database
 from threadline.storage.errors import DatabaseMissing
-from threadline.storage.readonly import open_readonly
 
 T = TypeVar("T")
 
 
 class StoreReader:
-    def __init__(self, db_path: Path | None, pool_size: int = 2):
-        self._path = db_path
+    def __init__(self, db: Path | str | None, pool_size: int = 2):
+        self._database = Database(db) if db is not None else None
         self._pool_size = pool_size
         self._engine: Engine | None = None
         self._lock = threading.Lock()
 
     def _connect(self) -> Engine | None:
-        if self._engine is None and self._path is not None:
+        if self._engine is None and self._database is not None:
             with self._lock:
                 if self._engine is None:
                     try:
-                        self._engine = open_readonly(self._path, self._pool_size)
+                        self._engine = self._database.read_engine(self._pool_size)
                     except DatabaseMissing:
                         return None
         return self._engine
@@ -67,5 +67,5 @@ class StoreReader:
         return self.run(records.file_records, path, session_id, default=[])
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
+        if self._database is not None:
+            self._database.close()

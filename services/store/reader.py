@@ -1,7 +1,8 @@
 """Read-only connections and the small thread pool that uses them.
 
 Queries block, so they run in threads; each thread borrows one pooled read-only connection
-(`open_readonly`) for the length of one call. WAL lets them read while the writer commits.
+(the `Database`'s read engine) for the length of one call. SQLite's WAL, and PostgreSQL's
+snapshots, let them read while the writer commits.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
+from threadline.storage.database import Database, open_database
 from threadline.storage.errors import StoreClosed
-from threadline.storage.readonly import open_readonly
 
 T = TypeVar("T")
 
 
 class ReadPool:
-    def __init__(self, db_path: Path, size: int):
+    def __init__(self, db: Path | str | Database, size: int):
         size = max(1, size)
-        self._engine = open_readonly(db_path, pool_size=size)
+        self._database = open_database(db)
+        self._engine = self._database.read_engine(pool_size=size)
         self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="store-read")
         self._closed = False
 
@@ -42,4 +44,4 @@ class ReadPool:
     def close(self) -> None:
         self._closed = True
         self._executor.shutdown(wait=True, cancel_futures=True)
-        self._engine.dispose()
+        self._database.close()

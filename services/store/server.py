@@ -12,6 +12,7 @@ from services.store.servicer import StoreServicer
 from services.store.writer import Checkpointer, Writer
 from threadline import auth, bootstrap, dblock, lifeline
 from threadline.config import Settings
+from threadline.storage.database import Database
 from threadline.v1 import store_pb2, store_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -49,16 +50,20 @@ class Running:
 async def start(settings: Settings) -> Running:
     # The one writer of this database (dblock.py): refuse at once if another store, import or
     # reparse has it, before anything is opened.
+    database = Database(settings.db)
+    # On SQLite: refuse at once if another store, import or reparse has the file. PostgreSQL
+    # has no file here to lock (acquire takes nothing): the writer's connection takes an
+    # advisory lock instead, which holds against stores on other machines too.
     lock = dblock.acquire(settings.db, "threadline store", held_by_parent=lifeline.parent())
-    writer = Writer(settings.db, wal_limit_bytes=settings.wal_limit_mb * 1024 * 1024)
+    writer = Writer(database, wal_limit_bytes=settings.wal_limit_mb * 1024 * 1024)
     try:
         await asyncio.to_thread(writer.start)  # creates the file and schema before readers open it
     except BaseException:
         lock.release()
         raise
-    checkpointer = Checkpointer(settings.db, writer=writer)
+    checkpointer = Checkpointer(database, writer=writer)
     checkpointer.start()
-    reads = ReadPool(settings.db, settings.read_pool)
+    reads = ReadPool(database, settings.read_pool)
     feed = ChangeFeed(settings.subscriber_queue)
     servicer = StoreServicer(writer, feed, reads, pricing_file=settings.pricing_file)
     writer.on_commit = servicer.on_commit
@@ -74,6 +79,6 @@ async def start(settings: Settings) -> Running:
         reads.close()
         lock.release()
         raise
-    log.info("store serving on %s:%d, database %s", settings.host, service.port, settings.db)
+    log.info("store serving on %s:%d, database %s", settings.host, service.port, database)
     return Running(service.port, service, servicer, writer, checkpointer, reads, feed,
                    lock)

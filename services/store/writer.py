@@ -1,8 +1,10 @@
-"""The single SQLite writer, and the checkpoint thread that keeps the WAL short.
+"""The single writer, and the checkpoint thread that keeps SQLite's WAL short.
 
-One daemon thread owns the only read-write connection and drains a queue of write batches
-(datasette's pattern). Each turn it takes every batch already queued (up to a bound), applies
-them in ONE `BEGIN IMMEDIATE` transaction - each batch under its own savepoint, so a batch that
+One daemon thread owns the only read-write connection (made by the storage layer's
+`Database`, SQLite or PostgreSQL) and drains a queue of write batches (datasette's pattern).
+Each turn it takes every batch already queued (up to a bound), applies them with the storage
+layer's write functions (threadline/storage/writes.py) in ONE transaction (`BEGIN IMMEDIATE`
+on SQLite) - each batch under its own savepoint, so a batch that
 fails is rolled back alone - and commits once; only then are results handed to the event loop
 (`call_soon_threadsafe`), in commit order. Offsets are written in the same transaction as the
 rows they cover, so a process killed at any instant neither loses nor duplicates anything once
@@ -16,9 +18,8 @@ again, the condition is kept in `write_error` for the store's status (and handed
 `on_condition` hook, which tells the change feed's followers), and it clears itself with the
 next commit that succeeds.
 
-Idempotence: a message whose key is stored is skipped (within a batch the first occurrence
-wins), as is a parse error at a stored (path, byte_offset). Every NEW message and parse error
-takes the next sequence number and a `changes` row.
+Idempotence and sequence numbers: see writes.py. The writer keeps the highest committed
+sequence and hands it back to the write functions, which number every new row after it.
 """
 
 from __future__ import annotations
@@ -34,13 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, text, tuple_
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Connection
 
-from threadline.storage import files, folding, projects, reanalysis, schema, titles
-from threadline.storage import migrations as upgrade
-from threadline.storage.errors import EarlierBatchFailed, StaleAnalysis, StoreClosed, WriteFailed
+from threadline.storage import dialect, writes
+from threadline.storage.database import Database, open_database
+from threadline.storage.errors import EarlierBatchFailed, StoreClosed, WriteFailed
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +62,6 @@ BOUNDING_WAIT_MS = 100
 # every attempt writes to the database file, which would take any space just freed.
 CHECKPOINT_RETRY_MAX_SECONDS = 30.0
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
-# SQLite's default limit of bound parameters is 32766; stay well under it.
-_IN_CHUNK = 5000
 _STOP = object()
 
 
@@ -121,43 +118,18 @@ CommitHook = Callable[[WriteBatch, WriteResult], None]
 ConditionHook = Callable[[str], None]
 
 
-def _engine(db_path: Path, configure: Callable[[sqlite3.Connection], None]) -> Engine:
-    engine = create_engine(
-        "sqlite://",
-        creator=lambda: sqlite3.connect(str(db_path), check_same_thread=False),
-        poolclass=NullPool,
-    )
-    event.listen(engine, "connect", lambda dbapi_conn, _record: configure(dbapi_conn))
-    return engine
-
-
-def storage_failure(exc: BaseException, db_path: Path) -> str | None:
-    """What a write failure says about the storage ("database or disk is full at <path>"), or
+def storage_failure(exc: BaseException, db: object) -> str | None:
+    """What a write failure says about the storage ("database or disk is full at <db>"), or
     None when it is about the batch itself."""
-    orig = getattr(exc, "orig", None) or exc
-    code = getattr(orig, "sqlite_errorcode", None)
-    if isinstance(orig, sqlite3.Error) and code is not None and (code & 0xFF) in _STORAGE_CODES:
-        return f"{orig} at {db_path}"
-    return None
-
-
-_STORAGE_CODES = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR})
-
-
-def next_offset(current: dict | None, incoming: dict) -> dict:
-    """The source row to store: an offset only moves forward, unless the file was replaced."""
-    if (current is None or incoming["reset"] or current["identity"] != incoming["identity"]
-            or incoming["offset"] >= current["offset"]):
-        return {k: v for k, v in incoming.items() if k != "reset"}
-    return current
+    return dialect.storage_failure(exc, str(db))
 
 
 class Writer:
     """Owns the write connection. `start()` and `stop()` block: call them from a thread."""
 
-    def __init__(self, db_path: Path, on_commit: CommitHook | None = None,
+    def __init__(self, db: Path | str | Database, on_commit: CommitHook | None = None,
                  wal_limit_bytes: int = WAL_LIMIT_BYTES):
-        self.db_path = Path(db_path)
+        self.database = open_database(db)
         self.on_commit = on_commit
         self.wal_limit_bytes = wal_limit_bytes
         self.last_sequence = 0
@@ -179,7 +151,6 @@ class Writer:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        files.private_database(self.db_path)
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -210,23 +181,12 @@ class Writer:
 
     # --- the thread --------------------------------------------------------------------------
 
-    def _configure(self, dbapi_connection: sqlite3.Connection) -> None:
-        schema.configure_writer(dbapi_connection)
-        # Whenever the WAL starts over from its beginning, cut the file back to this size.
-        dbapi_connection.execute(f"PRAGMA journal_size_limit={int(self.wal_limit_bytes)}")
-
     def _run(self) -> None:
         try:
-            engine = _engine(self.db_path, self._configure)
-            # Every transaction of this connection takes the write lock up front.
-            event.listen(engine, "begin", lambda c: c.exec_driver_sql("BEGIN IMMEDIATE"))
+            engine = self.database.write_engine(wal_limit_bytes=self.wal_limit_bytes)
             conn = engine.connect()
             with conn.begin():
-                upgrade.add_missing(conn)
-                # Analysis of an earlier version is dropped before records are migrated.
-                reanalysis.start_again(conn)
-                upgrade.migrate(conn)
-                self.last_sequence = conn.scalar(select(func.max(schema.changes.c.seq))) or 0
+                self.last_sequence = writes.prepare(conn)
         except BaseException as exc:  # reported to start()
             self._startup_error = exc
             self._ready.set()
@@ -248,18 +208,18 @@ class Writer:
     def _truncate_wal(self, conn: Connection) -> None:
         """At stop: copy the WAL into the database and cut it to zero bytes, so a stopped
         store leaves no WAL behind (other processes may keep the database open, and then
-        nobody would on close)."""
+        nobody would on close). PostgreSQL: nothing to do, the server keeps its own WAL."""
         raw = conn.connection.dbapi_connection
-        if raw is None:
+        if raw is None or not self.database.is_sqlite:
             return
         try:
             raw.execute("PRAGMA busy_timeout=1000")  # readers in other processes end soon
             busy, _log, _done = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if busy:
                 log.info("WAL of %s not truncated at stop: a reader still uses it",
-                         self.db_path)
+                         self.database)
         except sqlite3.Error as exc:
-            log.warning("WAL of %s not truncated at stop: %s", self.db_path, exc)
+            log.warning("WAL of %s not truncated at stop: %s", self.database, exc)
 
     def _take_group(self) -> tuple[list, bool]:
         item = self._queue.get()
@@ -326,7 +286,7 @@ class Writer:
             self.last_commit_at = time.monotonic()
             wrote = any(isinstance(o, WriteResult) for _b, _f, o in outcomes)
             if wrote and not storage_failed and self.write_error:
-                log.warning("writes to %s succeed again", self.db_path)
+                log.warning("writes to %s succeed again", self.database)
                 self._set_write_error("", loop)
         for _batch, _future, outcome in outcomes:
             if isinstance(outcome, WriteResult):
@@ -341,7 +301,7 @@ class Writer:
     def _failed(self, exc: Exception, what: str, loop: asyncio.AbstractEventLoop) -> Exception:
         """The exception to hand back for a failed write: a storage failure becomes
         `WriteFailed` and the store's condition, logged once rather than at every resend."""
-        problem = storage_failure(exc, self.db_path)
+        problem = storage_failure(exc, self.database)
         if problem is None:
             log.exception(what, exc_info=exc)
             return exc
@@ -366,116 +326,28 @@ class Writer:
         """The highest committed sequence, read back: after a failed commit, don't guess."""
         try:
             with conn.begin():
-                return conn.scalar(select(func.max(schema.changes.c.seq))) or 0
+                return writes.last_sequence(conn)
         except Exception:
             log.exception("cannot read the last sequence back; assuming %d", fallback)
             return fallback
 
     def _apply(self, conn: Connection, batch: WriteBatch) -> WriteResult:
-        new_messages = self._insert_messages(conn, batch.messages)
-        new_errors = self._insert_errors(conn, batch.errors)
+        seq = self.last_sequence
+        new_messages, seq = writes.insert_messages(conn, batch.messages, seq)
+        new_errors, seq = writes.insert_errors(conn, batch.errors, seq)
         if batch.tool_calls:
-            upsert_tool_calls(conn, batch.tool_calls)
-        offsets = _store_offsets(conn, batch.offsets) if batch.offsets else []
+            writes.upsert_tool_calls(conn, batch.tool_calls)
+        offsets = writes.store_offsets(conn, batch.offsets) if batch.offsets else []
         if batch.analysed_through:
-            current = conn.scalar(select(schema.analysis_progress.c.seq)
-                                  .where(schema.analysis_progress.c.id == 1)) or 0
-            if current != batch.analysed_after:
-                raise StaleAnalysis(batch.analysed_after, current)
-            conn.execute(_SAVE_PROGRESS, {"seq": batch.analysed_through})
-        new_analysis = self._write_analysis(conn, batch.analysis) if batch.analysis else []
-        return WriteResult(batch.batch_id, offsets, self.last_sequence, new_messages, new_errors,
-                           new_analysis)
-
-    def _write_analysis(self, conn: Connection, updates: list[dict]) -> list[tuple[int, int, str]]:
-        """Store each session's analysis update and number it as one or two changes."""
-        changes: list[dict] = []
-        new: list[tuple[int, int, str]] = []
-        seq = self.last_sequence
-        projects.name_analysis(conn, updates)
-        for i, update in enumerate(updates):
-            write_analysis(conn, update)
-            kinds = [schema.THREAD_UPDATED] if update["thread_changed"] else []
-            if update["summary"] is not None:
-                kinds.append(schema.ANALYSIS_UPDATED)
-            for kind in kinds:
-                seq += 1
-                new.append((i, seq, kind))
-                changes.append({"seq": seq, "kind": kind, "ref": update["session_id"],
-                                "project_key": update["project_key"],
-                                "session_id": update["session_id"]})
-        if changes:
-            conn.exec_driver_sql(_INSERT_CHANGE, changes)
-            self.last_sequence = seq
-        return new
-
-    def _insert_messages(self, conn: Connection, rows: list[dict]) -> list[tuple[int, int]]:
-        if not rows:
-            return []
-        seen = _existing_keys(conn, [r["key"] for r in rows])
-        new: list[tuple[int, int]] = []
-        fresh: list[dict] = []
-        seq = self.last_sequence
-        for i, row in enumerate(rows):
-            key = row["key"]
-            if key in seen:
-                continue
-            seen.add(key)
-            seq += 1
-            row["seq"] = seq
-            new.append((i, seq))
-            fresh.append(row)
-        if not fresh:
-            return []
-        # Each row as sent names its file's folder; it is stored under its session's project.
-        moved_from = projects.assign(conn, fresh)
-        changes = [{"seq": row["seq"], "kind": schema.MESSAGE, "ref": row["key"],
-                    "project_key": row["project_key"], "session_id": row["session_id"]}
-                   for row in fresh]
-        conn.exec_driver_sql(_INSERT_MESSAGE, fresh)
-        conn.exec_driver_sql(_INSERT_CHANGE, changes)
-        fold = folding.SessionFold()
-        for row in fresh:
-            fold.add(row)
-        fold.merge(conn)
-        if moved_from:  # sessions left these projects: derive both sides again
-            folding.refresh_projects(conn, fold.projects() | moved_from)
-        titles.record(conn, fresh)
+            writes.save_progress(conn, batch.analysed_through, batch.analysed_after)
+        new_analysis: list[tuple[int, int, str]] = []
+        if batch.analysis:
+            new_analysis, seq = writes.write_analyses(conn, batch.analysis, seq)
+        # Only now: a batch that failed half-way hands its numbers out again (the caller
+        # rolls back to its savepoint).
         self.last_sequence = seq
-        return new
-
-    def _insert_errors(self, conn: Connection, rows: list[dict]) -> list[tuple[int, int]]:
-        if not rows:
-            return []
-        pe = schema.parse_errors
-        wanted = [(r["path"], r["byte_offset"]) for r in rows]
-        seen: set = set()
-        for i in range(0, len(wanted), _IN_CHUNK // 2):
-            part = wanted[i:i + _IN_CHUNK // 2]
-            seen.update(tuple(r) for r in conn.execute(
-                select(pe.c.path, pe.c.byte_offset).where(
-                    tuple_(pe.c.path, pe.c.byte_offset).in_(part))))
-        new: list[tuple[int, int]] = []
-        fresh: list[dict] = []
-        seq = self.last_sequence
-        for i, row in enumerate(rows):
-            ref = (row["path"], row["byte_offset"])
-            if ref in seen:
-                continue
-            seen.add(ref)
-            seq += 1
-            row["seq"] = seq
-            new.append((i, seq))
-            fresh.append(row)
-        if fresh:
-            projects.assign(conn, [], fresh)
-            changes = [{"seq": row["seq"], "kind": schema.PARSE_ERROR,
-                        "ref": f"{row['path']}:{row['byte_offset']}",
-                        "project_key": row["project_key"], "session_id": ""} for row in fresh]
-            conn.exec_driver_sql(_INSERT_ERROR, fresh)
-            conn.exec_driver_sql(_INSERT_CHANGE, changes)
-            self.last_sequence = seq
-        return new
+        return WriteResult(batch.batch_id, offsets, seq, new_messages, new_errors,
+                           new_analysis)
 
 
 def _deliver_threadsafe(loop: asyncio.AbstractEventLoop, items: list,
@@ -501,168 +373,6 @@ def _deliver(items: list, on_commit: CommitHook | None) -> None:
             future.set_exception(outcome)
 
 
-def _existing_keys(conn: Connection, keys: list[str]) -> set[str]:
-    """The keys among `keys` that are stored. One JSON parameter instead of one per key: no
-    statement to compile per batch size, no limit on bound parameters."""
-    result = conn.exec_driver_sql(
-        "SELECT key FROM messages WHERE key IN (SELECT value FROM json_each(?))",
-        (orjson.dumps(keys).decode(),))
-    return {r[0] for r in result}
-
-
-def _insert_sql(table: Table) -> str:
-    """A plain INSERT with named parameters for every column of `table`.
-
-    The hot inserts go through `exec_driver_sql` with this text: SQLAlchemy's per-row
-    parameter processing costs more than SQLite's insert itself (measured: ~40% of a batch).
-    """
-    names = [c.name for c in table.columns]
-    columns = ", ".join(f'"{n}"' for n in names)
-    values = ", ".join(f":{n}" for n in names)
-    return f'INSERT INTO "{table.name}" ({columns}) VALUES ({values})'
-
-
-_INSERT_MESSAGE = _insert_sql(schema.messages)
-_INSERT_CHANGE = _insert_sql(schema.changes)
-_INSERT_ERROR = _insert_sql(schema.parse_errors)
-
-
-_UPSERT_TOOL_USE = text("""
-INSERT INTO tool_calls (tool_use_id, session_id, name, use_message_key, result_message_key,
-                        input_json, is_error, started_at, finished_at, agent_id)
-VALUES (:tool_use_id, :session_id, :name, :use_message_key, '', :input_json, 0, :started_at, '',
-        '')
-ON CONFLICT (tool_use_id) DO UPDATE SET
-  session_id = CASE WHEN tool_calls.session_id = '' THEN excluded.session_id
-                    ELSE tool_calls.session_id END,
-  name = CASE WHEN excluded.name != '' THEN excluded.name ELSE tool_calls.name END,
-  use_message_key = excluded.use_message_key,
-  input_json = excluded.input_json,
-  started_at = excluded.started_at
-""")
-
-_UPSERT_TOOL_RESULT = text("""
-INSERT INTO tool_calls (tool_use_id, session_id, name, use_message_key, result_message_key,
-                        input_json, is_error, started_at, finished_at, agent_id)
-VALUES (:tool_use_id, :session_id, :name, '', :result_message_key, x'', :is_error, '',
-        :finished_at, :agent_id)
-ON CONFLICT (tool_use_id) DO UPDATE SET
-  session_id = CASE WHEN tool_calls.session_id = '' THEN excluded.session_id
-                    ELSE tool_calls.session_id END,
-  name = CASE WHEN tool_calls.name = '' THEN excluded.name ELSE tool_calls.name END,
-  result_message_key = excluded.result_message_key,
-  is_error = excluded.is_error,
-  finished_at = excluded.finished_at,
-  agent_id = excluded.agent_id
-""")
-
-
-def upsert_tool_calls(conn: Connection, rows: list[dict]) -> None:
-    """A call's two halves arrive in different batches, in either order: each half fills
-    only its own columns, so applying them in any order (or twice) gives the same row."""
-    uses = [r for r in rows if r["has_use"] and r["tool_use_id"]]
-    results = [r for r in rows if r["has_result"] and r["tool_use_id"]]
-    if uses:
-        conn.execute(_UPSERT_TOOL_USE, uses)
-    if results:
-        conn.execute(_UPSERT_TOOL_RESULT, results)
-
-
-_UPSERT_SEGMENT = _insert_sql(schema.segments).replace("INSERT", "INSERT OR REPLACE", 1)
-_INSERT_TURN = _insert_sql(schema.turns).replace("INSERT", "INSERT OR IGNORE", 1)
-_INSERT_RELATIONSHIP = _insert_sql(schema.relationships).replace("INSERT", "INSERT OR IGNORE", 1)
-_names = [c.name for c in schema.session_summaries.columns]
-# The summary is a snapshot from analysis; `resumed_from` is learnt from the files while
-# threading and is not known to a session rebuilt from the store, so the snapshot never
-# changes it (a new row gets '' here; `save_resumed` sets it).
-_UPSERT_SUMMARY = text(
-    f"INSERT INTO session_summaries ({', '.join(_names)}) "
-    f"VALUES ({', '.join(':' + n for n in _names)}) ON CONFLICT (session_id) DO UPDATE SET "
-    + ", ".join(f"{n} = excluded.{n}" for n in _names if n not in ("session_id", "resumed_from")))
-
-
-# A resumption is learnt while threading, before the session has any figures: a new row
-# gets every column's default (the Table defaults apply to SQLAlchemy inserts, not to text).
-_SUMMARY_DEFAULTS = {c.name: c.default.arg for c in schema.session_summaries.columns
-                     if c.default is not None}
-# A later finding replaces an earlier one: threading reports the session a resumed file
-# continues again when a closer one turns up further down the file (a chain of resumptions).
-_SAVE_RESUMED = text(
-    f"INSERT INTO session_summaries ({', '.join(['session_id', *_SUMMARY_DEFAULTS])}) "
-    f"VALUES ({', '.join(':' + n for n in ['session_id', *_SUMMARY_DEFAULTS])}) "
-    "ON CONFLICT (session_id) DO UPDATE SET resumed_from = excluded.resumed_from")
-_RESUMED_FROM = text("SELECT resumed_from FROM session_summaries WHERE session_id = :s")
-# Longer chains of resumptions are not followed when looking for a cycle (none is that long).
-MAX_RESUMED_CHAIN = 10_000
-_SAVE_PROGRESS = text(f"""
-INSERT INTO analysis_progress (id, seq, version) VALUES (1, :seq, {reanalysis.ANALYSIS_VERSION})
-ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, version = excluded.version
-""")
-
-
-def write_analysis(conn: Connection, update: dict) -> None:
-    """Merges first: a segment merged into the one before it is deleted and its turns move
-    there (the next segment then takes over its index). Then segments are replaced whole;
-    turns and relationships are final once written (INSERT OR IGNORE keeps a resent batch
-    idempotent)."""
-    sg, t = schema.segments, schema.turns
-    session = update["session_id"]
-    for index in update["merged"]:
-        conn.execute(t.update().where(t.c.session_id == session, t.c.segment_index == index)
-                     .values(segment_index=index - 1))
-        conn.execute(sg.delete().where(sg.c.session_id == session, sg.c.idx == index))
-    if update["segments"]:
-        conn.exec_driver_sql(_UPSERT_SEGMENT, update["segments"])
-    if update["turns"]:
-        conn.exec_driver_sql(_INSERT_TURN, update["turns"])
-    if update["relationships"]:
-        conn.exec_driver_sql(_INSERT_RELATIONSHIP, update["relationships"])
-    summary = update["summary"]
-    if summary is not None:
-        conn.execute(_UPSERT_SUMMARY, {**summary, "resumed_from": ""})
-    earlier = update["resumed_from"] or (summary or {}).get("resumed_from", "")
-    if earlier and not save_resumed(conn, session, update["project_key"], earlier):
-        update["resumed_from"] = ""  # refused: the change published for it says so too
-
-
-def save_resumed(conn: Connection, session: str, project_key: str, earlier: str) -> bool:
-    """Store that `session` continues `earlier`, unless `earlier` already continues `session`
-    (directly or through a chain): resumptions never form a cycle, whatever order files are
-    read in. Returns whether it was stored."""
-    seen = {session}
-    at = earlier
-    for _ in range(MAX_RESUMED_CHAIN):
-        if not at:
-            break
-        if at in seen:
-            return False
-        seen.add(at)
-        at = conn.scalar(_RESUMED_FROM, {"s": at}) or ""
-    conn.execute(_SAVE_RESUMED, {**_SUMMARY_DEFAULTS, "session_id": session,
-                                 "project_key": project_key, "resumed_from": earlier})
-    return True
-
-
-def _store_offsets(conn: Connection, offsets: list[dict]) -> list[dict]:
-    src = schema.sources
-    paths = list({o["path"] for o in offsets if o["path"]})
-    current: dict[str, dict] = {
-        r["path"]: dict(r) for r in conn.execute(
-            select(src).where(src.c.path.in_(paths))).mappings()
-    }
-    changed: dict[str, dict] = {}
-    for incoming in offsets:
-        path = incoming["path"]
-        if not path:
-            continue
-        stored = next_offset(current.get(path), incoming)
-        if stored is not current.get(path):
-            current[path] = changed[path] = stored
-    if changed:
-        conn.execute(src.insert().prefix_with("OR REPLACE"), list(changed.values()))
-    return [current[p] for p in dict.fromkeys(o["path"] for o in offsets if o["path"])]
-
-
 class Checkpointer:
     """Keeps the WAL short from its own connection, one decision every tick.
 
@@ -680,9 +390,10 @@ class Checkpointer:
     are TRUNCATE ones that do not wait, so the WAL gives its space back as soon as it can.
     """
 
-    def __init__(self, db_path: Path, interval: float = CHECKPOINT_TICK_SECONDS,
+    def __init__(self, db: Path | str | Database, interval: float = CHECKPOINT_TICK_SECONDS,
                  writer: Writer | None = None, idle_seconds: float = IDLE_CHECKPOINT_SECONDS):
-        self.db_path = Path(db_path)
+        self.database = open_database(db)
+        self.db_path = self.database.path or Path("database")
         self.interval = interval
         self._passive_at = float("-inf")
         self._bound_retry_at = 0.0
@@ -698,7 +409,9 @@ class Checkpointer:
         self._thread = threading.Thread(target=self._run, name="store-checkpoint", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        # PostgreSQL checkpoints its own write-ahead log: nothing here to keep short.
+        if self.database.is_sqlite:
+            self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -706,11 +419,8 @@ class Checkpointer:
             self._thread.join()
 
     def _run(self) -> None:
-        def configure(c: sqlite3.Connection) -> None:
-            c.isolation_level = None
-            c.execute("PRAGMA wal_autocheckpoint=0")
-
-        engine = _engine(self.db_path, configure)
+        engine = self.database.checkpoint_engine()
+        assert engine is not None  # started on SQLite only
         try:
             with engine.connect() as conn:
                 raw = conn.connection.dbapi_connection

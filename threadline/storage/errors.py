@@ -1,4 +1,4 @@
-"""Exceptions of the store service.
+"""Exceptions of the storage layer and the store service.
 
     StoreError                  root: anything the store refuses or fails to do
     ├── InvalidArgument         a request the store cannot act on (bad limit, negative sequence)
@@ -10,9 +10,11 @@
     │                           (another follower got there first); start from the checkpoint
     ├── SubscriberTooSlow       a change subscriber whose queue overflowed; it resumes without
     │                           loss by subscribing again from the last sequence it received
-    ├── DatabaseMissing         `open_readonly` on a file that does not exist
-    └── WriteFailed             the database could not be written (disk full, I/O error):
-                                nothing of the batch is stored; send it again later
+    ├── DatabaseMissing         a read of a database that does not exist yet (no file, or
+    │                           no store tables in PostgreSQL)
+    ├── WriteFailed             the database could not be written (disk full, I/O error):
+    │                           nothing of the batch is stored; send it again later
+    └── WriterActive            another store writes this PostgreSQL database already
 
 These carry no gRPC: `servicer.py` maps them to status codes, in one table.
 """
@@ -66,3 +68,13 @@ class DatabaseMissing(StoreError):
 class WriteFailed(StoreError):
     """The storage refused a write ("database or disk is full at <path>"): a condition of the
     machine, not of the batch, which is to be sent again once it is resolved."""
+
+
+class WriterActive(StoreError):
+    """Another store writes this database already (PostgreSQL's advisory writer lock is
+    taken): one database has one writer, whichever machine it runs on."""
+
+    def __init__(self, where: str):
+        super().__init__(f"database {where} is in use by another threadline store; stop it "
+                         "or use another --db")
+        self.where = where

@@ -117,6 +117,9 @@ class SessionFold:
         return changed + len(gone)
 
 
+# The spans merge NULL-aware with CASE (a comparison with NULL is not true, so a NULL on
+# either side keeps the other): SQLite's two-argument min()/max() are LEAST()/GREATEST()
+# in PostgreSQL, and CASE reads the same in both.
 _MERGE_SESSION = text("""
 INSERT INTO sessions (session_id, project_key, cwd, git_branch, version, format,
                       first_timestamp, last_timestamp, message_count)
@@ -129,10 +132,12 @@ ON CONFLICT (session_id) DO UPDATE SET
                     ELSE sessions.git_branch END,
   version = CASE WHEN excluded.version != '' THEN excluded.version ELSE sessions.version END,
   format = CASE WHEN sessions.format = '' THEN excluded.format ELSE sessions.format END,
-  first_timestamp = min(coalesce(excluded.first_timestamp, sessions.first_timestamp),
-                        coalesce(sessions.first_timestamp, excluded.first_timestamp)),
-  last_timestamp = max(coalesce(excluded.last_timestamp, sessions.last_timestamp),
-                       coalesce(sessions.last_timestamp, excluded.last_timestamp)),
+  first_timestamp = CASE WHEN sessions.first_timestamp IS NULL
+                              OR excluded.first_timestamp < sessions.first_timestamp
+                         THEN excluded.first_timestamp ELSE sessions.first_timestamp END,
+  last_timestamp = CASE WHEN sessions.last_timestamp IS NULL
+                             OR excluded.last_timestamp > sessions.last_timestamp
+                        THEN excluded.last_timestamp ELSE sessions.last_timestamp END,
   message_count = sessions.message_count + excluded.message_count
 """)
 
@@ -142,10 +147,12 @@ INSERT INTO projects (key, cwd, first_timestamp, last_timestamp)
 VALUES (:key, :cwd, :first_timestamp, :last_timestamp)
 ON CONFLICT (key) DO UPDATE SET
   cwd = CASE WHEN excluded.cwd != '' THEN excluded.cwd ELSE projects.cwd END,
-  first_timestamp = min(coalesce(excluded.first_timestamp, projects.first_timestamp),
-                        coalesce(projects.first_timestamp, excluded.first_timestamp)),
-  last_timestamp = max(coalesce(excluded.last_timestamp, projects.last_timestamp),
-                       coalesce(projects.last_timestamp, excluded.last_timestamp))
+  first_timestamp = CASE WHEN projects.first_timestamp IS NULL
+                              OR excluded.first_timestamp < projects.first_timestamp
+                         THEN excluded.first_timestamp ELSE projects.first_timestamp END,
+  last_timestamp = CASE WHEN projects.last_timestamp IS NULL
+                             OR excluded.last_timestamp > projects.last_timestamp
+                        THEN excluded.last_timestamp ELSE projects.last_timestamp END
 """)
 
 

@@ -2,8 +2,8 @@
 transaction (the store's writer at start, and reparse).
 
 Schema changes are additive (`schema.add_missing_columns`; missing tables and indexes are
-created). Changes of what stored rows mean are numbered in SQLite's `user_version` and each
-runs once, in order:
+created). Changes of what stored rows mean are numbered (SQLite's `user_version`, a one-row table on
+PostgreSQL: dialect.user_version) and each runs once, in order:
 
 1. Projects are working directories (projects.py): every record is filed under its
    session's project and the folder names it was filed under become aliases. Codex lines
@@ -23,7 +23,7 @@ import logging
 from sqlalchemy import Connection, delete, func, select, text, update
 
 from threadline.domain.keys import codex_key
-from threadline.storage import folding, schema, titles
+from threadline.storage import dialect, folding, schema, titles
 from threadline.storage.folding import NOT_SESSION_RECORDS
 from threadline.storage.projects import key_of_cwd
 
@@ -54,7 +54,7 @@ def add_missing(conn: Connection) -> list[str]:
 
 def migrate(conn: Connection) -> None:
     """Run the migrations of stored rows not yet run (numbered in `user_version`)."""
-    version = conn.exec_driver_sql("PRAGMA user_version").scalar() or 0
+    version = dialect.user_version(conn)
     if version < 1:
         if conn.scalar(select(func.count()).select_from(_m)):
             log.info("upgrading the database: projects named by working directory, Codex "
@@ -64,7 +64,7 @@ def migrate(conn: Connection) -> None:
         refold(conn)
         titles.record_stored(conn)
     if version < VERSION:
-        conn.exec_driver_sql(f"PRAGMA user_version = {VERSION}")
+        dialect.set_user_version(conn, VERSION)
 
 
 # --- 1. Codex keys ---------------------------------------------------------------------------
@@ -100,8 +100,8 @@ def merge_codex_copies(conn: Connection) -> int:
         return 0
     conn.exec_driver_sql("CREATE TEMP TABLE rekey (old TEXT PRIMARY KEY, new TEXT NOT NULL)")
     try:
-        conn.execute(text("INSERT OR IGNORE INTO rekey (old, new) VALUES (:old, :new)"),
-                     renamed)
+        conn.execute(text("INSERT INTO rekey (old, new) VALUES (:old, :new) "
+                          "ON CONFLICT DO NOTHING"), renamed)
         _drop(conn, copies)
         first_copies = [r for r in renamed if kept[r["new"]] == r["seq"]]
         if first_copies:
@@ -115,12 +115,14 @@ def merge_codex_copies(conn: Connection) -> int:
                               ("relationships", "source_key"), ("relationships", "target_key")):
             # OR IGNORE: two copies' analysis rows would now share a primary key; the one
             # left behind (under its old key) belongs to a session analysed again below.
+            # SQLite only: this version keys Codex rows by session and line from the start,
+            # so a PostgreSQL database has nothing to rename.
             conn.exec_driver_sql(
                 f"UPDATE OR IGNORE {table} SET {column} = "
                 f"(SELECT new FROM rekey WHERE old = {table}.{column}) "
                 f"WHERE {column} IN (SELECT old FROM rekey)")
     finally:
-        conn.exec_driver_sql("DROP TABLE temp.rekey")
+        conn.exec_driver_sql("DROP TABLE rekey")  # the temporary one: it is found first
     if copied_sessions:
         _analyse_again(conn, copied_sessions)
     log.info("Codex rows keyed by session and line: %d renamed, %d copies dropped",
@@ -185,8 +187,8 @@ def file_under_projects(conn: Connection) -> None:
                 if folder and folder != project:
                     aliases.setdefault(folder, set()).add(project)
     if aliases:
-        conn.execute(text("INSERT OR IGNORE INTO project_aliases (alias, project_key) "
-                          "VALUES (:alias, :project_key)"),
+        conn.execute(text("INSERT INTO project_aliases (alias, project_key) "
+                          "VALUES (:alias, :project_key) ON CONFLICT DO NOTHING"),
                      [{"alias": a, "project_key": p} for a, ps in aliases.items() for p in ps])
     # A session whose records name no cwd keeps its folder's name; a summary-only file (no
     # session) takes the one project that name stands for, if it stands for one.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, func, select
 
-from threadline.storage import schema
+from threadline.storage import dialect, schema
 from threadline.storage.errors import InvalidArgument
 
 DEFAULT_ERROR_LIMIT = 1000
@@ -16,8 +16,8 @@ def _error_filters(query, reason: str, path: str):
     if reason:
         query = query.where(pe.c.reason == reason)
     if path:
-        # instr, not LIKE: a path may hold "%" or "_", and LIKE ignores ASCII case.
-        query = query.where(func.instr(pe.c.path, path) > 0)
+        # Not LIKE: a path may hold "%" or "_", and SQLite's LIKE ignores ASCII case.
+        query = query.where(dialect.Contains(pe.c.path, path))
     return query
 
 

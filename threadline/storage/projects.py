@@ -28,10 +28,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import orjson
 from sqlalchemy import Connection, select, text
 
-from threadline.storage import schema
+from threadline.storage import dialect, schema
 from threadline.storage.folding import NOT_SESSION_RECORDS
 
 
@@ -57,9 +56,7 @@ class Aliases:
             return folder_key
         found = self._unique.get(folder_key)
         if found is None:
-            named = [r[0] for r in self._conn.exec_driver_sql(
-                "SELECT project_key FROM project_aliases WHERE alias = ? LIMIT 2",
-                (folder_key,))]
+            named = [r[0] for r in self._conn.execute(_ALIAS_OF, {"alias": folder_key})]
             found = self._unique[folder_key] = named[0] if len(named) == 1 else folder_key
         return found
 
@@ -79,11 +76,10 @@ def assign(conn: Connection, rows: list[dict], errors: Iterable[dict] = ()) -> s
         row["project_key"] = aliases.project_of(row["project_key"])
     if not by_session:
         return set()
-    # Plain SQL, one JSON parameter: this runs for every batch written.
-    stored = {sid: (project, cwd) for sid, project, cwd in conn.exec_driver_sql(
-        "SELECT session_id, project_key, cwd FROM sessions "
-        "WHERE session_id IN (SELECT value FROM json_each(?))",
-        (orjson.dumps(list(by_session)).decode(),))}
+    # Plain SQL, one parameter holding the list: this runs for every batch written.
+    where, params = dialect.any_of(conn, "session_id", list(by_session), "sessions")
+    stored = {sid: (project, cwd) for sid, project, cwd in conn.execute(
+        text(f"SELECT session_id, project_key, cwd FROM sessions WHERE {where}"), params)}
     moved_from: set[str] = set()
     new_aliases: set[tuple[str, str]] = set()
     for sid, session_rows in by_session.items():
@@ -117,8 +113,9 @@ def assign(conn: Connection, rows: list[dict], errors: Iterable[dict] = ()) -> s
     return moved_from
 
 
-_ADD_ALIAS = text("INSERT OR IGNORE INTO project_aliases (alias, project_key) "
-                  "VALUES (:alias, :project_key)")
+_ADD_ALIAS = text("INSERT INTO project_aliases (alias, project_key) "
+                  "VALUES (:alias, :project_key) ON CONFLICT DO NOTHING")
+_ALIAS_OF = text("SELECT project_key FROM project_aliases WHERE alias = :alias LIMIT 2")
 
 
 def relabel(conn: Connection, session_id: str, project: str) -> None:
@@ -145,7 +142,7 @@ def of_sessions(conn: Connection, session_ids: Iterable[str]) -> dict[str, str]:
 
 
 def name_analysis(conn: Connection, updates: list[dict]) -> None:
-    """Give each analysis update (writer.write_analysis's rows) its session's project, in
+    """Give each analysis update (writes.write_analysis's rows) its session's project, in
     place: analysis learnt the project from records sent before it was decided."""
     known = of_sessions(conn, (u["session_id"] for u in updates))
     aliases = Aliases(conn)

@@ -24,9 +24,11 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Table,
-    Text,
     UniqueConstraint,
+    inspect,
 )
+
+from threadline.storage.dialect import BigInt, Text
 
 metadata = MetaData()
 
@@ -77,7 +79,7 @@ summary_titles = Table(
 
 messages = Table(
     "messages", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInt, primary_key=True, autoincrement=False),
     Column("key", Text, nullable=False, unique=True),
     Column("uuid", Text, nullable=False),
     Column("parent_uuid", Text, nullable=False),
@@ -119,7 +121,7 @@ messages = Table(
     Column("service_tier", Text),
     Column("reasoning_output_tokens", Integer),
     Column("source_path", Text, nullable=False),
-    Column("source_byte_offset", Integer, nullable=False),
+    Column("source_byte_offset", BigInt, nullable=False),
     Column("source_line_number", Integer, nullable=False),
     Column("source_byte_length", Integer, nullable=False),
     Column("raw", LargeBinary, nullable=False),
@@ -215,7 +217,7 @@ session_summaries = Table(
 analysis_progress = Table(
     "analysis_progress", metadata,
     Column("id", Integer, primary_key=True),
-    Column("seq", Integer, nullable=False),
+    Column("seq", BigInt, nullable=False),
     Column("version", Integer, nullable=False, default=0),
 )
 
@@ -227,7 +229,7 @@ sources = Table(
     Column("format", Text, nullable=False),
     Column("head_sha256", Text, nullable=False),
     Column("head_length", Integer, nullable=False),
-    Column("offset", Integer, nullable=False),
+    Column("offset", BigInt, nullable=False),
     Column("line_count", Integer, nullable=False),
     # The session in effect at `offset` (SourceOffset.session_id), committed with it.
     Column("session_id", Text, nullable=False, default=""),
@@ -237,9 +239,9 @@ sources = Table(
 
 parse_errors = Table(
     "parse_errors", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInt, primary_key=True, autoincrement=False),
     Column("path", Text, nullable=False),
-    Column("byte_offset", Integer, nullable=False),
+    Column("byte_offset", BigInt, nullable=False),
     Column("line_number", Integer, nullable=False),
     Column("byte_length", Integer, nullable=False),
     Column("reason", Text, nullable=False),
@@ -258,7 +260,7 @@ ANALYSIS_UPDATED = "analysis_updated"
 
 changes = Table(
     "changes", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInt, primary_key=True, autoincrement=False),
     Column("kind", Text, nullable=False),
     # messages.key for a message; "path:byte_offset" for a parse error; the session id for
     # thread_updated / analysis_updated.
@@ -276,8 +278,9 @@ def add_missing_columns(conn) -> list[str]:
     declares and the file lacks. Returns the columns added, as "table.column".
     """
     added = []
+    inspector = inspect(conn)
     for table in metadata.sorted_tables:
-        present = {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")}
+        present = {column["name"] for column in inspector.get_columns(table.name)}
         for column in table.columns:
             if column.name in present:
                 continue

@@ -28,8 +28,8 @@ def record(conn: Connection, rows: Iterable[dict]) -> None:
         conn.execute(_ADD_TITLE, found)
 
 
-_ADD_TITLE = text("INSERT OR IGNORE INTO summary_titles (leaf_uuid, title) "
-                  "VALUES (:leaf_uuid, :title)")
+_ADD_TITLE = text("INSERT INTO summary_titles (leaf_uuid, title) "
+                  "VALUES (:leaf_uuid, :title) ON CONFLICT DO NOTHING")
 
 
 def record_stored(conn: Connection) -> None:

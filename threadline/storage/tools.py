@@ -25,7 +25,7 @@ from datetime import date, timedelta, tzinfo
 from pathlib import Path
 
 import orjson
-from sqlalchemy import Connection, Result, Row, and_, func, or_, select
+from sqlalchemy import Connection, Result, Row, and_, func, inspect, or_, select
 
 from threadline.domain import billing, timestamps
 from threadline.domain.analysis import ToolFact
@@ -213,9 +213,7 @@ def _add_reactions(conn: Connection, facts: list[ToolFact], result_seqs: list[in
     asked for after that result. Parallel calls answered together share the prompt that
     follows them. A subagent's calls get none: people answer the parent, not the subagent,
     and a subagent's file is stored apart from its parent's (its sequences are no clock)."""
-    has_turns = conn.exec_driver_sql(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'turns'").first()
-    if not facts or has_turns is None:
+    if not facts or not inspect(conn).has_table("turns"):
         return
     tu = schema.turns
     query = (select(tu.c.session_id, _m.c.seq, tu.c.intent, tu.c.sentiment)

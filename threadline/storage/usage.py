@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy import Connection, and_, case, or_, select
 
-from threadline.storage import accounting, pricing, schema
+from threadline.storage import accounting, dialect, pricing, schema
 
 _m = schema.messages
 
@@ -23,8 +23,8 @@ _USAGE_COLUMNS = [_m.c[name] for name in (
     "cache_creation_5m_tokens", "cache_creation_1h_tokens", "cache_read_input_tokens",
     "reasoning_output_tokens")]
 _EMBEDS_USAGE = and_(_m.c.type == "progress", _m.c.input_tokens.is_(None),
-                     func.instr(_m.c.raw, '"agent_progress"') > 0,
-                     func.instr(_m.c.raw, '"usage":') > 0)
+                     dialect.Contains(_m.c.raw, b'"agent_progress"'),
+                     dialect.Contains(_m.c.raw, b'"usage":'))
 _EMBEDDED = case((_m.c.input_tokens.is_(None) & (_m.c.type == "progress"), _m.c.raw),
                  else_=None).label("embedded")
 USAGE_PAGE = 2000
