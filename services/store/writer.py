@@ -38,7 +38,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, text, tuple_
 from sqlalchemy.pool import NullPool
 
-from threadline.storage import files, folding, projects, reanalysis, schema, titles
+from threadline.storage import files, folding, projects, reanalysis, schema, search, titles
 from threadline.storage import migrations as upgrade
 from threadline.storage.errors import EarlierBatchFailed, StaleAnalysis, StoreClosed, WriteFailed
 
@@ -433,6 +433,7 @@ class Writer:
                     "project_key": row["project_key"], "session_id": row["session_id"]}
                    for row in fresh]
         conn.exec_driver_sql(_INSERT_MESSAGE, fresh)
+        search.index_messages(conn, fresh[0]["seq"], fresh[-1]["seq"])
         conn.exec_driver_sql(_INSERT_CHANGE, changes)
         fold = folding.SessionFold()
         for row in fresh:

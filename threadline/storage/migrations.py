@@ -23,7 +23,7 @@ import logging
 from sqlalchemy import Connection, delete, func, select, text, update
 
 from threadline.domain.keys import codex_key
-from threadline.storage import folding, schema, titles
+from threadline.storage import folding, schema, search, titles
 from threadline.storage.folding import NOT_SESSION_RECORDS
 from threadline.storage.projects import key_of_cwd
 
@@ -49,6 +49,7 @@ def add_missing(conn: Connection) -> list[str]:
     for table in schema.metadata.sorted_tables:
         for index in table.indexes:  # create_all adds indexes only with their table
             index.create(conn, checkfirst=True)
+    search.ensure(conn)  # the full-text index, filled once from the rows stored before it
     return added
 
 
