@@ -402,3 +402,35 @@ def test_search_over_grpc(db):
                 assert says in caught.value.details()
 
     asyncio.run(main())
+
+
+_BLOCKS = st.lists(st.fixed_dictionaries(
+    {"kind": st.sampled_from(["text", "thinking", "tool_use", "server_tool_use", "tool_result",
+                              "image", "other"])},
+    optional={"text": st.text(max_size=20), "tool_input_json": st.text(max_size=20),
+              "tool_name": st.sampled_from(["Bash", "Read"])}), max_size=5)
+
+
+@given(st.sampled_from(["user", "assistant", "system", ""]), _BLOCKS)
+def test_the_writer_indexes_the_texts_the_sql_would(role, blocks):
+    """The writer splits texts in Python; removal and snippets split them in SQL: the two
+    must agree to the character, or a rewritten row would leave words behind."""
+    content = orjson.dumps(blocks)
+    with sqlite3.connect(":memory:") as conn:
+        in_sql = conn.execute(
+            f"SELECT {search._column_sql('m', 'j')} FROM (SELECT ? AS role, ? AS content_json)"
+            " AS m LEFT JOIN json_each(CAST(m.content_json AS TEXT)) AS j",
+            (role, content)).fetchone()
+    assert search.indexed_texts(role, content) == in_sql
+
+
+def test_a_very_common_query_ranks_its_most_recent_matches(db, monkeypatch):
+    monkeypatch.setattr(search, "CANDIDATES", 5)
+    for text in ("alpha", "alpha session:bbbb3333", "beta role:assistant"):
+        result = run_search(db, text, limit=3)
+        seq_of = {r["key"]: r["seq"] for r in stored(db)}
+        expected = set(sorted(brute_force(db, parse(text)), key=seq_of.__getitem__)[-5:])
+        assert result.recent_only and result.more
+        assert {h.key for h in result.hits} <= expected and len(result.hits) == 3
+        everything = run_search(db, text, limit=5)
+        assert {h.key for h in everything.hits} == expected

@@ -275,4 +275,4 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
                 model=h.model, ordinal=h.ordinal, score=h.score, columns=h.columns,
                 snippet=[store_pb2.SnippetPart(text=t, highlighted=lit) for t, lit in h.snippet])
                 for h in found.hits],
-            more=found.more, expression=found.expression)
+            more=found.more, expression=found.expression, recent_only=found.recent_only)

@@ -433,7 +433,7 @@ class Writer:
                     "project_key": row["project_key"], "session_id": row["session_id"]}
                    for row in fresh]
         conn.exec_driver_sql(_INSERT_MESSAGE, fresh)
-        search.index_messages(conn, fresh[0]["seq"], fresh[-1]["seq"])
+        search.index_messages(conn, fresh)
         conn.exec_driver_sql(_INSERT_CHANGE, changes)
         fold = folding.SessionFold()
         for row in fresh:

@@ -17,12 +17,18 @@ text is not stored twice. Two consequences, both handled here:
   triggers on `messages` (update of content or role, delete) compute them from the old row
   with that same SQL, so a reparse or a migration that rewrites or drops rows keeps the index
   in step. New rows are indexed by `index_messages`, which the writer calls in the
-  transaction that inserts them (one statement per batch, cheaper than a trigger per row).
-  A database whose messages predate the index gets it filled once (`ensure`, from the
-  migrations); `rebuild` refills it from scratch.
+  transaction that inserts them, with the texts split in Python from the rows it holds
+  (`indexed_texts`, the same split as the SQL, which a test holds them to): three times
+  cheaper than splitting them again in SQL, and the split is most of what the index costs a
+  write. A database whose messages predate the index gets it filled once (`ensure`, from
+  the migrations); `rebuild` refills it from scratch.
 
 Ranking: bm25 with column weights (`WEIGHTS`: a word in a prompt counts most, in a tool's
-output least), then the most recent message first.
+output least), then the most recent message first. Scoring every match of a word found in
+half the messages costs time in proportion to them (~3 us each), so a query matching more
+than `CANDIDATES` messages ranks its `CANDIDATES` most recent matches (most recently stored;
+filters applied first) and says so (`SearchResult.recent_only`): search latency stays
+bounded on any size of database, and a common word finds what was said lately.
 
 Everything SQLite-specific about search lives in this module. Search needs SQLite for now;
 on another backend `search` raises `SearchUnavailable` naming it.
@@ -30,11 +36,13 @@ on another backend `search` raises `SearchUnavailable` naming it.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import orjson
 from sqlalchemy import Connection
 
 from threadline.storage import names
@@ -47,6 +55,11 @@ WEIGHTS = {"prompt": 4.0, "response": 2.0, "thinking": 1.0, "tool_input": 1.0,
            "tool_result": 0.5}
 TOKENIZER = "unicode61 remove_diacritics 2"
 DEFAULT_LIMIT = 20
+CANDIDATES = 2000
+# FTS5 merges its segments once this many are at one level (its default is 4). Every batch
+# the writer commits ends a savepoint, which writes a segment; merging less eagerly costs the
+# writer a third less and queries next to nothing.
+AUTOMERGE = 8
 MAX_LIMIT = 500
 SNIPPET_TOKENS = 16
 # Marks of a highlighted stretch inside snippet text (control characters: a transcript's own
@@ -84,6 +97,8 @@ class SearchResult:
     hits: list[SearchHit]
     # More messages match than were returned.
     more: bool
+    # More than CANDIDATES messages match: these are the best of the most recent ones.
+    recent_only: bool
     # The FTS5 expression the query became (for explaining a result).
     expression: str
 
@@ -128,6 +143,7 @@ def _row_values(row: str) -> str:
 _DDL = (
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5({_COLUMN_LIST}, content='', "
     f"tokenize='{TOKENIZER}')",
+    f"INSERT INTO {TABLE} ({TABLE}, rank) VALUES ('automerge', {AUTOMERGE})",
     # Removal from a contentless index takes the values the row was indexed with.
     f"CREATE TRIGGER IF NOT EXISTS {TABLE}_ad AFTER DELETE ON messages BEGIN "
     f"INSERT INTO {TABLE} ({TABLE}, rowid, {_COLUMN_LIST}) "
@@ -186,10 +202,51 @@ def _index_all(conn: Connection) -> int:
     return indexed
 
 
-def index_messages(conn: Connection, first_seq: int, last_seq: int) -> None:
-    """Index the messages with sequence numbers first_seq..last_seq, just inserted in this
-    transaction (the writer's call)."""
-    conn.exec_driver_sql(_INDEX_RANGE, (first_seq, last_seq))
+def _ends_text_at_nul() -> bool:
+    """Whether this SQLite's JSON functions end a string at an escaped NUL (`\\u0000`), as
+    3.40 does: the Python split must then do the same to agree with the SQL one."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as probe:
+        return probe.execute("""SELECT length('["a\\u0000b"]' ->> '$[0]')""").fetchone()[0] == 1
+
+
+_SQL_ENDS_TEXT_AT_NUL = _ends_text_at_nul()
+_INSERT = f"INSERT INTO {TABLE} (rowid, {_COLUMN_LIST}) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def index_messages(conn: Connection, rows: list[dict]) -> None:
+    """Index message rows just inserted in this transaction (the writer's call); each has
+    its `seq`, `role` and `content_json`."""
+    conn.exec_driver_sql(_INSERT, [(row["seq"], *indexed_texts(row["role"],
+                                                               row["content_json"]))
+                                   for row in rows])
+
+
+def indexed_texts(role: str, content_json: bytes | str) -> tuple[str, str, str, str, str]:
+    """A message's five indexed texts, exactly as `_column_sql` computes them: the blocks of
+    each column in order, joined by a newline; a block without the field is left out."""
+    prompt: list[str] = []
+    response: list[str] = []
+    thinking: list[str] = []
+    tool_input: list[str] = []
+    tool_result: list[str] = []
+    text_column = prompt if role == "user" else response
+    for block in orjson.loads(content_json):
+        kind = block.get("kind")
+        if kind == "text":
+            column, name = text_column, "text"
+        elif kind == "thinking":
+            column, name = thinking, "text"
+        elif kind in ("tool_use", "server_tool_use"):
+            column, name = tool_input, "tool_input_json"
+        elif kind == "tool_result":
+            column, name = tool_result, "text"
+        else:
+            continue
+        value = block.get(name)
+        if value is not None:
+            column.append(value.split("\x00", 1)[0] if _SQL_ENDS_TEXT_AT_NUL else value)
+    return ("\n".join(prompt), "\n".join(response), "\n".join(thinking),
+            "\n".join(tool_input), "\n".join(tool_result))
 
 
 # --- querying --------------------------------------------------------------------------------
@@ -223,18 +280,23 @@ def search(conn: Connection, text: str, limit: int = DEFAULT_LIMIT) -> SearchRes
     query = parse(text)
     match = expression(query)
     if not exists(conn):
-        return SearchResult([], False, match)
+        return SearchResult([], False, False, match)
     where, params = _filters(conn, query)
+    join = " JOIN messages AS m ON m.seq = s.rowid" if where else ""
+    # The CANDIDATES-th most recent match, if there are that many: FTS5 walks its matches
+    # in rowid order without scoring them, so this is cheap.
+    floor = conn.exec_driver_sql(
+        f"SELECT s.rowid FROM {TABLE} AS s{join} WHERE {TABLE} MATCH ?{where} "
+        "ORDER BY s.rowid DESC LIMIT 1 OFFSET ?", (match, *params, CANDIDATES - 1)).scalar()
     weights = ", ".join(str(WEIGHTS[c]) for c in COLUMNS)
-    sql = (f"SELECT s.rowid, bm25({TABLE}, {weights}) AS score "
-           f"FROM {TABLE} AS s JOIN messages AS m ON m.seq = s.rowid "
-           f"WHERE {TABLE} MATCH ?{where} "
-           "ORDER BY score, m.timestamp DESC, m.seq DESC LIMIT ?")
-    found = conn.exec_driver_sql(sql, (match, *params, limit + 1)).all()
-    more = len(found) > limit
-    found = found[:limit]
-    hits = _hits(conn, [(seq, score) for seq, score in found], match)
-    return SearchResult(hits, more, match)
+    found = conn.exec_driver_sql(
+        f"SELECT s.rowid, bm25({TABLE}, {weights}) AS score "
+        f"FROM {TABLE} AS s JOIN messages AS m ON m.seq = s.rowid "
+        f"WHERE {TABLE} MATCH ? AND s.rowid >= ?{where} "
+        "ORDER BY score, m.timestamp DESC, m.seq DESC LIMIT ?",
+        (match, floor or 0, *params, limit + 1)).all()
+    hits = _hits(conn, [(seq, score) for seq, score in found[:limit]], match)
+    return SearchResult(hits, len(found) > limit, floor is not None, match)
 
 
 def _filters(conn: Connection, query: Query) -> tuple[str, list]:
@@ -244,8 +306,15 @@ def _filters(conn: Connection, query: Query) -> tuple[str, list]:
         where.append("m.project_key = ?")
         params.append(names.resolve_project(conn, query.project))
     if query.session:
+        session = names.resolve_session(conn, query.session)
         where.append("m.session_id = ?")
-        params.append(names.resolve_session(conn, query.session))
+        params.append(session)
+        # The session's sequence range, from the (session_id, seq) index: FTS5 then reads
+        # only the matches inside it.
+        first, last = conn.exec_driver_sql(
+            "SELECT min(seq), max(seq) FROM messages WHERE session_id = ?", (session,)).one()
+        where.append("s.rowid BETWEEN ? AND ?")
+        params.extend([first or 0, last or 0])
     if query.roles:
         where.append(f"m.role IN ({', '.join('?' for _ in query.roles)})")
         params.extend(query.roles)

@@ -286,11 +286,13 @@ class SearchHit(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., key: _Optional[str] = ..., uuid: _Optional[str] = ..., session_id: _Optional[str] = ..., project_key: _Optional[str] = ..., timestamp: _Optional[str] = ..., role: _Optional[str] = ..., type: _Optional[str] = ..., model: _Optional[str] = ..., ordinal: _Optional[int] = ..., score: _Optional[float] = ..., columns: _Optional[_Iterable[str]] = ..., snippet: _Optional[_Iterable[_Union[SnippetPart, _Mapping]]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "more", "expression")
+    __slots__ = ("hits", "more", "expression", "recent_only")
     HITS_FIELD_NUMBER: _ClassVar[int]
     MORE_FIELD_NUMBER: _ClassVar[int]
     EXPRESSION_FIELD_NUMBER: _ClassVar[int]
+    RECENT_ONLY_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
     more: bool
     expression: str
-    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., more: _Optional[bool] = ..., expression: _Optional[str] = ...) -> None: ...
+    recent_only: bool
+    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., more: _Optional[bool] = ..., expression: _Optional[str] = ..., recent_only: _Optional[bool] = ...) -> None: ...
