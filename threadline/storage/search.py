@@ -55,11 +55,12 @@ WEIGHTS = {"prompt": 4.0, "response": 2.0, "thinking": 1.0, "tool_input": 1.0,
            "tool_result": 0.5}
 TOKENIZER = "unicode61 remove_diacritics 2"
 DEFAULT_LIMIT = 20
-CANDIDATES = 2000
+CANDIDATES = 1000
 # FTS5 merges its segments once this many are at one level (its default is 4). Every batch
 # the writer commits ends a savepoint, which writes a segment; merging less eagerly costs the
 # writer a third less and queries next to nothing.
 AUTOMERGE = 8
+MMAP_BYTES = 1 << 30
 MAX_LIMIT = 500
 SNIPPET_TOKENS = 16
 # Marks of a highlighted stretch inside snippet text (control characters: a transcript's own
@@ -282,7 +283,12 @@ def search(conn: Connection, text: str, limit: int = DEFAULT_LIMIT) -> SearchRes
     if not exists(conn):
         return SearchResult([], False, False, match)
     where, params = _filters(conn, query)
-    join = " JOIN messages AS m ON m.seq = s.rowid" if where else ""
+    # Matches are read from the index first and looked up in `messages` one by one: CROSS
+    # JOIN keeps SQLite from turning it around (probing the index once per message of a
+    # session or a tool is a hundred times slower).
+    join = " CROSS JOIN messages AS m ON m.seq = s.rowid" if "m." in where else ""
+    # Those lookups read pages all over `messages`: mapped, they cost no system call each.
+    conn.exec_driver_sql(f"PRAGMA mmap_size = {MMAP_BYTES}")
     # The CANDIDATES-th most recent match, if there are that many: FTS5 walks its matches
     # in rowid order without scoring them, so this is cheap.
     floor = conn.exec_driver_sql(
@@ -291,7 +297,7 @@ def search(conn: Connection, text: str, limit: int = DEFAULT_LIMIT) -> SearchRes
     weights = ", ".join(str(WEIGHTS[c]) for c in COLUMNS)
     found = conn.exec_driver_sql(
         f"SELECT s.rowid, bm25({TABLE}, {weights}) AS score "
-        f"FROM {TABLE} AS s JOIN messages AS m ON m.seq = s.rowid "
+        f"FROM {TABLE} AS s CROSS JOIN messages AS m ON m.seq = s.rowid "
         f"WHERE {TABLE} MATCH ? AND s.rowid >= ?{where} "
         "ORDER BY score, m.timestamp DESC, m.seq DESC LIMIT ?",
         (match, floor or 0, *params, limit + 1)).all()
@@ -300,6 +306,9 @@ def search(conn: Connection, text: str, limit: int = DEFAULT_LIMIT) -> SearchRes
 
 
 def _filters(conn: Connection, query: Query) -> tuple[str, list]:
+    """SQL conditions on a match `s` (and its message `m`, looked up only when a condition
+    names it). A session's or a tool's messages are few: they are listed once (from
+    indexes) and each match is checked against the list, without reading its message."""
     where: list[str] = []
     params: list = []
     if query.project:
@@ -307,22 +316,23 @@ def _filters(conn: Connection, query: Query) -> tuple[str, list]:
         params.append(names.resolve_project(conn, query.project))
     if query.session:
         session = names.resolve_session(conn, query.session)
-        where.append("m.session_id = ?")
-        params.append(session)
         # The session's sequence range, from the (session_id, seq) index: FTS5 then reads
         # only the matches inside it.
         first, last = conn.exec_driver_sql(
             "SELECT min(seq), max(seq) FROM messages WHERE session_id = ?", (session,)).one()
         where.append("s.rowid BETWEEN ? AND ?")
         params.extend([first or 0, last or 0])
+        where.append("+s.rowid IN (SELECT seq FROM messages WHERE session_id = ?)")
+        params.append(session)
     if query.roles:
         where.append(f"m.role IN ({', '.join('?' for _ in query.roles)})")
         params.extend(query.roles)
     if query.tool:
         # Both halves of a call: the message that made it and the one holding its result.
-        where.append("m.key IN (SELECT use_message_key FROM tool_calls WHERE name = ? "
-                     "COLLATE NOCASE UNION ALL SELECT result_message_key FROM tool_calls "
-                     "WHERE name = ? COLLATE NOCASE)")
+        where.append("+s.rowid IN (SELECT seq FROM messages WHERE key IN ("
+                     "SELECT use_message_key FROM tool_calls WHERE name = ? COLLATE NOCASE "
+                     "UNION ALL SELECT result_message_key FROM tool_calls "
+                     "WHERE name = ? COLLATE NOCASE))")
         params.extend([query.tool, query.tool])
     if query.model:
         where.append("m.model LIKE ? ESCAPE '\\'")
