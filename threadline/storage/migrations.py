@@ -2,8 +2,9 @@
 transaction (the store's writer at start, and reparse).
 
 Schema changes are additive (`schema.add_missing_columns`; missing tables and indexes are
-created). Changes of what stored rows mean are numbered in SQLite's `user_version` and each
-runs once, in order:
+created, the full-text index too, filled once from the rows already stored: search.py).
+Changes of what stored rows mean are numbered in SQLite's `user_version` and each runs once,
+in order:
 
 1. Projects are working directories (projects.py): every record is filed under its
    session's project and the folder names it was filed under become aliases. Codex lines

@@ -37,8 +37,10 @@ on another backend `search` raises `SearchUnavailable` naming it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -48,6 +50,8 @@ from sqlalchemy import Connection
 from threadline.storage import names
 from threadline.storage.errors import InvalidArgument, StoreError
 from threadline.storage.search_query import COLUMNS, Query, Term, parse
+
+log = logging.getLogger(__name__)
 
 TABLE = "message_search"
 # bm25 weights, in the order of COLUMNS.
@@ -181,7 +185,11 @@ def ensure(conn: Connection) -> bool:
         return False
     for ddl in _DDL:
         conn.exec_driver_sql(ddl)
-    _index_all(conn)
+    started = time.monotonic()
+    indexed = _index_all(conn)
+    if indexed:
+        log.info("full-text index built over the %d stored messages in %.1f s", indexed,
+                 time.monotonic() - started)
     return True
 
 
