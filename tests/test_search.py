@@ -434,3 +434,37 @@ def test_a_very_common_query_ranks_its_most_recent_matches(db, monkeypatch):
         assert {h.key for h in result.hits} <= expected and len(result.hits) == 3
         everything = run_search(db, text, limit=5)
         assert {h.key for h in everything.hits} == expected
+
+
+def test_a_batch_that_fails_leaves_nothing_in_the_index(tmp_path):
+    """Batches are committed in groups, the index fed once per group: only the batches that
+    were stored are indexed."""
+    from services.store import rows
+    from services.store.writer import WriteBatch, Writer
+    from threadline.storage.errors import StaleAnalysis
+
+    def row(key: str, text: str) -> dict:
+        return rows.message_row(message(key, text=text, offset=len(key)))
+
+    db = tmp_path / "t.db"
+    writer = Writer(db)
+    writer.start()
+
+    async def main():
+        kept = writer.submit(WriteBatch(1, messages=[row("k1", "kept words")]))
+        # Refused: it follows an analysis checkpoint that is not the stored one.
+        refused = writer.submit(WriteBatch(2, messages=[row("k2", "refused words")],
+                                           analysed_through=9, analysed_after=5))
+        also = writer.submit(WriteBatch(3, messages=[row("k3", "also kept")]))
+        await kept
+        with pytest.raises(StaleAnalysis):
+            await refused
+        await also
+
+    try:
+        asyncio.run(main())
+    finally:
+        writer.stop()
+    assert [h.key for h in run_search(db, "kept").hits] == ["k3", "k1"]
+    assert run_search(db, "refused").hits == []
+    assert _index_rows(db) == len(stored(db)) == 2

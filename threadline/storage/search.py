@@ -17,7 +17,8 @@ text is not stored twice. Two consequences, both handled here:
   triggers on `messages` (update of content or role, delete) compute them from the old row
   with that same SQL, so a reparse or a migration that rewrites or drops rows keeps the index
   in step. New rows are indexed by `index_messages`, which the writer calls in the
-  transaction that inserts them, with the texts split in Python from the rows it holds
+  transaction that inserts them (once per group commit, outside the batches' savepoints:
+  FTS5 writes a segment at each savepoint), with the texts split in Python from the rows it holds
   (`indexed_texts`, the same split as the SQL, which a test holds them to): three times
   cheaper than splitting them again in SQL, and the split is most of what the index costs a
   write. A database whose messages predate the index gets it filled once (`ensure`, from
@@ -226,6 +227,8 @@ _INSERT = f"INSERT INTO {TABLE} (rowid, {_COLUMN_LIST}) VALUES (?, ?, ?, ?, ?, ?
 def index_messages(conn: Connection, rows: list[dict]) -> None:
     """Index message rows just inserted in this transaction (the writer's call); each has
     its `seq`, `role` and `content_json`."""
+    if not rows:
+        return
     conn.exec_driver_sql(_INSERT, [(row["seq"], *indexed_texts(row["role"],
                                                                row["content_json"]))
                                    for row in rows])
