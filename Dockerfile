@@ -27,6 +27,7 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY README.md ./
 COPY threadline ./threadline
 COPY services ./services
+COPY cli ./cli
 RUN uv sync --frozen --no-dev --no-editable
 
 

@@ -303,12 +303,13 @@ def fanout_lines(result: fanout.FanoutResult) -> list[str]:
 
 
 def analysis_backlog(db: Path) -> int:
-    from threadline.storage import analysis_reads, queries
+    from threadline.storage import analysis
+    from threadline.storage.readonly import open_readonly
 
-    engine = queries.open_readonly(db)
+    engine = open_readonly(db)
     try:
         with engine.connect() as conn:
-            return analysis_reads.analysis_backlog(conn)
+            return analysis.analysis_backlog(conn)
     finally:
         engine.dispose()
 

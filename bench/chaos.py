@@ -42,10 +42,10 @@ from bench.corpus import generate
 
 # The service processes a kill may hit, by a part of their command line.
 TARGETS = {
-    "store": ("threadline", "serve", "store"),
-    "analysis+ingest": ("threadline", "serve", "analysis", "ingest"),
+    "store": ("cli", "serve", "store"),
+    "analysis+ingest": ("cli", "serve", "analysis", "ingest"),
     "follower": ("services.analysis.follower",),
-    "stream": ("threadline", "serve", "stream"),  # `threadline up` only
+    "stream": ("cli", "serve", "stream"),  # `threadline up` only
 }
 # Malformed lines planted in every PLANT_EVERY-th file (parse errors must survive kills too).
 PLANT_EVERY = 4
@@ -256,7 +256,8 @@ class UpProgress:
     def done(self) -> bool:
         import grpc
 
-        from threadline.storage import analysis_reads, queries
+        from threadline.storage.analysis import analysis_backlog
+        from threadline.storage.readonly import open_readonly
         from threadline.v1 import ingest_pb2, ingest_pb2_grpc
 
         try:
@@ -269,10 +270,10 @@ class UpProgress:
                 and all(f.durable_offset == f.size for f in status.files)):
             return False
         try:
-            engine = queries.open_readonly(self.db)
+            engine = open_readonly(self.db)
             try:
                 with engine.connect() as conn:
-                    return analysis_reads.analysis_backlog(conn) == 0
+                    return analysis_backlog(conn) == 0
             finally:
                 engine.dispose()
         except Exception:  # noqa: BLE001 - the store may be recreating its tables
@@ -290,11 +291,11 @@ def run_pipeline(mode: str, root: Path, db: Path, workdir: Path, kills: int,
         stale.unlink(missing_ok=True)  # a fresh database each time, also with --keep
     progress = None
     if mode == "import":
-        args = [sys.executable, "-m", "threadline", "import", "--db", str(db), str(root)]
+        args = [sys.executable, "-m", "cli", "import", "--db", str(db), str(root)]
         kinds = set(TARGETS) - {"stream"}
     else:
         base, ws = consecutive_free_ports(4), consecutive_free_ports(1)
-        args = [sys.executable, "-m", "threadline", "up", "--db", str(db), "--root", str(root),
+        args = [sys.executable, "-m", "cli", "up", "--db", str(db), "--root", str(root),
                 "--grpc-port", str(base), "--ws-port", str(ws)]
         kinds = set(TARGETS)
         progress = UpProgress(f"127.0.0.1:{base + 2}", db,

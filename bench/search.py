@@ -29,7 +29,7 @@ import orjson
 
 from bench.corpus import WORDS, generate
 from threadline import config
-from threadline.storage import queries, search
+from threadline.storage import readonly, search
 
 TARGET_P99_MS = 50.0
 TARGET_INDEX_COST = 0.30
@@ -110,7 +110,7 @@ def import_corpus(root: Path, db: Path, lines: int) -> float:
 
 
 def latencies(db: Path, sets: dict[str, list[str]]) -> dict[str, list[float]]:
-    engine = queries.open_readonly(db, pool_size=1)
+    engine = readonly.open_readonly(db, pool_size=1)
     out: dict[str, list[float]] = {}
     try:
         with engine.connect() as conn:

@@ -8,7 +8,7 @@
 3. Reply-structure inference: parent links removed from real Claude Code transcripts, the
    copies imported through the pipeline and the stored thread parents compared per source
    folder, a root counting as correct when both sides are empty (`threadline eval
-   threading`, threadline/thread_eval.py); then the same files threaded directly beside two
+   threading`, cli/thread_eval.py); then the same files threaded directly beside two
    baselines, and the leave-one-folder-out check of the rules (evaluation/threading.py).
 4. Token accounting beside ccusage 20.0.24 (evaluation/ccusage.py): days and sessions that
    match exactly, and every difference with its cause. Needs npm to install ccusage once
@@ -29,7 +29,8 @@ from pathlib import Path
 
 from evaluation import ccusage, recount
 from evaluation.corpus import DEFAULT_CORPUS, import_folder
-from threadline.storage import queries
+from threadline.storage import stats
+from threadline.storage.readonly import open_readonly
 
 
 def _table(rows: list[dict], columns: list[str]) -> None:
@@ -53,8 +54,8 @@ def main() -> int:
         print(f"corpus {args.corpus}")
         print("  import: " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
                                        for k, v in summary.items()))
-        with queries.open_readonly(db).connect() as conn:
-            census = queries.census(conn)
+        with open_readonly(db).connect() as conn:
+            census = stats.census(conn)
         print("  records by format and type:")
         _table(census["records"], ["format", "type", "count"])
         drifted = sum(r["count"] for r in census["drift"])
@@ -67,7 +68,7 @@ def main() -> int:
         recount.print_comparison(days, independent)
         counted = 0 if all(d["match"] for d in days) else 1
     print(flush=True)
-    imported = subprocess.run([sys.executable, "-m", "threadline", "eval", "threading",
+    imported = subprocess.run([sys.executable, "-m", "cli", "eval", "threading",
                                str(args.corpus)], check=False).returncode
     print(flush=True)
     inferred = subprocess.run([sys.executable, "-m", "evaluation.threading", "--corpus",

@@ -36,7 +36,9 @@ from pathlib import Path, PurePosixPath
 
 from evaluation.corpus import DEFAULT_CORPUS, import_folder
 from threadline.domain import timestamps
-from threadline.storage import accounting, pricing, queries
+from threadline.storage import accounting, pricing
+from threadline.storage.readonly import open_readonly
+from threadline.storage.usage import usage_rows
 
 VERSION = "20.0.24"
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,7 +183,7 @@ def shadowed_responses(corpus: Path, db: Path, counted: set[str]) -> list[dict]:
     holds the same uuid (the store keeps the first record of each uuid, which is what makes
     resume replays count once): lines whose uuid is stored from another place and whose
     message id is not among the counted responses."""
-    with queries.open_readonly(db).connect() as conn:
+    with open_readonly(db).connect() as conn:
         stored = {u: (p, n) for u, p, n in conn.exec_driver_sql(
             "SELECT uuid, source_path, source_line_number FROM messages WHERE uuid != ''")}
     found = []
@@ -312,8 +314,8 @@ def rule_cases(command: list[str], tmp: Path) -> list[dict]:
                         "ccusage_session": _figures(reports["session"], CCUSAGE_KINDS)})
     db = tmp / "cases.db"
     import_folder(root, db)
-    with queries.open_readonly(db).connect() as conn:
-        responses = accounting.billable_responses(queries.usage_rows(conn))
+    with open_readonly(db).connect() as conn:
+        responses = accounting.billable_responses(usage_rows(conn))
     for result in results:
         mine = [r for r in responses if f"/{result['case']}/claude/" in r.source_path]
         result["threadline"] = [sum(getattr(r, k) for r in mine) for k in KINDS]
@@ -454,8 +456,8 @@ def main() -> int:
         db = Path(tmp) / "threadline.db"
         import_folder(corpus, db)
         query = accounting.usage_query("day", timezone_name="UTC", agent="claude")
-        with queries.open_readonly(db).connect() as conn:
-            responses = accounting.billable_responses(queries.usage_rows(conn, query.formats))
+        with open_readonly(db).connect() as conn:
+            responses = accounting.billable_responses(usage_rows(conn, query.formats))
         shadowed = shadowed_responses(corpus, db, {r.api_message_id for r in responses})
         requestless = requestless_lines(corpus)
         cases = rule_cases(command, Path(tmp))

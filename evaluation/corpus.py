@@ -17,7 +17,7 @@ DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "cor
 def import_folder(folder: Path, db: Path) -> dict:
     """Run `threadline import --json` on `folder` into `db`; its summary dict."""
     done = subprocess.run(
-        [sys.executable, "-m", "threadline", "import", "--db", str(db), "--json", str(folder)],
+        [sys.executable, "-m", "cli", "import", "--db", str(db), "--json", str(folder)],
         capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"threadline import failed ({done.returncode}):\n{done.stderr}")

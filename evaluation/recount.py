@@ -338,11 +338,13 @@ def compare(ours: dict[str, list[int]], theirs: dict[str, list[int]]) -> list[di
 
 def threadline_days(db: Path) -> dict[str, list[int]]:
     """threadline's per-day totals (UTC) of an imported database, every agent."""
-    from threadline.storage import accounting, queries
+    from threadline.storage import accounting
+    from threadline.storage.readonly import open_readonly
+    from threadline.storage.usage import usage
 
     query = accounting.usage_query("day", timezone_name="UTC")
-    with queries.open_readonly(db).connect() as conn:
-        found = accounting.usage(conn, query)
+    with open_readonly(db).connect() as conn:
+        found = usage(conn, query)
     return {r["period"]: [r["input_tokens"], r["output_tokens"], r["cache_creation_tokens"],
                           r["cache_read_tokens"]] for r in found.rows}
 

@@ -14,17 +14,19 @@ import orjson
 import pytest
 
 from threadline.domain import timestamps
-from threadline.storage import accounting, pricing, queries
+from threadline.storage import accounting, pricing
 from threadline.storage.accounting import billable_responses, usage_query, usage_report
 from threadline.storage.errors import InvalidArgument
 from threadline.storage.pricing import PricingError
+from threadline.storage.readonly import open_readonly
+from threadline.storage.usage import usage_rows
 
 TABLE = pricing.load()
 _seq = itertools.count(1)
 
 
 def row(**fields) -> dict:
-    """A stored row as queries.usage_rows yields it (a Claude Code assistant line)."""
+    """A stored row as usage_rows yields it (a Claude Code assistant line)."""
     base = {"seq": next(_seq), "type": "assistant", "format": "claude_code",
             "model": "claude-sonnet-4-5-20250929", "request_id": "", "api_message_id": "",
             "is_sidechain": False, "timestamp": "2025-06-01T12:00:00.000Z", "session_id": "s1",
@@ -496,10 +498,10 @@ def test_timestamps_of_any_precision_parse():
 
 def test_corpus_totals_agree_across_groupings(corpus, tmp_path):
     db = tmp_path / "corpus.db"
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db), "--json",
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(db), "--json",
                     str(corpus)], check=True, capture_output=True, timeout=600)
-    with queries.open_readonly(db).connect() as conn:
-        responses = billable_responses(queries.usage_rows(conn))
+    with open_readonly(db).connect() as conn:
+        responses = billable_responses(usage_rows(conn))
         stored = {i for (i,) in conn.exec_driver_sql(
             "SELECT DISTINCT api_message_id FROM messages WHERE format = 'claude_code' "
             "AND request_id != '' AND api_message_id != '' AND input_tokens IS NOT NULL AND "

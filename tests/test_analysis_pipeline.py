@@ -14,8 +14,10 @@ from conftest import eventually, running_pipeline
 from sqlalchemy import select
 from test_pipeline_live import subscribed
 
-from threadline import cli
-from threadline.storage import queries, schema
+from cli.main import main
+from threadline.storage import schema
+from threadline.storage.analysis import analysed_through
+from threadline.storage.readonly import open_readonly
 from threadline.v1 import analysis_pb2, analysis_pb2_grpc
 
 SESSION = "s-analysis"
@@ -58,7 +60,7 @@ def chat_lines() -> list[bytes]:
 
 
 def rows(db, table, **where):
-    with queries.open_readonly(db).connect() as conn:
+    with open_readonly(db).connect() as conn:
         query = select(table)
         for name, value in where.items():
             query = query.where(table.c[name] == value)
@@ -141,10 +143,10 @@ def test_messages_get_thread_parents_and_sessions_get_analysis(tmp_path, capsys)
     assert {"response", "tool_continuation"} <= kinds
 
     # The CLI reads the same answers from the database.
-    assert cli.main(["analyze", SESSION, "--db", str(db), "--json"]) == 0
+    assert main(["analyze", SESSION, "--db", str(db), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["summary"]["prompts"] == 2
-    assert cli.main(["threads", SESSION, "--db", str(db)]) == 0
+    assert main(["threads", SESSION, "--db", str(db)]) == 0
     assert "segments" in capsys.readouterr().out
     exported = [json.loads(x) for x in _export(db, capsys)]
     by_uuid = {r["uuid"]: r for r in exported}
@@ -153,7 +155,7 @@ def test_messages_get_thread_parents_and_sessions_get_analysis(tmp_path, capsys)
 
 
 def _export(db, capsys) -> list[str]:
-    assert cli.main(["export", "--db", str(db)]) == 0
+    assert main(["export", "--db", str(db)]) == 0
     return capsys.readouterr().out.splitlines()
 
 
@@ -235,8 +237,7 @@ def test_the_store_applies_an_analysis_run_only_after_its_checkpoint(tmp_path):
             await write(stub, [run(5, 9)])
 
     asyncio.run(scenario())
-    from threadline.storage import analysis_reads
 
-    with queries.open_readonly(db).connect() as conn:
-        assert analysis_reads.analysed_through(conn) == 9
+    with open_readonly(db).connect() as conn:
+        assert analysed_through(conn) == 9
     assert rows(db, schema.session_summaries, session_id="s1")[0]["messages"] == 9

@@ -21,7 +21,9 @@ import pytest
 from services.ingest.parser import EXCERPT_BYTES, parse_line
 from services.ingest.tailer import FileTail
 from threadline.domain.records import LineError, Position
-from threadline.storage import queries
+from threadline.storage.messages import iter_export
+from threadline.storage.parse_errors import parse_errors
+from threadline.storage.readonly import open_readonly
 
 SESSION = "7a0c5e1e-0000-4000-8000-00000000bad1"
 BIG = 21 * 1024 * 1024  # lines of tens of megabytes (real ones reach ~1 MB: base64 images)
@@ -105,7 +107,7 @@ def write_file(path: Path, lines: list[Line]) -> list[tuple[Line, int, int]]:
 
 
 def threadline(*args: str) -> bytes:
-    return subprocess.run([sys.executable, "-m", "threadline", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True,
                           timeout=300, check=True).stdout
 
 
@@ -122,10 +124,10 @@ def imported(tmp_path_factory):
     db = base / "t.db"
     summary = json.loads(threadline("import", "--db", str(db), "--json",
                                     str(base / "projects")).splitlines()[-1])
-    engine = queries.open_readonly(db)
+    engine = open_readonly(db)
     with engine.connect() as conn:
-        records = list(queries.iter_export(conn, include_raw=True))
-        errors = queries.parse_errors(conn, None)
+        records = list(iter_export(conn, include_raw=True))
+        errors = parse_errors(conn, None)
     engine.dispose()
     return {"db": db, "mixed": str(mixed), "placed": placed, "binary": binary,
             "binary_path": str(project / "binary.jsonl"), "summary": summary,

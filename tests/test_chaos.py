@@ -22,7 +22,7 @@ def imported(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("chaos-compare")
     chaos.make_corpus(tmp / "projects", 600, seed=5)
     db = tmp / "reference.db"
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db),
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(db),
                     str(tmp / "projects")], check=True, capture_output=True, cwd=REPO,
                    timeout=120)
     return db

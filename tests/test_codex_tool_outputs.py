@@ -17,8 +17,8 @@ import pytest
 from services.analysis.tool_patterns import percentile
 from services.ingest.parser import parse_line
 from threadline.domain.records import Position
-from threadline.storage import queries
-from threadline.storage.tool_facts import tool_facts
+from threadline.storage.readonly import open_readonly
+from threadline.storage.tools import tool_facts
 
 SESSION = "0199c0de-0000-7000-8000-00000000c0de"
 ROLLOUT = f"rollout-2025-09-24T19-22-20-{SESSION}"
@@ -119,7 +119,7 @@ def rollout() -> bytes:
 
 
 def threadline(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "threadline", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True,
                           text=True, timeout=300, check=True)
 
 
@@ -169,7 +169,7 @@ def test_codex_calls_get_error_classes_and_latency(imported):
 
 
 def test_tool_facts_carry_the_stated_run_time(imported):
-    engine = queries.open_readonly(imported)
+    engine = open_readonly(imported)
     try:
         with engine.connect() as conn:
             facts = {f.tool_use_id: f for f in tool_facts(conn)}

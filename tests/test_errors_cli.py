@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from store_support import batch, message, running_store, write
 
-from threadline import cli
+from cli.main import main
 from threadline.v1 import common_pb2 as pb
 
 A = "/t/proj/a.jsonl"
@@ -59,11 +59,11 @@ class Run:
 
 
 def threadline(*args: str) -> Run:
-    """The command, run in this process (the same entry point as `python -m threadline`)."""
+    """The command, run in this process (the same entry point as `python -m cli`)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code = cli.main(list(args))
+            code = main(list(args))
         except SystemExit as exc:  # argparse refusing the arguments
             code = exc.code
     return Run(code, out.getvalue().encode(), err.getvalue().encode())
@@ -135,10 +135,8 @@ def test_a_missing_database_or_bad_limit_is_refused(tmp_path):
 
 
 def test_import_and_eval_name_the_paths_that_do_not_exist(tmp_path, capsys):
-    from threadline import cli
-
     here, gone = tmp_path, tmp_path / "gone"
-    assert cli.main(["import", str(here), str(gone)]) == 2
+    assert main(["import", str(here), str(gone)]) == 2
     assert capsys.readouterr().err.strip() == f"threadline import: no such file or folder: {gone}"
-    assert cli.main(["eval", "threading", str(gone)]) == 2
+    assert main(["eval", "threading", str(gone)]) == 2
     assert capsys.readouterr().err.strip() == f"threadline eval: no such file or folder: {gone}"

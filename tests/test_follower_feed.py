@@ -18,7 +18,9 @@ from store_support import batch, messages, settings, wait_for, write
 from services.analysis.follower import BULK_BACKLOG, PAGE, BulkImport, Follower
 from services.store import server as store_server
 from threadline import auth, bootstrap
-from threadline.storage import analysis_reads, queries, schema
+from threadline.storage import schema
+from threadline.storage.analysis import analysed_through, last_message_seq
+from threadline.storage.readonly import open_readonly
 from threadline.v1 import store_pb2_grpc
 
 # How long an idle follower is watched for reads.
@@ -85,8 +87,8 @@ async def store_on(db: Path, port: int = 0
 
 def analysed(db: Path) -> tuple[int, int]:
     """(the follower's checkpoint, the last stored record's sequence)."""
-    with queries.open_readonly(db).connect() as conn:
-        return analysis_reads.analysed_through(conn), analysis_reads.last_message_seq(conn)
+    with open_readonly(db).connect() as conn:
+        return analysed_through(conn), last_message_seq(conn)
 
 
 def caught_up(db: Path) -> bool:
@@ -96,7 +98,7 @@ def caught_up(db: Path) -> bool:
 
 def summaries(db: Path) -> dict[str, int]:
     """Messages counted by analysis, per session."""
-    with queries.open_readonly(db).connect() as conn:
+    with open_readonly(db).connect() as conn:
         ss = schema.session_summaries
         return dict(conn.execute(select(ss.c.session_id, ss.c.messages)).all())
 

@@ -10,11 +10,13 @@ from pathlib import Path
 import orjson
 from test_pipeline_live import user_line
 
-from threadline.storage import queries
+from threadline.storage.messages import iter_export
+from threadline.storage.parse_errors import parse_errors
+from threadline.storage.readonly import open_readonly
 
 
 def threadline(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "threadline", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True,
                           timeout=300, check=True)
 
 
@@ -38,9 +40,9 @@ def expected_from(paths: list[Path]) -> tuple[set[str], set[tuple[str, int]]]:
 
 
 def stored(db: Path) -> tuple[list[dict], set[tuple[str, int]]]:
-    with queries.open_readonly(db).connect() as conn:
-        records = list(queries.iter_export(conn))
-        errors = {(e["path"], e["line_number"]) for e in queries.parse_errors(conn, limit=100_000)}
+    with open_readonly(db).connect() as conn:
+        records = list(iter_export(conn))
+        errors = {(e["path"], e["line_number"]) for e in parse_errors(conn, limit=100_000)}
     return records, errors
 
 

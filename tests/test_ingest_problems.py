@@ -22,7 +22,7 @@ def line(i: int) -> bytes:
 
 
 def threadline(*args: str) -> bytes:
-    return subprocess.run([sys.executable, "-m", "threadline", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True,
                           timeout=300, check=True).stdout
 
 

@@ -11,6 +11,8 @@ import pytest
 import websockets
 from conftest import eventually, running_pipeline
 
+from threadline.storage.readonly import open_readonly
+from threadline.storage.stats import stats
 from threadline.v1 import stream_pb2, stream_pb2_grpc
 
 
@@ -124,10 +126,9 @@ def test_client_resuming_from_a_sequence_gets_exactly_what_it_missed(tmp_path):
                 out.write(b"".join(user_line(u) for u in missed))
 
             async def stored():
-                from threadline.storage import queries
 
-                with queries.open_readonly(p.settings.db).connect() as conn:
-                    return queries.stats(conn)["messages"] >= len(before) + len(missed)
+                with open_readonly(p.settings.db).connect() as conn:
+                    return stats(conn)["messages"] >= len(before) + len(missed)
             await eventually(stored)
 
             async with websockets.connect(p.ws_url, additional_headers=p.ws_headers) as ws:

@@ -11,7 +11,10 @@ import grpc
 
 from bench.corpus import generate
 from threadline import config
-from threadline.storage import queries
+from threadline.storage.messages import iter_export
+from threadline.storage.readonly import open_readonly
+from threadline.storage.sources import offsets
+from threadline.storage.stats import stats as stored_stats
 from threadline.supervisor import Supervisor
 from threadline.v1 import ingest_pb2, ingest_pb2_grpc, store_pb2, store_pb2_grpc
 
@@ -78,12 +81,12 @@ def run(db: Path, root: Path, expected: int, kills: list[tuple[str, int]]) -> li
         supervisor.stop()
     assert restarts == {"store": sum(1 for n, _ in kills if n == "store"),
                         "ingest": sum(1 for n, _ in kills if n == "ingest")}
-    with queries.open_readonly(db).connect() as conn:
-        rows = [{k: v for k, v in r.items() if k != "sequence"} for r in queries.iter_export(conn)]
+    with open_readonly(db).connect() as conn:
+        rows = [{k: v for k, v in r.items() if k != "sequence"} for r in iter_export(conn)]
         rows.sort(key=lambda r: r["key"])
-        rows.append({"stats": {k: v for k, v in queries.stats(conn).items()
+        rows.append({"stats": {k: v for k, v in stored_stats(conn).items()
                                if k != "last_sequence"},
-                     "offsets": sorted((o["path"], o["offset"]) for o in queries.offsets(conn))})
+                     "offsets": sorted((o["path"], o["offset"]) for o in offsets(conn))})
     return rows
 
 

@@ -40,7 +40,7 @@ WEB_ROLLOUT = "0199a0b0-0000-7000-8000-0000000000b2"
 
 
 def threadline(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "threadline", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "cli", *map(str, args)],
                           capture_output=True, text=True, timeout=300)
 
 

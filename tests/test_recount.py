@@ -13,8 +13,8 @@ import pytest
 
 from evaluation import ccusage, recount
 from threadline.domain.billing import Response
-from threadline.storage import queries
-from threadline.storage.tool_facts import tool_facts
+from threadline.storage.readonly import open_readonly
+from threadline.storage.tools import tool_facts
 
 S1, S2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
 CODEX_SESSION = "0199c0de-0000-7000-8000-000000000003"
@@ -162,7 +162,7 @@ def written(tmp_path_factory) -> tuple[Path, Path]:
     """The files `write_corpus` writes, and a database they were imported into."""
     root = write_corpus(tmp_path_factory.mktemp("recount"))
     db = root.parent / "t.db"
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db), "--json",
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(db), "--json",
                     str(root)], check=True, capture_output=True, timeout=300)
     return root, db
 
@@ -185,7 +185,7 @@ def test_threadline_counts_every_day_as_the_recount_does(written, capsys):
 
 def test_the_tool_report_counts_a_gateway_subagent_by_the_same_rule(written):
     _, db = written
-    with queries.open_readonly(db).connect() as conn:
+    with open_readonly(db).connect() as conn:
         task = next(f for f in tool_facts(conn) if f.name == "Task")
     assert task.agent_id == "gw1"
     assert task.subagent_tokens == SUBAGENT_TOKENS
@@ -193,7 +193,7 @@ def test_the_tool_report_counts_a_gateway_subagent_by_the_same_rule(written):
 
 def test_every_day_of_the_real_corpus_matches_the_recount(corpus, tmp_path):
     db = tmp_path / "corpus.db"
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db), "--json",
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(db), "--json",
                     str(corpus)], check=True, capture_output=True, timeout=600)
     days = recount.compare(recount.threadline_days(db), recount.count(corpus).days)
     assert len(days) > 10

@@ -179,7 +179,7 @@ def _served_columns(db) -> str:
 
 
 def _threadline(*args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "threadline", *args], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True,
                             timeout=120, check=True)
     return result.stdout.decode() + result.stderr.decode()
 
@@ -272,7 +272,7 @@ def test_reparse_redacts_text_stored_before_redaction_existed(tmp_path):
     asyncio.run(fill())
     patterns = tmp_path / "patterns.txt"
     patterns.write_text("ACME-[0-9]{6}\n")
-    subprocess.run([sys.executable, "-m", "threadline", "reparse", "--db", str(db)],
+    subprocess.run([sys.executable, "-m", "cli", "reparse", "--db", str(db)],
                    check=True, capture_output=True, timeout=120,
                    env={**os.environ, "THREADLINE_REDACT_PATTERNS": str(patterns)})
     con = sqlite3.connect(db)
@@ -287,7 +287,7 @@ def test_a_bad_extra_pattern_stops_reparse_with_one_line(tmp_path):
     patterns = tmp_path / "patterns.txt"
     patterns.write_text("([unclosed\n")
     result = subprocess.run(
-        [sys.executable, "-m", "threadline", "reparse", "--db", str(tmp_path / "x.db")],
+        [sys.executable, "-m", "cli", "reparse", "--db", str(tmp_path / "x.db")],
         capture_output=True, timeout=120, text=True,
         env={**os.environ, "THREADLINE_REDACT_PATTERNS": str(patterns)})
     assert result.returncode == 1
@@ -300,7 +300,7 @@ def test_a_bad_extra_pattern_stops_import_before_any_service_starts(tmp_path):
     patterns.write_text("# ours\n\nok\n(?P<\n")
     (tmp_path / "p").mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "threadline", "import", "--db", str(tmp_path / "t.db"),
+        [sys.executable, "-m", "cli", "import", "--db", str(tmp_path / "t.db"),
          str(tmp_path / "p")], capture_output=True, timeout=120, text=True,
         env={**os.environ, "THREADLINE_REDACT_PATTERNS": str(patterns)})
     assert result.returncode == 2

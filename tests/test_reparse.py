@@ -16,7 +16,7 @@ import orjson
 import pytest
 from store_support import running_store
 
-from services.store.reparse import KEPT, DatabaseInUse, reparse
+from cli.reparse import KEPT, DatabaseInUse, reparse
 
 SESSION = "5d1e7f2a-0000-4000-8000-000000000001"
 CODEX_SESSION = "0199a0b0-0000-7000-8000-000000000002"
@@ -118,7 +118,7 @@ def write_fixtures(base: Path) -> list[Path]:
 
 
 def threadline(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "threadline", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True,
                           timeout=300, check=check)
 
 

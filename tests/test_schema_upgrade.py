@@ -13,10 +13,15 @@ import orjson
 from sqlalchemy import create_engine
 from store_support import batch, message, running_store, write
 
+from cli.reparse import reparse
 from services.analysis import normalize
 from services.store import rows
-from services.store.reparse import reparse
-from threadline.storage import queries, reanalysis, schema
+from threadline.storage import reanalysis, schema
+from threadline.storage.changes import changes_since
+from threadline.storage.messages import iter_export
+from threadline.storage.readonly import open_readonly
+from threadline.storage.sessions import list_projects, list_sessions
+from threadline.storage.tools import tool_calls
 from threadline.v1 import common_pb2 as pb
 from threadline.v1 import store_pb2 as spb
 
@@ -108,9 +113,9 @@ def test_a_store_started_on_an_old_database_upgrades_it_and_writes(tmp_path):
     assert (old.uuid, old.drift, old.raw, old.text) == ("old-1", "", OLD_LINE, "written long ago")
     assert (fresh.uuid, fresh.drift) == ("new-1", "unknown_type")
     assert fresh.usage.reasoning_output_tokens == 7 and fresh.usage.output_tokens == 9
-    with queries.open_readonly(db).connect() as conn:
-        calls = {c["tool_use_id"]: c for c in queries.tool_calls(conn)}
-        (session,) = queries.list_sessions(conn)
+    with open_readonly(db).connect() as conn:
+        calls = {c["tool_use_id"]: c for c in tool_calls(conn)}
+        (session,) = list_sessions(conn)
     assert calls["t-old"]["agent_id"] == "" and calls["t-old"]["name"] == "Task"
     assert calls["t-new"]["agent_id"] == "a0123"
     assert session["message_count"] == 2
@@ -127,8 +132,8 @@ def test_reparse_upgrades_an_old_database_too(tmp_path):
     assert report.messages == 1 and report.unparsable == 0
     # The stored row was built by the test, not by the parser: reparse replaces what the
     # parser derives (here the content blocks' raw type and the format it detects).
-    with queries.open_readonly(db).connect() as conn:
-        (record,) = list(queries.iter_export(conn, include_raw=True))
+    with open_readonly(db).connect() as conn:
+        (record,) = list(iter_export(conn, include_raw=True))
     assert (record["uuid"], record["text"], record["raw"]) == ("old-1", "written long ago",
                                                                OLD_LINE)
     assert record["source"]["path"] == PATH and record["sequence"] == 1
@@ -174,7 +179,7 @@ def test_analysis_of_an_earlier_version_is_made_again_and_its_resumption_cycles_
     old_analysis(db)
 
     def stored() -> dict:
-        with queries.open_readonly(db).connect() as conn:
+        with open_readonly(db).connect() as conn:
             return {
                 "progress": tuple(conn.exec_driver_sql(
                     "SELECT seq, version FROM analysis_progress").one()),
@@ -296,11 +301,11 @@ def test_a_folder_keyed_database_is_filed_under_working_directories(tmp_path):
             pass
 
     asyncio.run(start_and_stop())
-    with queries.open_readonly(db).connect() as conn:
-        projects = {p["key"]: p for p in queries.list_projects(conn)}
-        sessions = {s["session_id"]: s for s in queries.list_sessions(conn)}
-        records = list(queries.iter_export(conn))
-        changes = queries.changes_since(conn, 0, limit=100)
+    with open_readonly(db).connect() as conn:
+        projects = {p["key"]: p for p in list_projects(conn)}
+        sessions = {s["session_id"]: s for s in list_sessions(conn)}
+        records = list(iter_export(conn))
+        changes = changes_since(conn, 0, limit=100)
         progress = conn.exec_driver_sql("SELECT seq FROM analysis_progress").scalar()
         turns = conn.exec_driver_sql("SELECT count(*) FROM turns").scalar()
         version = conn.exec_driver_sql("PRAGMA user_version").scalar()
@@ -328,8 +333,8 @@ def test_a_folder_keyed_database_is_filed_under_working_directories(tmp_path):
     rollout = tmp_path / "elsewhere" / ROLLOUT
     rollout.parent.mkdir()
     rollout.write_bytes(b"\n".join(CODEX_LINES) + b"\n")
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db), str(rollout)],
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(db), str(rollout)],
                    check=True, capture_output=True, timeout=300)
-    with queries.open_readonly(db).connect() as conn:
-        again = list(queries.iter_export(conn))
+    with open_readonly(db).connect() as conn:
+        again = list(iter_export(conn))
     assert [r["key"] for r in again] == [r["key"] for r in records]

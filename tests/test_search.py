@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from store_support import batch, message, running_store, write
 
-from threadline.storage import names, queries, search
+from threadline.storage import names, readonly, search
 from threadline.storage.errors import InvalidArgument
 from threadline.storage.search_query import COLUMNS, Query, QueryError, Term, is_token_char, parse
 from threadline.v1 import common_pb2 as pb
@@ -112,7 +112,7 @@ def db(tmp_path_factory) -> Path:
 
 
 def run_search(db: Path, text: str, limit: int = search.MAX_LIMIT) -> search.SearchResult:
-    engine = queries.open_readonly(db)
+    engine = readonly.open_readonly(db)
     try:
         with engine.connect() as conn:
             return search.search(conn, text, limit)
@@ -180,7 +180,7 @@ def _term_in(term: Term, words: list[str]) -> bool:
 
 
 def brute_force(db: Path, query: Query) -> set[str]:
-    engine = queries.open_readonly(db)
+    engine = readonly.open_readonly(db)
     try:
         with engine.connect() as conn:
             project = names.resolve_project(conn, query.project)

@@ -13,7 +13,7 @@ from threadline.supervisor import free_ports
 
 
 def health(address: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "threadline", "health", address],
+    return subprocess.run([sys.executable, "-m", "cli", "health", address],
                           capture_output=True, timeout=30)
 
 
@@ -22,7 +22,7 @@ def test_service_reports_health_and_stops_gracefully_on_sigterm(service, tmp_pat
     port, ws_port, peer = free_ports(3, "127.0.0.1")
     ready = tmp_path / "ready.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "threadline", "serve", service, "--port", str(port),
+        [sys.executable, "-m", "cli", "serve", service, "--port", str(port),
          "--db", str(tmp_path / "t.db"), "--root", str(tmp_path),
          "--ws-port", str(ws_port), "--store-addr", f"127.0.0.1:{peer}",
          "--analysis-addr", f"127.0.0.1:{peer}", "--ready-file", str(ready)],

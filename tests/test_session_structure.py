@@ -13,7 +13,9 @@ from store_support import batch, messages, running_store, write
 from test_import import threadline
 
 from services.analysis import views
-from threadline.storage import analysis_queries, queries, reanalysis
+from threadline.storage import reanalysis
+from threadline.storage.analysis import summary as session_summary
+from threadline.storage.readonly import open_readonly
 from threadline.v1 import analysis_types_pb2 as apb
 from threadline.v1 import common_pb2 as pb
 from threadline.v1 import store_pb2 as spb
@@ -40,7 +42,7 @@ def transcript(root: Path, session: str, lines: list[bytes]) -> Path:
 
 
 def answers(db: Path, session: str) -> tuple[dict, dict]:
-    engine = queries.open_readonly(db)
+    engine = open_readonly(db)
     try:
         with engine.connect() as conn:
             return views.threads(conn, session), views.analysis(conn, session)
@@ -178,10 +180,10 @@ def test_the_store_refuses_a_resumption_that_would_close_a_cycle(tmp_path):
                 told += [(c.session_id, c.analysis.resumed_from)
                          for c in (await anext(feed)).changes]
             call.cancel()
-            engine = queries.open_readonly(tmp_path / "t.db")
+            engine = open_readonly(tmp_path / "t.db")
             try:
                 with engine.connect() as conn:
-                    return told, {s: (analysis_queries.summary(conn, s) or {}).get(
+                    return told, {s: (session_summary(conn, s) or {}).get(
                         "resumed_from") for s in "ABCD"}
             finally:
                 engine.dispose()

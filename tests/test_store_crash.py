@@ -13,7 +13,8 @@ from store_support import batch, messages, settings, write
 
 from services.store import open_readonly
 from threadline import auth, bootstrap
-from threadline.storage import queries
+from threadline.storage.messages import iter_export
+from threadline.storage.sources import offsets
 from threadline.v1 import store_pb2 as spb
 from threadline.v1 import store_pb2_grpc
 
@@ -108,8 +109,8 @@ def test_kill_mid_stream_then_resend_unacknowledged(tmp_path):
         _end(proc)
     engine = open_readonly(db)
     with engine.connect() as conn:
-        records = list(queries.iter_export(conn))
-        (source,) = queries.offsets(conn)
+        records = list(iter_export(conn))
+        (source,) = offsets(conn)
     engine.dispose()
     assert [r["sequence"] for r in records] == list(range(1, BATCHES * PER_BATCH + 1))
     assert [r["key"] for r in records] == [f"m{i}" for i in range(BATCHES * PER_BATCH)]

@@ -194,7 +194,7 @@ def test_the_store_empties_the_wal_when_idle_and_at_stop(tmp_path):
 def test_threadline_import_leaves_an_empty_wal(tmp_path):
     paths = transcripts(tmp_path / "projects", files=2, lines=100)
     db = tmp_path / "t.db"
-    result = subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db),
+    result = subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(db),
                              "--json", str(tmp_path / "projects")],
                             capture_output=True, timeout=300, check=True)
     assert json.loads(result.stdout.decode().splitlines()[-1])["messages"] == 200
@@ -336,7 +336,7 @@ def test_threadline_import_says_the_disk_is_full_and_finishes_once_space_returns
     paths = transcripts(tmp_path / "projects", files=2, lines=150)
     db = small_disk / "t.db"
     filler = fill(small_disk, leave=1_000_000)
-    with subprocess.Popen([sys.executable, "-m", "threadline", "import", "--db", str(db),
+    with subprocess.Popen([sys.executable, "-m", "cli", "import", "--db", str(db),
                            "--json", "--stall-seconds", "60", str(tmp_path / "projects")],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
         lines: queue.Queue[str] = queue.Queue()

@@ -9,8 +9,10 @@ import pytest
 from store_support import batch, message, messages, parse_error, running_store, write
 
 from services.store import open_readonly
-from threadline.storage import queries
 from threadline.storage.errors import DatabaseMissing
+from threadline.storage.messages import iter_export
+from threadline.storage.sessions import list_sessions
+from threadline.storage.tools import tool_calls
 from threadline.v1 import common_pb2 as pb
 from threadline.v1 import store_pb2 as spb
 
@@ -139,7 +141,7 @@ def test_tool_call_halves_merge_in_either_order(tmp_path):
             assert stats.tool_calls == 2
         engine = open_readonly(db)
         with engine.connect() as conn:
-            calls = queries.tool_calls(conn, "s1")
+            calls = tool_calls(conn, "s1")
         engine.dispose()
         expected = {"session_id": "s1", "name": "Bash", "use_message_key": "a1",
                     "result_message_key": "u1", "input_json": b'{"command":"ls"}',
@@ -224,8 +226,8 @@ def test_export_reads_the_database_without_a_server(tmp_path):
     asyncio.run(main())
     engine = open_readonly(db)
     with engine.connect() as conn:
-        records = list(queries.iter_export(conn, page=2))
-        sessions = queries.list_sessions(conn)
+        records = list(iter_export(conn, page=2))
+        sessions = list_sessions(conn)
     engine.dispose()
     with pytest.raises(DatabaseMissing):
         open_readonly(tmp_path / "missing.db")

@@ -14,7 +14,7 @@ HOSTILE = "s\x1b]0;pwned\x07\x1b[2J"  # retitles the window, then clears the scr
 
 
 def threadline(*args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "threadline", *args], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True,
                             timeout=120)
     return result.stdout.decode() + result.stderr.decode()
 

@@ -14,8 +14,8 @@ from claude_lines import (
     write,
 )
 
+from cli import thread_eval
 from evaluation import threading as threading_eval
-from threadline import thread_eval
 
 
 def test_the_pipeline_threads_late_lines_by_their_timestamps_and_tool_ids(tmp_path):

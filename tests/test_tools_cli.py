@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from threadline import cli
-from threadline.storage import queries
+from cli.main import main
 from threadline.storage.errors import InvalidArgument
-from threadline.storage.tool_facts import tool_facts
+from threadline.storage.readonly import open_readonly
+from threadline.storage.stats import stats
+from threadline.storage.tools import tool_facts
 
 MODEL = "claude-sonnet-4-5-20250929"
 S1, S2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
@@ -124,13 +125,13 @@ def db(tmp_path_factory) -> Path:
     web.write(root / "-home-u-web" / f"{S2}.jsonl")
 
     path = root.parent / "t.db"
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(path), "--json",
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(path), "--json",
                     str(root)], check=True, capture_output=True, timeout=300)
     return path
 
 
 def facts_of(db: Path, **filters) -> list:
-    engine = queries.open_readonly(db)
+    engine = open_readonly(db)
     try:
         with engine.connect() as conn:
             return tool_facts(conn, **filters)
@@ -139,7 +140,7 @@ def facts_of(db: Path, **filters) -> list:
 
 
 def threadline(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "threadline", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True,
                           text=True, timeout=60)
 
 
@@ -236,7 +237,7 @@ def test_grouped_json_report(db):
 
 
 def test_table_output(db, capsys):
-    assert cli.main(["tools", "--db", str(db)]) == 0
+    assert main(["tools", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("9 tool calls in 2 sessions; times in UTC")
     head = next(ln for ln in out.splitlines() if ln.startswith("TOOL "))
@@ -281,10 +282,10 @@ def test_table_and_recommendation_show_the_same_failures(tmp_path, capsys):
         s.result(f"{at}:20.000Z", f"toolu_{n}", text, error=error)
     s.write(root / "-home-u-web" / f"{S2}.jsonl")
     db = tmp_path / "t.db"
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(db), "--json",
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(db), "--json",
                     str(root)], check=True, capture_output=True, timeout=300)
 
-    assert cli.main(["tools", "--db", str(db)]) == 0
+    assert main(["tools", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     bash = table_rows(out, "Bash")
     assert (bash["CALLS"], bash["ERRORS"], bash["REJECTED"], bash["INTERRUPTED"]) == (
@@ -307,16 +308,16 @@ def test_bad_arguments_are_clear_errors(db, tmp_path):
 
 def test_report_of_the_real_corpus(tmp_path, corpus):
     path = tmp_path / "corpus.db"
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(path), "--json",
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(path), "--json",
                     str(corpus)], check=True, capture_output=True, timeout=300)
     started = time.monotonic()
     result = threadline("tools", "--db", str(path), "--json")
     seconds = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    engine = queries.open_readonly(path)
+    engine = open_readonly(path)
     with engine.connect() as conn:
-        stored = queries.stats(conn)["tool_calls"]
+        stored = stats(conn)["tool_calls"]
     engine.dispose()
     assert report["total"]["calls"] == stored
     classes = report["total"]["error_classes"]

@@ -96,13 +96,13 @@ def db(tmp_path_factory) -> Path:
         + assistant("m3", "m1", "2025-04-10T08:01:00.000Z", "0a1b2c", None, usage(1650, 60),
                     model="MiniMax-M2", cwd="/home/u/other"))
     path = root.parent / "t.db"
-    subprocess.run([sys.executable, "-m", "threadline", "import", "--db", str(path), "--json",
+    subprocess.run([sys.executable, "-m", "cli", "import", "--db", str(path), "--json",
                     str(root)], check=True, capture_output=True, timeout=300)
     return path
 
 
 def threadline(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "threadline", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True,
                           text=True, timeout=60)
 
 
@@ -344,7 +344,7 @@ def test_a_timestamp_with_no_local_date_is_reported_without_one(tmp_path):
     assert [(r.period, r.messages) for r in reply.rows] == [("2025-09-27", 1),
                                                              ("(no timestamp)", 1)]
     assert reply.total.messages == 2
-    result = subprocess.run([sys.executable, "-m", "threadline", "usage", "--db", str(path),
+    result = subprocess.run([sys.executable, "-m", "cli", "usage", "--db", str(path),
                              "--json"], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "TZ": "America/Los_Angeles"})
     assert result.returncode == 0, result.stderr

@@ -53,6 +53,8 @@ RPCS: dict[str, Access] = {
     "/threadline.v1.StreamService/GetStatus": Access.READ,
     "/grpc.health.v1.Health/Check": Access.OPEN,
     "/grpc.health.v1.Health/Watch": Access.OPEN,
+    # The contract itself (protos/ is public), asked for by grpcurl and Postman: a read.
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Access.READ,
 }
 
 # Requests that ask for raw transcript lines: method -> does this request ask for them?

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from threadline import access, auth, heap, telemetry
 from threadline.auth import Security
@@ -70,6 +71,11 @@ async def create_server(registrars: Iterable[Registrar], service_names: Iterable
         register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = list(service_names)
+    # Server reflection: grpcurl, Postman and other tools list and call the services without
+    # the .proto files (reading the contract needs the same token as any read).
+    reflection.enable_server_reflection(
+        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     credentials = security.server_credentials()
     try:
         bound = (server.add_secure_port(f"{host}:{port}", credentials) if credentials
@@ -79,7 +85,6 @@ async def create_server(registrars: Iterable[Registrar], service_names: Iterable
     if bound == 0:
         raise OSError(f"cannot bind {host}:{port}")
     await server.start()
-    names = list(service_names)
     for name in [*names, ""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return Service(server, bound, health_servicer, names)

@@ -158,7 +158,7 @@ class Supervisor:
         name = "+".join(services)
         ready = Path(self._tmp.name) / f"{name}.ready"
         # Bound to this process (lifeline.py): it stops when the supervisor dies.
-        args = [*lifeline.command(os.getpid(), "threadline"), "serve", *services,
+        args = [*lifeline.command(os.getpid(), "cli"), "serve", *services,
                 "--host", s.host, "--store-addr", self.address("store"),
                 "--analysis-addr", self.address("analysis"), "--ready-file", str(ready)]
         for service in services:

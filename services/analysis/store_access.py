@@ -1,7 +1,7 @@
 """The analysis service's read-only view of the store's database.
 
 The store owns the database (its single writer, and the pooled read-only connections
-`threadline.storage.queries.open_readonly` makes); analysis reads through the same kind of
+`threadline.storage.readonly.open_readonly` makes); analysis reads through the same kind of
 connection to rebuild evicted state and to answer queries. The database may not exist yet
 when analysis starts (the store creates it on its first start): until it does, nothing is
 stored, so every read finds nothing.
@@ -16,9 +16,9 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from threadline.storage import analysis_reads
+from threadline.storage import analysis, records
 from threadline.storage.errors import DatabaseMissing
-from threadline.storage.queries import open_readonly
+from threadline.storage.readonly import open_readonly
 
 T = TypeVar("T")
 
@@ -51,20 +51,20 @@ class StoreReader:
 
     # The loaders of services/analysis/sessions.py, and the follower's checkpoint.
     def session_records(self, session_id: str, before_seq: int) -> list:
-        return self.run(lambda c: list(analysis_reads.session_records(c, session_id,
-                                                                      before_seq)), default=[])
+        return self.run(lambda c: list(records.session_records(c, session_id, before_seq)),
+                        default=[])
 
     def analysed_through(self) -> int:
-        return self.run(analysis_reads.analysed_through, default=0)
+        return self.run(analysis.analysed_through, default=0)
 
     def last_message_seq(self) -> int:
-        return self.run(analysis_reads.last_message_seq, default=0)
+        return self.run(analysis.last_message_seq, default=0)
 
     def records_after(self, seq: int, limit: int) -> list:
-        return self.run(analysis_reads.records_after, seq, limit, default=[])
+        return self.run(records.records_after, seq, limit, default=[])
 
     def file_records(self, path: str, session_id: str) -> list:
-        return self.run(analysis_reads.file_records, path, session_id, default=[])
+        return self.run(records.file_records, path, session_id, default=[])
 
     def close(self) -> None:
         if self._engine is not None:

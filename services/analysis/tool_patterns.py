@@ -1,7 +1,7 @@
 """Tool usage: per tool (and per session or project), error classes, latency, retries and
 switches, frequent sequences, loops, edit churn, subagents, reactions and time of day.
 
-Pure functions over `ToolFact`s (threadline/storage/tool_facts.py reads them); nothing here knows
+Pure functions over `ToolFact`s (threadline/storage/tools.py reads them); nothing here knows
 about SQL or gRPC. Every figure is described in docs/analysis.md, "Tool usage".
 
 A session's calls form one *run* per caller (the main conversation, each subagent): calls are

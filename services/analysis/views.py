@@ -15,8 +15,9 @@ from sqlalchemy import Connection
 
 from services.analysis import tool_patterns
 from services.analysis.tool_report import ToolReport
-from threadline.storage import analysis_queries as q
-from threadline.storage import names, tool_facts
+from threadline.storage import analysis as q
+from threadline.storage import names
+from threadline.storage.tools import tool_facts
 
 
 def branches(nodes: list[dict], prompt_keys: set[str]) -> list[dict]:
@@ -63,7 +64,7 @@ def threads(conn: Connection, session_id: str, pricing_file=None) -> dict | None
     prompt_keys = {t["key"] for t in q.turns(conn, session_id)}
     summary = q.summary(conn, session_id) or {}
     subagents = [asdict(tool_patterns.subagent_link(fact))
-                 for fact in tool_facts.tool_facts(conn, session_id=session_id,
+                 for fact in tool_facts(conn, session_id=session_id,
                                                    pricing_file=pricing_file)
                  if fact.agent_id]
     return {
@@ -107,6 +108,6 @@ def tool_report(conn: Connection, project: str = "", session: str = "", since: s
     or zone, an ambiguous name) or ValueError (a bad grouping)."""
     zone = timezone or "UTC"
     project, session = names.resolve_names(conn, project, session)
-    facts = tool_facts.tool_facts(conn, project_key=project, session_id=session, since=since,
+    facts = tool_facts(conn, project_key=project, session_id=session, since=since,
                                   until=until, timezone=zone, pricing_file=pricing_file)
     return tool_patterns.summarise(facts, by=by, timezone=zone)

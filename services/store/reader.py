@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 
 from threadline.storage.errors import StoreClosed
-from threadline.storage.queries import open_readonly
+from threadline.storage.readonly import open_readonly
 
 T = TypeVar("T")
 

@@ -20,7 +20,8 @@ from services.store.changefeed import ChangeFeed, Condition, replay_then_follow
 from services.store.reader import ReadPool
 from services.store.writer import WriteBatch, Writer, WriteResult, WriteStream
 from threadline import telemetry
-from threadline.storage import accounting, names, queries, search
+from threadline.storage import accounting, names, search
+from threadline.storage.changes import CHANGES_PAGE, change_heads_since, changes_since
 from threadline.storage.errors import (
     DatabaseMissing,
     EarlierBatchFailed,
@@ -32,6 +33,12 @@ from threadline.storage.errors import (
     SubscriberTooSlow,
     WriteFailed,
 )
+from threadline.storage.messages import session_messages
+from threadline.storage.parse_errors import parse_errors
+from threadline.storage.sessions import list_projects, list_sessions
+from threadline.storage.sources import offsets
+from threadline.storage.stats import stats
+from threadline.storage.usage import usage
 from threadline.v1 import common_pb2, store_pb2, store_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -50,7 +57,6 @@ STATUS_CODES: dict[type[StoreError], grpc.StatusCode] = {
 }
 # Batches of one Write stream being committed at once (ingest bounds it further).
 WRITE_WINDOW = 64
-CHANGES_PAGE = queries.CHANGES_PAGE
 
 
 def status_code(exc: BaseException) -> grpc.StatusCode:
@@ -169,9 +175,9 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         def page(conn, after: int) -> list[tuple[int, common_pb2.Change]]:
             if heads_only:
                 return [(c["seq"], rows.change_head_pb(c))
-                        for c in queries.change_heads_since(conn, after, CHANGES_PAGE)]
+                        for c in change_heads_since(conn, after, CHANGES_PAGE)]
             return [(c["seq"], rows.change_pb(c)) for c in
-                    queries.changes_since(conn, after, project, session, CHANGES_PAGE)]
+                    changes_since(conn, after, project, session, CHANGES_PAGE)]
 
         async def read_page(after: int) -> list[tuple[int, common_pb2.Change]]:
             return await self._reads.call(page, after)
@@ -218,18 +224,18 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
 
     @_mapped
     async def ListProjects(self, request, context):
-        found = await self._reads.call(queries.list_projects)
+        found = await self._reads.call(list_projects)
         return store_pb2.ListProjectsResponse(projects=[rows.project_pb(p) for p in found])
 
     @_mapped
     async def ListSessions(self, request, context):
-        found = await self._reads.call(queries.list_sessions, request.project_key)
+        found = await self._reads.call(list_sessions, request.project_key)
         return store_pb2.ListSessionsResponse(sessions=[rows.session_pb(s) for s in found])
 
     @_mapped
     async def GetSessionMessages(self, request, context):
         def run(conn) -> store_pb2.GetSessionMessagesResponse:
-            found, next_after = queries.session_messages(
+            found, next_after = session_messages(
                 conn, request.session_id, request.after_sequence, request.limit,
                 request.include_raw)
             return store_pb2.GetSessionMessagesResponse(
@@ -241,17 +247,17 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
 
     @_mapped
     async def GetOffsets(self, request, context):
-        found = await self._reads.call(queries.offsets)
+        found = await self._reads.call(offsets)
         return store_pb2.GetOffsetsResponse(offsets=[rows.offset_pb(o) for o in found])
 
     @_mapped
     async def ListParseErrors(self, request, context):
-        found = await self._reads.call(queries.parse_errors, request.limit)
+        found = await self._reads.call(parse_errors, request.limit)
         return store_pb2.ListParseErrorsResponse(errors=[rows.error_pb(e) for e in found])
 
     @_mapped
     async def GetStats(self, request, context):
-        return store_pb2.StoreStats(**await self._reads.call(queries.stats),
+        return store_pb2.StoreStats(**await self._reads.call(stats),
                                     write_error=self._writer.write_error)
 
     @_mapped
@@ -259,7 +265,7 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         # UTC by default: the server's local zone means nothing to a remote client.
         query = accounting.usage_query(request.by or "day", request.since, request.until,
                                        request.timezone or "UTC", request.agent)
-        found = await self._reads.call(accounting.usage, query, self._pricing_file)
+        found = await self._reads.call(usage, query, self._pricing_file)
         return store_pb2.GetUsageResponse(
             rows=[store_pb2.UsageRow(**r) for r in found.rows],
             total=store_pb2.UsageRow(**found.total), pricing_date=found.pricing_date)

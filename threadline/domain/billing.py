@@ -2,8 +2,8 @@
 
 The one rule threadline counts tokens by: `threadline usage` and the store's `GetUsage`
 (threadline/storage/accounting.py) and the subagent cost of the tool report
-(threadline/storage/tool_facts.py) all count through `billable_responses`. Plain functions over
-the row dicts `threadline.storage.queries.usage_rows` yields (in sequence order); nothing here
+(threadline/storage/tools.py) all count through `billable_responses`. Plain functions over
+the row dicts `threadline.storage.usage.usage_rows` yields (in sequence order); nothing here
 knows about SQL or gRPC. docs/accounting.md ("What is counted") states the same rule in
 prose, and evaluation/recount.py re-implements it from that text alone.
 

@@ -1,7 +1,7 @@
 """Token and cost accounting: stored records -> billable responses -> totals per period.
 
-Plain functions over the row dicts `queries.usage_rows` yields (in sequence order); nothing
-here knows about SQL or gRPC (`usage` only hands its connection to `queries`). Totals are
+Plain functions over the row dicts `usage.usage_rows` yields (in sequence order); nothing
+here knows about SQL or gRPC (`usage.usage` reads the rows and hands them here). Totals are
 computed when asked, from the stored figures, so a changed pricing table applies to
 everything already stored.
 
@@ -16,19 +16,13 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from pathlib import Path
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from threadline.domain.billing import Response, billable_responses
 from threadline.domain.records import CLAUDE_CODE, CODEX, GEMINI
 from threadline.domain.timestamps import parse_timestamp
-from threadline.storage import pricing, queries
 from threadline.storage.errors import InvalidArgument
 from threadline.storage.pricing import PricingTable
-
-if TYPE_CHECKING:
-    from sqlalchemy import Connection
 
 # `--agent` names and the source formats they select.
 AGENTS = {"claude": CLAUDE_CODE, "codex": CODEX, "gemini": GEMINI}
@@ -257,13 +251,3 @@ class UsageReport:
     rows: list[dict]
     total: dict
     pricing_date: str
-
-
-def usage(conn: Connection, query: UsageQuery,
-          pricing_file: Path | str | None = None) -> UsageReport:
-    """The usage report of a threadline database (an open read connection) for `query`,
-    priced with the bundled table merged with `pricing_file`. The pricing file is read on
-    every call, so an edited file applies at once; a bad one raises PricingError."""
-    table = pricing.load(pricing_file)
-    rows = report(queries.usage_rows(conn, query.formats), table, query)
-    return UsageReport(rows, total_row(rows), table.date)

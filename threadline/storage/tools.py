@@ -1,6 +1,8 @@
-"""Tool calls as `ToolFact`s: what tool-usage analysis (services/analysis/tool_patterns.py)
-needs to know about each call, read from the store's tables in a fixed, small number of
-queries whatever the number of calls (no query per call):
+"""Reading tool calls: the stored rows (`tool_calls`), and `ToolFact`s (`tool_facts`).
+
+A `ToolFact` is what tool-usage analysis (services/analysis/tool_patterns.py) needs to know
+about each call, read from the store's tables in a fixed, small number of queries whatever
+the number of calls (no query per call):
 
 1. the calls (`tool_calls`) with their session's project, the store sequence of the message
    that asked for the call (its order in the session) and the content of the message that
@@ -27,7 +29,8 @@ from sqlalchemy import Connection, Result, Row, and_, func, or_, select
 
 from threadline.domain import billing, timestamps
 from threadline.domain.analysis import ToolFact
-from threadline.storage import accounting, pricing, queries, schema
+from threadline.storage import accounting, pricing, schema
+from threadline.storage.usage import _EMBEDDED, _EMBEDS_USAGE, _USAGE_COLUMNS
 
 RESULT_TEXT_CHARS = 2000
 # Every timestamp starts with its UTC date or a local date at most 14 hours away from it, so
@@ -35,6 +38,15 @@ RESULT_TEXT_CHARS = 2000
 _SLACK = timedelta(days=1)
 
 _t, _m, _s = schema.tool_calls, schema.messages, schema.sessions
+
+
+def tool_calls(conn: Connection, session_id: str = "") -> list[dict]:
+    """Tool calls (every one when `session_id` is empty), ordered by start time."""
+    t = schema.tool_calls
+    query = select(t).order_by(t.c.started_at, t.c.tool_use_id)
+    if session_id:
+        query = query.where(t.c.session_id == session_id)
+    return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def tool_facts(conn: Connection, project_key: str = "", session_id: str = "", since: str = "",
@@ -166,9 +178,9 @@ def _add_subagents(conn: Connection, facts: list[ToolFact], table: pricing.Prici
         .group_by(_m.c.agent_id)).all())
     rows_by_agent: dict[str, list[dict]] = defaultdict(list)
     # The columns and the agent_progress test are the ones `threadline usage` reads.
-    usage = (select(*queries._USAGE_COLUMNS, _m.c.agent_id, queries._EMBEDDED)
+    usage = (select(*_USAGE_COLUMNS, _m.c.agent_id, _EMBEDDED)
              .where(_m.c.agent_id.in_(agents),
-                    or_(_m.c.input_tokens.is_not(None), queries._EMBEDS_USAGE))
+                    or_(_m.c.input_tokens.is_not(None), _EMBEDS_USAGE))
              .order_by(_m.c.seq))
     for row in conn.execute(usage).mappings():
         rows_by_agent[row["agent_id"]].append(dict(row))

@@ -1,7 +1,9 @@
-"""Reads of threading and analysis results: a session's reply tree and its analysis.
+"""Reads of threading and analysis: a session's reply tree and its analysis results, and
+how far the analysis follower has got.
 
 Plain functions of a read-only connection returning row dicts; `services/analysis/views.py`
-assembles them into the answers of GetThreads / GetSessionAnalysis and the CLI.
+assembles them into the answers of GetThreads / GetSessionAnalysis and the CLI. The records
+the follower replays come from `records.py`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,22 @@ from threadline.storage import schema
 
 _m = schema.messages
 EXCERPT_CHARS = 120
+
+
+def analysed_through(conn: Connection) -> int:
+    """The analysis follower's checkpoint: every message up to this sequence is analysed."""
+    return conn.scalar(select(schema.analysis_progress.c.seq)
+                       .where(schema.analysis_progress.c.id == 1)) or 0
+
+
+def last_message_seq(conn: Connection) -> int:
+    return conn.scalar(select(func.max(_m.c.seq))) or 0
+
+
+def analysis_backlog(conn: Connection) -> int:
+    """Stored messages the analysis follower has not analysed yet."""
+    checkpoint = analysed_through(conn)
+    return conn.scalar(select(func.count()).select_from(_m).where(_m.c.seq > checkpoint)) or 0
 
 
 def session_known(conn: Connection, session_id: str) -> bool:

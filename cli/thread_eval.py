@@ -31,7 +31,8 @@ from pathlib import Path
 import orjson
 from sqlalchemy import select
 
-from threadline.storage import queries, schema
+from cli.db import reading
+from threadline.storage import schema
 
 REMOVED = ("parentUuid", "logicalParentUuid", "isSidechain", "agentId")
 SCORED_TYPES = frozenset({"user", "assistant", "system", "progress", "attachment"})
@@ -117,7 +118,7 @@ def strip_links(paths: Iterable[Path], dest: Path) -> dict[tuple[str, int], Trut
 
 def import_copies(folder: Path, db: Path) -> dict:
     done = subprocess.run(
-        [sys.executable, "-m", "threadline", "import", "--db", str(db), "--json", str(folder)],
+        [sys.executable, "-m", "cli", "import", "--db", str(db), "--json", str(folder)],
         capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"threadline import failed ({done.returncode}):\n{done.stderr}")
@@ -127,8 +128,7 @@ def import_copies(folder: Path, db: Path) -> dict:
 def score(db: Path, truth: dict[tuple[str, int], Truth]) -> dict[str, FolderScore]:
     m = schema.messages
     folders: dict[str, FolderScore] = {}
-    engine = queries.open_readonly(db)
-    with engine.connect() as conn:
+    with reading(db) as conn:
         rows = conn.execute(select(m.c.source_path, m.c.source_line_number, m.c.type,
                                    m.c.format, m.c.thread_parent_uuid))
         for path, line, kind, fmt, parent in rows:
@@ -144,7 +144,6 @@ def score(db: Path, truth: dict[tuple[str, int], Truth]) -> dict[str, FolderScor
             if not t.parent:
                 s.roots += 1
                 s.roots_correct += not parent
-    engine.dispose()
     overall = FolderScore()
     for s in folders.values():
         overall.add(s)

@@ -1,3 +1,0 @@
-from threadline.cli import main
-
-raise SystemExit(main())
