@@ -307,7 +307,8 @@ color:#1d1d1f}
 .entry{margin:.8rem 0;padding:.6rem .9rem;border-radius:8px;white-space:pre-wrap;
 overflow-wrap:anywhere}
 .prompt{background:#eef4ff}.answer{background:#f6f6f6}.thinking{color:#666;font-style:italic}
-p{margin:.3rem 0}.meta{font-size:12px;color:#666;white-space:normal}.sub{margin-left:2rem;border-left:3px solid #ccd;
+p{margin:.3rem 0}.meta{font-size:12px;color:#666;white-space:normal}
+.sub{margin-left:2rem;border-left:3px solid #ccd;
 padding-left:.8rem}.mark{color:#8a5a00;font-weight:600}
 details{margin:.2rem 0;white-space:normal}summary{font-family:ui-monospace,monospace;font-size:13px;
 cursor:pointer}pre{background:#fff;border:1px solid #ddd;padding:.5rem;overflow:auto;

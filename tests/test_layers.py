@@ -107,11 +107,11 @@ def database_openers(path: Path) -> set[str]:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             owner = node.func.value
             if (node.func.attr in OPENERS and isinstance(owner, ast.Name)
-                    and owner.id in {"queries", "sqlalchemy", "sqlite3", "database"}):
+                    and owner.id in {"readonly", "sqlalchemy", "sqlite3", "database"}):
                 found.add(f"{owner.id}.{node.func.attr}")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id == "create_engine":
-                found.add("create_engine")
+            if node.func.id in {"create_engine", "open_readonly"}:
+                found.add(node.func.id)
     return found
 
 
