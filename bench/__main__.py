@@ -13,6 +13,9 @@
    (bench/fanout.py).
 5. Peak resident memory of all service processes together during the import (sum of RSS,
    sampled every 20 ms with psutil).
+6. Full-text search: latency of common words, rare words, phrases and filtered queries, the
+   index's share of the database, and the writer's throughput with the index on beside off
+   (bench/search.py).
 Threading and analysis are on for every figure; the import also runs once with analysis off
 (THREADLINE_ANALYSE=false) first, in the same run, as the baseline its cost is compared to.
 While nobody subscribes to the stream service, the store's change feed carries heads only
@@ -44,6 +47,7 @@ import psutil
 import websockets
 
 from bench import fanout, parsing
+from bench import search as search_bench
 from bench.corpus import generate, live_line
 from threadline import auth, config
 from threadline.supervisor import Supervisor
@@ -363,7 +367,9 @@ def main() -> int:
                         help="lines per second appended to the busy session")
     parser.add_argument("--fanout-appends", type=int, default=300)
     parser.add_argument("--fanout-gap-ms", type=float, default=50.0)
-    parser.add_argument("--only", choices=("fanout",),
+    parser.add_argument("--search-records", type=int, default=None,
+                        help="records of the search figures' corpus (default: --records)")
+    parser.add_argument("--only", choices=("fanout", "search"),
                         help="run only this figure")
     parser.add_argument("--db", metavar="URL",
                         help="also measure the bulk import with the store on this PostgreSQL "
@@ -376,6 +382,12 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
             result = fanout_run(Path(tmp), *fanout_args)
         print("\n".join(fanout_lines(result)))
+        return 0
+    search_records = args.search_records or args.records
+    if args.only == "search":
+        with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
+            found = search_bench.measure(Path(tmp), search_records)
+        print("\n".join(search_bench.report(found)))
         return 0
 
     with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
@@ -409,6 +421,7 @@ def main() -> int:
             print(f"PostgreSQL, analysis off: {pg_off.throughput:,.0f} messages/s", flush=True)
             pg_on = import_run(root, fresh_schema(args.db), lines, analyse=True)
             on_postgresql = (pg_off, pg_on)
+        found = search_bench.measure(Path(tmp), search_records)
 
     throughput, with_startup = measured.throughput, measured.with_startup
     stats, sampler = measured.stats, measured.sampler
@@ -470,6 +483,7 @@ def main() -> int:
         print(f"  analysis      caught up {pg_on.analysis_lag:.2f} s after the last message was "
               f"committed ({pg_on.stats.messages / (pg_on.seconds + pg_on.analysis_lag):,.0f} "
               f"messages/s from launch to fully analysed)")
+    print("\n".join(search_bench.report(found)))
     print(f"  peak memory   {pss_mb:9.1f} MB, all service processes together, sum of PSS "
           f"(target < {TARGETS['memory_mb']:.0f}: {verdict(met_memory)})")
     print(f"                {rss_mb:9.1f} MB as a plain sum of RSS (shared pages counted once "

@@ -42,6 +42,7 @@ RPCS: dict[str, Access] = {
     "/threadline.v1.StoreService/GetStats": Access.READ,
     "/threadline.v1.StoreService/GetUsage": Access.READ,
     "/threadline.v1.StoreService/ResolveNames": Access.READ,
+    "/threadline.v1.StoreService/Search": Access.READ,
     "/threadline.v1.AnalysisService/Process": Access.WRITE,
     "/threadline.v1.AnalysisService/GetThreads": Access.READ,
     "/threadline.v1.AnalysisService/GetSessionAnalysis": Access.READ,

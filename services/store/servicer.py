@@ -20,7 +20,7 @@ from services.store.changefeed import ChangeFeed, Condition, replay_then_follow
 from services.store.reader import ReadPool
 from services.store.writer import WriteBatch, Writer, WriteResult, WriteStream
 from threadline import telemetry
-from threadline.storage import accounting, names
+from threadline.storage import accounting, names, search
 from threadline.storage.changes import CHANGES_PAGE, change_heads_since, changes_since
 from threadline.storage.errors import (
     DatabaseMissing,
@@ -53,6 +53,7 @@ STATUS_CODES: dict[type[StoreError], grpc.StatusCode] = {
     DatabaseMissing: grpc.StatusCode.FAILED_PRECONDITION,
     # Transient: the sender keeps the batch and sends it again (ingest backs off and retries).
     WriteFailed: grpc.StatusCode.UNAVAILABLE,
+    search.SearchUnavailable: grpc.StatusCode.FAILED_PRECONDITION,
 }
 # Batches of one Write stream being committed at once (ingest bounds it further).
 WRITE_WINDOW = 64
@@ -268,3 +269,16 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         return store_pb2.GetUsageResponse(
             rows=[store_pb2.UsageRow(**r) for r in found.rows],
             total=store_pb2.UsageRow(**found.total), pricing_date=found.pricing_date)
+
+    @_mapped
+    async def Search(self, request, context):
+        found = await self._reads.call(search.search, request.query,
+                                       request.limit or search.DEFAULT_LIMIT)
+        return store_pb2.SearchResponse(
+            hits=[store_pb2.SearchHit(
+                sequence=h.seq, key=h.key, uuid=h.uuid, session_id=h.session_id,
+                project_key=h.project_key, timestamp=h.timestamp, role=h.role, type=h.type,
+                model=h.model, ordinal=h.ordinal, score=h.score, columns=h.columns,
+                snippet=[store_pb2.SnippetPart(text=t, highlighted=lit) for t, lit in h.snippet])
+                for h in found.hits],
+            more=found.more, expression=found.expression, recent_only=found.recent_only)

@@ -2,7 +2,8 @@
 transaction (the store's writer at start, and reparse).
 
 Schema changes are additive (`schema.add_missing_columns`; missing tables and indexes are
-created). Changes of what stored rows mean are numbered (SQLite's `user_version`, a one-row table on
+created, the full-text index too, filled once from the rows already stored: search.py).
+Changes of what stored rows mean are numbered (SQLite's `user_version`, a one-row table on
 PostgreSQL: dialect.user_version) and each runs once, in order:
 
 1. Projects are working directories (projects.py): every record is filed under its
@@ -23,7 +24,7 @@ import logging
 from sqlalchemy import Connection, delete, func, select, text, update
 
 from threadline.domain.keys import codex_key
-from threadline.storage import dialect, folding, schema, titles
+from threadline.storage import dialect, folding, schema, search, titles
 from threadline.storage.folding import NOT_SESSION_RECORDS
 from threadline.storage.projects import key_of_cwd
 
@@ -49,6 +50,7 @@ def add_missing(conn: Connection) -> list[str]:
     for table in schema.metadata.sorted_tables:
         for index in table.indexes:  # create_all adds indexes only with their table
             index.create(conn, checkfirst=True)
+    search.ensure(conn)  # the full-text index, filled once from the rows stored before it
     return added
 
 

@@ -238,3 +238,61 @@ class ResolveNamesResponse(_message.Message):
     project_key: str
     session_id: str
     def __init__(self, project_key: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class SearchRequest(_message.Message):
+    __slots__ = ("query", "limit")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    limit: int
+    def __init__(self, query: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class SnippetPart(_message.Message):
+    __slots__ = ("text", "highlighted")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    HIGHLIGHTED_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    highlighted: bool
+    def __init__(self, text: _Optional[str] = ..., highlighted: _Optional[bool] = ...) -> None: ...
+
+class SearchHit(_message.Message):
+    __slots__ = ("sequence", "key", "uuid", "session_id", "project_key", "timestamp", "role", "type", "model", "ordinal", "score", "columns", "snippet")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ORDINAL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    SNIPPET_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    key: str
+    uuid: str
+    session_id: str
+    project_key: str
+    timestamp: str
+    role: str
+    type: str
+    model: str
+    ordinal: int
+    score: float
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    snippet: _containers.RepeatedCompositeFieldContainer[SnippetPart]
+    def __init__(self, sequence: _Optional[int] = ..., key: _Optional[str] = ..., uuid: _Optional[str] = ..., session_id: _Optional[str] = ..., project_key: _Optional[str] = ..., timestamp: _Optional[str] = ..., role: _Optional[str] = ..., type: _Optional[str] = ..., model: _Optional[str] = ..., ordinal: _Optional[int] = ..., score: _Optional[float] = ..., columns: _Optional[_Iterable[str]] = ..., snippet: _Optional[_Iterable[_Union[SnippetPart, _Mapping]]] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("hits", "more", "expression", "recent_only")
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    EXPRESSION_FIELD_NUMBER: _ClassVar[int]
+    RECENT_ONLY_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
+    more: bool
+    expression: str
+    recent_only: bool
+    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., more: _Optional[bool] = ..., expression: _Optional[str] = ..., recent_only: _Optional[bool] = ...) -> None: ...

@@ -86,6 +86,11 @@ class StoreServiceStub:
                 request_serializer=threadline_dot_v1_dot_store__pb2.ResolveNamesRequest.SerializeToString,
                 response_deserializer=threadline_dot_v1_dot_store__pb2.ResolveNamesResponse.FromString,
                 _registered_method=True)
+        self.Search = channel.unary_unary(
+                '/threadline.v1.StoreService/Search',
+                request_serializer=threadline_dot_v1_dot_store__pb2.SearchRequest.SerializeToString,
+                response_deserializer=threadline_dot_v1_dot_store__pb2.SearchResponse.FromString,
+                _registered_method=True)
 
 
 class StoreServiceServicer:
@@ -164,6 +169,17 @@ class StoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Search(self, request, context):
+        """Full-text search over the stored messages (prompts, responses, thinking, tool inputs and
+        results), best first: bm25, then the most recent. The query language (words, "phrases",
+        prefix*, -exclude, project: session: role: tool: model: since: until: in:) is described in
+        threadline/storage/search_query.py; a query it cannot read is INVALID_ARGUMENT saying why,
+        a store on a backend without full-text search FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -216,6 +232,11 @@ def add_StoreServiceServicer_to_server(servicer, server):
                     servicer.ResolveNames,
                     request_deserializer=threadline_dot_v1_dot_store__pb2.ResolveNamesRequest.FromString,
                     response_serializer=threadline_dot_v1_dot_store__pb2.ResolveNamesResponse.SerializeToString,
+            ),
+            'Search': grpc.unary_unary_rpc_method_handler(
+                    servicer.Search,
+                    request_deserializer=threadline_dot_v1_dot_store__pb2.SearchRequest.FromString,
+                    response_serializer=threadline_dot_v1_dot_store__pb2.SearchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -489,6 +510,33 @@ class StoreService:
             '/threadline.v1.StoreService/ResolveNames',
             threadline_dot_v1_dot_store__pb2.ResolveNamesRequest.SerializeToString,
             threadline_dot_v1_dot_store__pb2.ResolveNamesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Search(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.v1.StoreService/Search',
+            threadline_dot_v1_dot_store__pb2.SearchRequest.SerializeToString,
+            threadline_dot_v1_dot_store__pb2.SearchResponse.FromString,
             options,
             channel_credentials,
             insecure,
