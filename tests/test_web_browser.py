@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
 import pytest
 from conftest import eventually, running_pipeline
+from test_web_reads import Transcript, said, tool
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -31,63 +30,6 @@ playwright_api = pytest.importorskip("playwright.async_api")
 
 XSS_PROMPT = ('<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
               ' is this escaped?')
-START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-
-
-def _stamp(at: float) -> str:
-    return (START + timedelta(minutes=at)).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
-
-
-class Transcript:
-    """Claude Code lines of one session, written the way Claude Code writes them."""
-
-    def __init__(self, path: Path, session: str, cwd: str):
-        self.path, self.session, self.cwd = path, session, cwd
-        self.parent: str | None = None
-        self.count = 0
-
-    def _line(self, kind: str, at: float, **fields) -> bytes:
-        self.count += 1
-        uid = f"{self.session}-{self.count:04d}"
-        line = {"parentUuid": self.parent, "isSidechain": False, "userType": "external",
-                "cwd": self.cwd, "sessionId": self.session, "version": "2.1.114",
-                "type": kind, "uuid": uid, "timestamp": _stamp(at), **fields}
-        self.parent = uid
-        return orjson.dumps(line) + b"\n"
-
-    def prompt(self, at: float, text: str) -> bytes:
-        return self._line("user", at, message={"role": "user", "content": text})
-
-    def answer(self, at: float, block: dict, model: str = "claude-opus-4-7",
-               tokens: int = 1000) -> bytes:
-        message_id = f"msg_{self.session}_{self.count}"
-        return self._line("assistant", at, requestId="req_" + message_id, message={
-            "id": message_id, "type": "message", "role": "assistant", "model": model,
-            "content": [block], "stop_reason": "end_turn",
-            "usage": {"input_tokens": tokens, "output_tokens": tokens // 4,
-                      "cache_creation_input_tokens": tokens * 2,
-                      "cache_read_input_tokens": tokens * 8}})
-
-    def result(self, at: float, tool: str, text: str, error: bool = False) -> bytes:
-        return self._line("user", at, message={"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": tool, "content": text,
-             "is_error": error}]})
-
-    def write(self, *lines: bytes) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("ab") as out:
-            out.write(b"".join(lines))
-
-
-def said(text: str) -> dict:
-    return {"type": "text", "text": text}
-
-
-def tool(ident: str, name: str, **arguments) -> dict:
-    return {"type": "tool_use", "id": ident, "name": name, "input": arguments}
-
-
 def write_history(root: Path) -> Transcript:
     """Two older sessions over several days, and the one the tests watch."""
     older = Transcript(root / "-home-u-site" / "older.jsonl", "older-session", "/home/u/site")

@@ -303,8 +303,10 @@ class Connection:
             self.authenticated = True
             self.send_reply(protocol.reply("authenticated", request.id))
             return True
-        self.send_reply(protocol.error_reply(protocol.ProtocolError(
-            "invalid_token", "wrong token", request.id)))
+        # Written at once rather than queued: the queue is dropped as the connection closes.
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(protocol.error_reply(protocol.ProtocolError(
+                "invalid_token", "wrong token", request.id)), text=True)
         self._closer = asyncio.create_task(self._close(WRONG_TOKEN_CLOSE_CODE, "wrong token"))
         return False
 
