@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,10 @@ def test_the_page_lists_sessions_follows_a_conversation_and_charts_usage(tmp_pat
             await playwright_api.expect(rows.first).to_have_attribute(
                 "data-session", "watched-session")
             await playwright_api.expect(page.locator("#connection")).to_have_text("live")
+            await playwright_api.expect(rows.first.locator("td.models")).to_have_text(
+                "claude-opus-4-7")
+            await playwright_api.expect(rows.first.locator("td.cost")).to_have_text(
+                re.compile(r"^\$\d+\.\d\d$"))
             await keep(page, "sessions")
 
             await rows.first.locator("a.title").click()

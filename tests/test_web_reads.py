@@ -141,9 +141,12 @@ def test_sessions_messages_usage_and_tools_over_the_websocket(tmp_path):
             assert [s["session"] for s in sessions] == ["bbbb2222-second", "aaaa1111-first"]
             latest = sessions[0]
             assert latest["project"] == "/home/u/web" and latest["project_name"] == "web"
-            assert latest["models"] == ["claude-opus-4-7", "claude-sonnet-4-5"]
-            assert latest["tokens"] > 0 and latest["cost_usd"] > 0
             assert latest["first_timestamp"] < latest["last_timestamp"]
+            # Models, tokens and cost per session: what the list fills in next.
+            billed = {r["period"]: r for r in (await page.ask("usage", by="session"))["rows"]}
+            assert billed["bbbb2222-second"]["models"] == ["claude-opus-4-7",
+                                                           "claude-sonnet-4-5"]
+            assert billed["bbbb2222-second"]["cost_usd"] > 0
             only = await page.ask("sessions", project="app")
             assert [s["session"] for s in only["sessions"]] == ["aaaa1111-first"]
 

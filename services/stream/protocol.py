@@ -28,8 +28,8 @@ Server -> client:
      "capabilities": [the request types this gateway answers], "authenticated": bool}
     {"type": "authenticated"}
     {"type": "sessions", "sessions": [{"session", "project", "project_name", "title", "cwd",
-     "git_branch", "format", "first_timestamp", "last_timestamp", "messages", "models",
-     "tokens", "cost_usd", "unpriced_messages"}]}                  (most recent first)
+     "git_branch", "format", "first_timestamp", "last_timestamp", "messages"}]}
+        (most recent first; a "usage" request by "session" gives their tokens, cost, models)
     {"type": "session_messages", "session", "messages": [{"sequence", "message": {...}}],
      "next_after": int (0: no more)}
     {"type": "usage", "by", "rows": [...], "total": {...}, "pricing_date"}

@@ -9,7 +9,6 @@ NotFound, anything else Unavailable.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -55,14 +54,12 @@ class Reads:
         return await self.tools(request)
 
     async def sessions(self, project: str | None) -> list[dict]:
-        """Stored sessions, most recent first, each with its models, tokens and cost."""
-        listed, usage = await asyncio.gather(
-            _call(self._store.ListSessions(store_pb2.ListSessionsRequest(
-                project_key=project or ""), timeout=READ_TIMEOUT)),
-            _call(self._store.GetUsage(store_pb2.GetUsageRequest(by="session"),
-                                       timeout=READ_TIMEOUT)))
-        billed = {row.period: row for row in usage.rows}
-        out = [session_dict(s, billed.get(s.session_id)) for s in listed.sessions]
+        """Stored sessions, most recent first. Their tokens, cost and models come from a
+        `usage` request by session: that takes the store far longer (it reads every record),
+        so a page shows the list first and fills those in when they come."""
+        listed = await _call(self._store.ListSessions(store_pb2.ListSessionsRequest(
+            project_key=project or ""), timeout=READ_TIMEOUT))
+        out = [session_dict(s) for s in listed.sessions]
         out.sort(key=lambda s: s["last_timestamp"], reverse=True)
         return out
 
@@ -111,18 +108,12 @@ def _encoded(message) -> orjson.Fragment:
         return orjson.Fragment(orjson.dumps(message_dict(message, parse_input=False)))
 
 
-def session_dict(s: store_pb2.Session, billed: store_pb2.UsageRow | None) -> dict:
+def session_dict(s: store_pb2.Session) -> dict:
     return {
         "session": s.session_id, "project": s.project_key, "project_name": s.project_name,
         "title": s.title, "cwd": s.cwd, "git_branch": s.git_branch,
         "format": FORMAT_FROM_PB.get(s.format, ""), "first_timestamp": s.first_timestamp,
         "last_timestamp": s.last_timestamp, "messages": s.message_count,
-        "models": list(billed.models) if billed else [],
-        "tokens": billed.total_tokens if billed else 0,
-        # None, not 0: a session whose models have no price has no known cost.
-        "cost_usd": billed.cost_usd if billed and billed.messages > billed.unpriced_messages
-        else None,
-        "unpriced_messages": billed.unpriced_messages if billed else 0,
     }
 
 

@@ -98,11 +98,11 @@ export function showConversation(main, client, sessionId) {
           el("div", {className: "text"}, block.text)));
       } else if (block.kind === "image") {
         parts.push(el("p", {className: "muted"}, "[image]"));
-      } else if (block.text) {
+      } else if (block.text && block.text.trim()) {
         parts.push(el("div", {className: "text"}, block.text));
       }
     }
-    if (!m.content.length && m.text) parts.push(el("div", {className: "text"}, m.text));
+    if (!m.content.length && m.text && m.text.trim()) parts.push(el("div", {className: "text"}, m.text));
     if (m.type === "system" && m.subtype === "compact_boundary") {
       parts.unshift(el("div", {className: "marker"}, "conversation compacted"));
     }

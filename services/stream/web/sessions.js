@@ -1,14 +1,19 @@
 // Sessions: every stored session, most recent first, updated live. Each message that
 // arrives moves its session to the top and counts it at once; the list is fetched again
-// shortly after (a new session, exact counts and cost come from the store).
+// shortly after (a new session, exact counts come from the store). Models, tokens and cost
+// come from a usage request by session, which costs the store far more than the list: the
+// list is shown first, those columns are filled in when they come, and refreshed seldom.
 
 import {clear, cost, duration, el, shortId, time, tokens} from "./dom.js";
 
 const REFRESH_MS = 2000;
+const USAGE_REFRESH_MS = 30000;
 const RENDER_MS = 250;
 
 export function showSessions(main, client) {
   let sessions = [];
+  let billed = new Map();  // session id -> its usage row
+  let usageAsked = 0;
   let refreshTimer = null;
   let renderTimer = null;
   const body = el("tbody");
@@ -21,10 +26,10 @@ export function showSessions(main, client) {
     body);
   clear(main).append(el("h1", {}, "Sessions ", count), table);
 
-  function render() {
-    renderTimer = null;
-    count.textContent = `(${sessions.length})`;
-    body.replaceChildren(...sessions.map((s) => el("tr", {dataset: {session: s.session}},
+  function row(s) {
+    const u = billed.get(s.session);
+    const priced = u && u.messages > u.unpriced_messages;
+    return el("tr", {dataset: {session: s.session}},
       el("td", {}, el("a", {href: `#/session/${encodeURIComponent(s.session)}`,
                             className: "title", title: s.session},
                         s.title || el("code", {}, shortId(s.session)))),
@@ -32,10 +37,16 @@ export function showSessions(main, client) {
       el("td", {}, time(s.first_timestamp)),
       el("td", {}, duration(s.first_timestamp, s.last_timestamp)),
       el("td", {className: "number messages"}, String(s.messages)),
-      el("td", {}, s.models.join(", ")),
-      el("td", {className: "number", title: `${tokens(s.tokens)} tokens`
-        + (s.unpriced_messages ? `; ${s.unpriced_messages} responses without a price` : "")},
-         cost(s.cost_usd)))));
+      el("td", {className: "models"}, u ? u.models.join(", ") : ""),
+      el("td", {className: "number cost", title: u ? `${tokens(u.total_tokens)} tokens`
+        + (u.unpriced_messages ? `; ${u.unpriced_messages} responses without a price` : "")
+        : null}, u ? cost(priced ? u.cost_usd : null) : ""));
+  }
+
+  function render() {
+    renderTimer = null;
+    count.textContent = `(${sessions.length})`;
+    body.replaceChildren(...sessions.map(row));
     if (!sessions.length) {
       body.append(el("tr", {}, el("td", {colspan: 7, className: "muted"},
         "No sessions stored yet: they appear here as transcripts are read.")));
@@ -46,8 +57,20 @@ export function showSessions(main, client) {
     if (renderTimer === null) renderTimer = setTimeout(render, RENDER_MS);
   }
 
+  async function refreshUsage() {
+    usageAsked = Date.now();
+    try {
+      const usage = await client.request("usage", {by: "session"});
+      billed = new Map(usage.rows.map((r) => [r.period, r]));
+      scheduleRender();
+    } catch {
+      // The list stands without its cost column; the next refresh asks again.
+    }
+  }
+
   async function refresh() {
     refreshTimer = null;
+    if (Date.now() - usageAsked > USAGE_REFRESH_MS) refreshUsage();
     try {
       sessions = (await client.request("sessions")).sessions;
       render();
