@@ -9,12 +9,14 @@ import asyncio
 import contextlib
 import http.client
 import re
+from pathlib import Path
 
 import orjson
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from services.stream import webpage
 from services.stream.gateway import Gateway
 from services.stream.hub import Hub
 from threadline.auth import Security
@@ -195,3 +197,14 @@ def test_a_gateway_beyond_loopback_never_puts_the_token_in_the_page():
             assert status == 200 and page_token(body) == ""
 
     asyncio.run(main())
+
+
+def test_every_file_of_the_page_is_served_and_every_import_resolves():
+    folder = Path(webpage.__file__).parent / "web"
+    served = {name for name, _ in webpage.FILES.values()}
+    assert served == {p.name for p in folder.iterdir()}
+    for script in folder.glob("*.js"):
+        for imported in re.findall(r'from "\./([^"]+)"', script.read_text()):
+            assert f"/{imported}" in webpage.FILES, (script.name, imported)
+    for reference in re.findall(r'(?:src|href)="(/[^"]*)"', (folder / "index.html").read_text()):
+        assert reference in webpage.FILES
