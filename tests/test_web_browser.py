@@ -53,7 +53,16 @@ def write_history(root: Path) -> Transcript:
         watched.result(5, "toolu_2", "def parse(line): ..."),
         watched.answer(6, said("The last line has no newline, so it waits for more bytes.")),
         watched.prompt(8, XSS_PROMPT),
-        watched.answer(9, said("<b>Yes</b>: markup in a transcript is shown as text.")))
+        watched.answer(9, said("<b>Yes</b>: markup in a transcript is shown as text.")),
+        watched.answer(10, tool("toolu_3", "Agent", description="find the tail handling",
+                                prompt="Where is the last line handled?")))
+    helper = Transcript(root / "-home-u-app" / "watched-session" / "subagents"
+                        / "agent-a5e1c0de.jsonl", "watched-session", "/home/u/app",
+                        isSidechain=True, agentId="a5e1c0de")
+    helper.write(helper.prompt(10.1, "Where is the last line handled?"),
+                 helper.answer(10.5, said("In the tail reader, after 3 s of quiet.")))
+    watched.write(watched.result(11, "toolu_3", "In the tail reader.",
+                                 toolUseResult={"agentId": "a5e1c0de", "status": "completed"}))
     return watched
 
 
@@ -61,7 +70,7 @@ def write_history(root: Path) -> Transcript:
 async def browser_page(tmp_path: Path, request):
     async with playwright_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM))
-        page = await browser.new_page(viewport={"width": 1200, "height": 800})
+        page = await browser.new_page(viewport={"width": 1100, "height": 700})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -80,7 +89,7 @@ async def browser_page(tmp_path: Path, request):
 async def keep(page, name: str) -> None:
     folder = os.environ.get("THREADLINE_WEB_SCREENSHOTS")
     if folder:
-        await page.screenshot(path=str(Path(folder) / f"{name}.png"))
+        await page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
 def test_the_page_lists_sessions_follows_a_conversation_and_charts_usage(tmp_path, request):
@@ -119,6 +128,16 @@ def test_the_page_lists_sessions_follows_a_conversation_and_charts_usage(tmp_pat
             await playwright_api.expect(conversation).to_contain_text("<b>Yes</b>")
             assert await conversation.locator("img, script, b").count() == 0
             assert await page.evaluate("window.__xss") is None
+            # The subagent's messages are marked, and its call links to them.
+            await playwright_api.expect(conversation.locator("article.subagent")).to_have_count(2)
+            await playwright_api.expect(conversation.locator("article.subagent .badge").first
+                                        ).to_have_text("subagent a5e1c0de")
+            await page.evaluate("window.scrollTo(0, 0)")
+            agent = conversation.locator("details.tool", has_text="find the tail handling")
+            await agent.locator("button", has_text="subagent a5e1c0de").click()
+            await playwright_api.expect(conversation.locator("article.subagent").first
+                                        ).to_be_in_viewport()
+            await page.evaluate("window.scrollTo(0, 0)")
             await keep(page, "conversation")
 
             # A line appended to the transcript appears without reloading.

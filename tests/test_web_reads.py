@@ -23,19 +23,21 @@ def _stamp(at: float) -> str:
 
 
 class Transcript:
-    """Claude Code lines of one session, written the way Claude Code writes them."""
+    """Claude Code lines of one session, written the way Claude Code writes them; `fields`
+    go into every line (a subagent's `isSidechain` and `agentId`)."""
 
-    def __init__(self, path: Path, session: str, cwd: str):
+    def __init__(self, path: Path, session: str, cwd: str, **fields):
         self.path, self.session, self.cwd = path, session, cwd
+        self.fields = fields
         self.parent: str | None = None
         self.count = 0
 
     def _line(self, kind: str, at: float, **fields) -> bytes:
         self.count += 1
-        uid = f"{self.session}-{self.count:04d}"
+        uid = f"{self.path.stem}-{self.count:04d}"
         line = {"parentUuid": self.parent, "isSidechain": False, "userType": "external",
                 "cwd": self.cwd, "sessionId": self.session, "version": "2.1.114",
-                "type": kind, "uuid": uid, "timestamp": _stamp(at), **fields}
+                "type": kind, "uuid": uid, "timestamp": _stamp(at), **self.fields, **fields}
         self.parent = uid
         return orjson.dumps(line) + b"\n"
 
@@ -52,10 +54,11 @@ class Transcript:
                       "cache_creation_input_tokens": tokens * 2,
                       "cache_read_input_tokens": tokens * 8}})
 
-    def result(self, at: float, tool: str, text: str, error: bool = False) -> bytes:
+    def result(self, at: float, tool: str, text: str, error: bool = False,
+               **fields) -> bytes:
         return self._line("user", at, message={"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": tool, "content": text,
-             "is_error": error}]})
+             "is_error": error}]}, **fields)
 
     def write(self, *lines: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

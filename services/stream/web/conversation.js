@@ -112,7 +112,8 @@ export function showConversation(main, client, sessionId) {
     const node = el("article", {className: `message ${kind}` + (sidechain ? " subagent" : ""),
                                 dataset: {sequence: String(sequence)}},
       el("header", {},
-        el("span", {className: "role"}, kind === "prompt" ? "you" : kind),
+        // A subagent's prompt was written by the agent that started it, not by the user.
+        el("span", {className: "role"}, kind !== "prompt" ? kind : sidechain ? "task" : "you"),
         sidechain ? el("span", {className: "badge"},
                        `subagent ${shortId(m.agent_id) || "sidechain"}`) : null,
         el("time", {dateTime: m.timestamp}, time(m.timestamp)),
