@@ -12,6 +12,7 @@ import orjson
 from conftest import eventually, running_pipeline
 from websockets.asyncio.client import connect
 
+from services.stream import reads
 from threadline import auth
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -196,6 +197,36 @@ def test_sessions_messages_usage_and_tools_over_the_websocket(tmp_path):
             assert missing["type"] == "error" and missing["error"] == "not_found"
             bad = await page.ask("usage", by="fortnight")
             assert bad["error"] == "invalid_field"
+            await page.ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_pages_of_large_messages_end_early_and_still_cover_the_session(tmp_path, monkeypatch):
+    root = tmp_path / "projects"
+    big = Transcript(root / "-home-u-app" / "big.jsonl", "cccc3333-big", "/home/u/app")
+    big.write(*(big.prompt(i, f"{i:03d} " + "x" * 3000) for i in range(12)))
+    # A few messages' worth (each is over 6 KB of JSON: its text, and again as a block).
+    monkeypatch.setattr(reads, "PAGE_BYTES", 15_000)
+
+    async def scenario():
+        async with running_pipeline(tmp_path, [root]) as p:
+            page = await page_client(p)
+
+            async def all_stored():
+                sessions = (await page.ask("sessions"))["sessions"]
+                return sessions and sessions[0]["messages"] == 12
+            await eventually(all_stored)
+            texts, after, pages = [], 0, 0
+            while True:
+                got = await page.ask("session_messages", session="cccc", after=after)
+                pages += 1
+                texts += [m["message"]["text"][:3] for m in got["messages"]]
+                after = got["next_after"]
+                if not after:
+                    break
+            assert texts == [f"{i:03d}" for i in range(12)]
+            assert 2 < pages < 12
             await page.ws.close()
 
     asyncio.run(scenario())

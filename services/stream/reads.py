@@ -26,6 +26,9 @@ from threadline.v1 import analysis_pb2, analysis_pb2_grpc, store_pb2, store_pb2_
 
 # A read that takes longer than this is answered with an "unavailable" error frame.
 READ_TIMEOUT = 30.0
+# A page of messages ends after the message that brings it past this many bytes of JSON
+# (tool results can be large), well inside the gateway's per-connection send queue.
+PAGE_BYTES = 4 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -66,12 +69,20 @@ class Reads:
     async def session_messages(self, session: str, after: int, limit: int) -> dict:
         found = await _call(self._store.GetSessionMessages(store_pb2.GetSessionMessagesRequest(
             session_id=session, after_sequence=after, limit=limit), timeout=READ_TIMEOUT))
-        messages = [{"sequence": m.sequence, "message": _encoded(m.message)}
-                    for m in found.messages]
+        messages, size = [], 0
+        next_after = found.next_after_sequence
+        for stored in found.messages:
+            if messages and size >= PAGE_BYTES:
+                # The rest is the next page: a reply this large would crowd out live frames
+                # in the connection's send queue (or overflow it).
+                next_after = messages[-1]["sequence"]
+                break
+            encoded = _encoded(stored.message)
+            size += len(encoded)
+            messages.append({"sequence": stored.sequence, "message": orjson.Fragment(encoded)})
         # The resolved id (the request may give a prefix), so the client subscribes by it.
         resolved = found.messages[0].message.session_id if found.messages else session
-        return {"session": resolved, "messages": messages,
-                "next_after": found.next_after_sequence}
+        return {"session": resolved, "messages": messages, "next_after": next_after}
 
     async def usage(self, request: protocol.Usage) -> dict:
         found = await _call(self._store.GetUsage(store_pb2.GetUsageRequest(
@@ -99,13 +110,13 @@ async def _call(call: Awaitable[T]) -> T:
         raise Unavailable(f"{e.code().name.lower()}: {e.details()}") from e
 
 
-def _encoded(message) -> orjson.Fragment:
+def _encoded(message) -> bytes:
     """A message's JSON, never raising: tool input nested deeper than orjson writes is sent
     as its text (as events.py does for live changes)."""
     try:
-        return orjson.Fragment(orjson.dumps(message_dict(message)))
+        return orjson.dumps(message_dict(message))
     except orjson.JSONEncodeError:
-        return orjson.Fragment(orjson.dumps(message_dict(message, parse_input=False)))
+        return orjson.dumps(message_dict(message, parse_input=False))
 
 
 def session_dict(s: store_pb2.Session) -> dict:

@@ -79,8 +79,8 @@ def respond(path: str, host: str | None, hosts: frozenset[str], token: str | Non
     name, content_type = FILES[urlsplit(path).path]
     if name == "index.html":
         if host is None or host.lower() not in hosts:
-            return _text(421, "misdirected request: open this page at "
-                              f"http://{sorted(hosts)[0]}/\n")
+            return _text(421, "misdirected request: this gateway answers to "
+                              f"{', '.join(sorted(hosts))}\n")
         body = _file(name)
         if token:
             slot = f'name="threadline-token" content="{html.escape(token, quote=True)}"'
