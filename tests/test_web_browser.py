@@ -20,6 +20,8 @@ import pytest
 from conftest import eventually, running_pipeline
 from test_web_reads import Transcript, said, tool
 
+from threadline import auth
+
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(),
@@ -172,5 +174,34 @@ def test_the_page_lists_sessions_follows_a_conversation_and_charts_usage(tmp_pat
                 "25.0%")
             await keep(page, "usage")
             assert errors == []
+
+    asyncio.run(scenario())
+
+
+def test_when_every_read_needs_the_token_the_page_asks_for_it(tmp_path, request):
+    root = tmp_path / "projects"
+    write_history(root)
+
+    async def scenario():
+        async with running_pipeline(tmp_path, [root], require_token=True) as p, \
+                browser_page(tmp_path, request) as (page, errors):
+            port = p.stream.ws_port
+            await page.goto(f"http://127.0.0.1:{port}/")
+            form = page.locator("#token-form")
+            await playwright_api.expect(form).to_be_visible()
+            assert await page.locator("meta[name=threadline-token]").get_attribute(
+                "content") == ""
+            await page.locator("#token-input").fill("not-the-token")
+            await form.locator("button").click()
+            await playwright_api.expect(page.locator("#connection")).to_have_text(
+                "token needed")
+            await playwright_api.expect(form).to_be_visible()
+            await page.locator("#token-input").fill(auth.for_client(p.settings).token)
+            await form.locator("button").click()
+            await playwright_api.expect(page.locator("#sessions tbody tr[data-session]")
+                                        ).to_have_count(2, timeout=20_000)
+            await playwright_api.expect(form).to_be_hidden()
+            # The browser logs the refused handshake's close; nothing else went wrong.
+            assert [e for e in errors if "1008" not in e] == []
 
     asyncio.run(scenario())

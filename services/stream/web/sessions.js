@@ -16,6 +16,7 @@ export function showSessions(main, client) {
   let usageAsked = 0;
   let refreshTimer = null;
   let renderTimer = null;
+  let stopped = false;
   const body = el("tbody");
   const count = el("span", {className: "muted"});
   const table = el("table", {className: "sessions", id: "sessions"},
@@ -77,6 +78,8 @@ export function showSessions(main, client) {
     } catch (error) {
       body.replaceChildren(el("tr", {}, el("td", {colspan: 7, className: "error"},
         `Cannot list sessions: ${error.message}`)));
+      // Disconnected, or the store restarting: ask again (the subscription resumes itself).
+      if (!stopped && refreshTimer === null) refreshTimer = setTimeout(refresh, REFRESH_MS);
     }
   }
 
@@ -97,6 +100,7 @@ export function showSessions(main, client) {
   const sub = client.subscribe({}, undefined, onchange);
   refresh();
   return () => {
+    stopped = true;
     sub.close();
     clearTimeout(refreshTimer);
     clearTimeout(renderTimer);
