@@ -115,7 +115,23 @@ def test_the_page_lists_sessions_follows_a_conversation_and_charts_usage(tmp_pat
                 re.compile(r"^\$\d+\.\d\d$"))
             await keep(page, "sessions")
 
-            await rows.first.locator("a.title").click()
+            # A session that starts while the page is open joins the list at the top, and one
+            # that grows moves up with its new count.
+            fresh = Transcript(root / "-home-u-app" / "fresh.jsonl", "fresh-session",
+                               "/home/u/app")
+            fresh.write(fresh.prompt(20, "a new session"))
+            await playwright_api.expect(rows).to_have_count(3, timeout=20_000)
+            await playwright_api.expect(rows.first).to_have_attribute(
+                "data-session", "fresh-session")
+            older = Transcript(root / "-home-u-site" / "older.jsonl", "older-session",
+                               "/home/u/site")
+            older.count = 100  # new uuids after the ones written before
+            older.write(older.prompt(30, "back to the stylesheet"))
+            await playwright_api.expect(rows.first).to_have_attribute(
+                "data-session", "older-session", timeout=20_000)
+            await playwright_api.expect(rows.first.locator("td.messages")).to_have_text("17")
+
+            await rows.locator("a.title", has_text="watched-").click()
             conversation = page.locator("#conversation")
             await playwright_api.expect(conversation).to_contain_text(
                 "Why does the parser drop the last line?")

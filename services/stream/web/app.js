@@ -14,7 +14,10 @@ const state = document.getElementById("connection");
 const form = document.getElementById("token-form");
 const TOKEN_KEY = "threadline-token";
 
-// Each route: its view, and the request type the gateway must answer for it.
+// Each route: its view, and the request type the gateway must answer for it. Search has no
+// route yet: the gateway answers no "search" request. Its view goes here, with
+// needs: "search", and its link in the nav with data-needs="search"; both stay hidden on a
+// gateway that does not list "search" among its capabilities.
 const ROUTES = [
   {pattern: /^#\/session\/(.+)$/, needs: "session_messages", show: showConversation},
   {pattern: /^#\/usage$/, needs: "usage", show: showUsage},
@@ -72,6 +75,9 @@ async function start(token) {
     return;
   }
   form.hidden = true;
+  for (const link of document.querySelectorAll("#nav a[data-needs]")) {
+    link.hidden = !client.has(link.dataset.needs);
+  }
   route();
 }
 
