@@ -92,6 +92,22 @@ def test_a_foreign_host_header_gets_no_token(host):
     asyncio.run(main())
 
 
+def test_two_host_headers_get_no_token():
+    async def main():
+        async with running_gateway() as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                         "Host: evil.example\r\n\r\n".encode())
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            await writer.wait_closed()
+            assert answer.startswith(b"HTTP/1.1 421 ")
+            assert TOKEN.encode() not in answer
+
+    asyncio.run(main())
+
+
 def test_a_configured_origins_host_gets_the_token():
     async def main():
         async with running_gateway(origins=("https://dash.example",

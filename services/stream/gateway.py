@@ -330,6 +330,11 @@ class Connection:
         except StreamError as e:
             code = next((c for k, c in READ_ERRORS.items() if isinstance(e, k)), "internal")
             frame = protocol.error_reply(protocol.ProtocolError(code, str(e), request.id))
+        except Exception:
+            # A bug must still answer the request: a page waits for its id.
+            log.exception("a WebSocket read failed")
+            frame = protocol.error_reply(protocol.ProtocolError(
+                "internal", "the read failed; see the stream service's log", request.id))
         if not self.closing:
             self.send_reply(frame)
 
@@ -524,7 +529,10 @@ class Gateway:
         # A page whose reads need the token is not given it: anyone reaching the port could
         # read it there (webpage.py).
         token = None if self.token_required else self.security.token
-        answer = webpage.respond(request.path, request.headers.get("Host"), self._hosts, token)
+        # Exactly one Host: with two, which one a proxy or browser meant is anyone's guess.
+        given = request.headers.get_all("Host")
+        host = given[0] if len(given) == 1 else None
+        answer = webpage.respond(request.path, host, self._hosts, token)
         headers = Headers([("Date", email.utils.formatdate(usegmt=True)),
                            ("Connection", "close"), ("Content-Length", str(len(answer.body))),
                            *answer.headers])
