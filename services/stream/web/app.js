@@ -25,6 +25,7 @@ const ROUTES = [
 ];
 
 let client = null;
+let ready = false;  // the gateway has answered once: its capabilities are known
 let stop = () => {};
 
 function route() {
@@ -63,22 +64,28 @@ async function start(token) {
   client = new Client(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
                       token);
   client.onstate = showState;
+  // The first time the gateway answers, possibly only after some retries, show the view.
+  client.onopen = () => {
+    form.hidden = true;
+    for (const link of document.querySelectorAll("#nav a[data-needs]")) {
+      link.hidden = !client.has(link.dataset.needs);
+    }
+    if (!ready) {
+      ready = true;
+      route();
+    }
+  };
   try {
     await client.connect();
   } catch (error) {
     if (error.code === "unauthenticated" || error.code === "invalid_token") {
       sessionStorage.removeItem(TOKEN_KEY);
       form.hidden = false;
-      return;
+    } else if (!ready) {
+      main.replaceChildren(el("p", {className: "muted"},
+        `Cannot reach the gateway yet (${error.message}); trying again…`));
     }
-    main.replaceChildren(el("p", {className: "error"}, `Cannot connect: ${error.message}`));
-    return;
   }
-  form.hidden = true;
-  for (const link of document.querySelectorAll("#nav a[data-needs]")) {
-    link.hidden = !client.has(link.dataset.needs);
-  }
-  route();
 }
 
 form.addEventListener("submit", (event) => {
@@ -89,7 +96,7 @@ form.addEventListener("submit", (event) => {
   sessionStorage.setItem(TOKEN_KEY, token);
   start(token);
 });
-window.addEventListener("hashchange", () => { if (client) route(); });
+window.addEventListener("hashchange", () => { if (ready) route(); });
 
 // The gateway puts the token in the page unless every read needs it (then the user gives it).
 const given = document.querySelector('meta[name="threadline-token"]').content;

@@ -20,6 +20,7 @@ export class Client {
     this.token = token;
     this.capabilities = [];
     this.onstate = () => {};
+    this.onopen = () => {};  // after each (re)connection the gateway has answered
     this._ws = null;
     this._ids = 0;
     this._pending = new Map();   // request id -> {resolve, reject}
@@ -43,6 +44,7 @@ export class Client {
           this.capabilities = status.capabilities || [];
           this.onstate("open");
           for (const sub of this._subs) sub._open();
+          this.onopen(status);
           resolve(status);
         } catch (error) {
           this.onstate(error.code === "unauthenticated" || error.code === "invalid_token"
@@ -56,6 +58,8 @@ export class Client {
         }
         this._pending.clear();
         this._byServerId.clear();
+        // Settles a first connection that never opened; the retries below go on regardless.
+        reject(new GatewayError({error: "closed", message: event.reason || "connection closed"}));
         if (this._ws !== ws) return;
         if (event.code === 1008) return;  // wrong token: retrying would not help
         const wait = RETRY_MS[Math.min(this._attempt++, RETRY_MS.length - 1)];
