@@ -6,13 +6,14 @@
 #   make eval   accuracy figures on the real transcripts in ../shared/corpus
 #   make lint   ruff
 #   make proto  regenerate threadline/v1 from protos/
+#   make browser  install Debian's chromium for the web page's browser tests (needs root or sudo)
 
 SHELL := /bin/bash
 # uv from PATH, or a private copy installed on first use (no system changes needed).
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: run test bench chaos eval lint proto sync clean
+.PHONY: run test bench chaos eval lint proto sync clean browser
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -41,6 +42,14 @@ lint: sync
 
 proto: sync
 	$(RUN) python -m threadline.codegen
+
+# The browser tests drive /usr/bin/chromium (Playwright's own browser download is not used);
+# `make test` skips them, saying why, where it is missing.
+browser:
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: /usr/bin/chromium"; \
+	else SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
 
 clean:
 	rm -rf .tools .venv .pytest_cache .ruff_cache

@@ -5,6 +5,8 @@
      ├── InvalidRequest    a subscription request that cannot be served (e.g. negative since)
      ├── SinceBeyondHead   `since` is past the newest change (e.g. the store was replaced)
      ├── ShuttingDown      the service is stopping (resubscribe elsewhere or later with `since`)
+     ├── NotFound          a read named a session that is not stored
+     ├── Unavailable       a read the store or analysis service could not answer right now
      └── ProtocolError     (protocol.py) a WebSocket frame that cannot be understood
 
 The gRPC status of each is decided in one place, `servicer.STATUS_FOR`; the WebSocket gateway
@@ -55,3 +57,11 @@ class ShuttingDown(StreamError):
     def __init__(self, last_sequence: int):
         self.last_sequence = last_sequence
         super().__init__(f"stream service shutting down; resubscribe with since={last_sequence}")
+
+
+class NotFound(StreamError):
+    """A read named something (a session) that the store does not hold."""
+
+
+class Unavailable(StreamError):
+    """The store or the analysis service could not answer a read; asking again may work."""

@@ -103,6 +103,10 @@ def _block(b: pb.ContentBlock, parse_input: bool) -> dict:
                         else b.tool_input_json.decode("utf-8", "replace"))
     if b.is_error:
         out["is_error"] = True
+    if b.agent_id:
+        out["agent_id"] = b.agent_id
+    if b.HasField("duration_seconds"):
+        out["duration_seconds"] = b.duration_seconds
     if b.HasField("image"):
         i = b.image
         out["image"] = {"media_type": i.media_type, "source_type": i.source_type,

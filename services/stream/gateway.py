@@ -22,7 +22,14 @@ allow-list (default: the gateway's own origin, http://127.0.0.1:PORT and http://
 https with TLS) is refused with 403, which keeps any web page the user visits from reading the
 transcripts; `Origin: null` (sandboxed frames, file: pages) is refused too. A client without
 an Origin (CLI tools, bridges) is no browser page and must present the installation's token
-as `Authorization: Bearer <token>`, else 401.
+as `Authorization: Bearer <token>`, else 401. When every read needs the token
+(`THREADLINE_REQUIRE_TOKEN`, or a gateway beyond loopback) a browser page, which cannot send
+that header, must send `{"type": "auth", "token": ...}` before anything but `ping`: a local
+program can forge an allowed Origin, so the Origin alone proves nothing then.
+
+The same port serves the web page (`webpage.py`) to plain HTTP GETs of its files, and the
+reads it needs (`reads.py`) as request types of the protocol; each read runs as a task of its
+own, at most `MAX_READS` at once per connection, so a slow query holds up no other request.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import email.utils
 import itertools
 import logging
 from collections import deque
@@ -38,16 +46,25 @@ from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from services.stream import protocol, resume
+from services.stream import protocol, resume, webpage
 from services.stream.dispatcher import Dispatcher
-from services.stream.errors import InvalidRequest, SinceBeyondHead, SlowConsumer
+from services.stream.errors import (
+    InvalidRequest,
+    NotFound,
+    SinceBeyondHead,
+    SlowConsumer,
+    StreamError,
+    Unavailable,
+)
 from services.stream.events import Event
 from services.stream.hub import Filter, Hub, Subscription
-from threadline.auth import Security, bearer
+from services.stream.reads import Reads
+from threadline.auth import Security, bearer, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +79,13 @@ MAX_REQUEST_BYTES = 64 * 1024
 SEND_QUEUE_BYTES = 32 * 1024 * 1024
 # Subscriptions one connection may hold at once: each costs a hub entry and status output.
 MAX_SUBSCRIPTIONS = 64
+# Reads one connection may have running at once; a page needs two or three.
+MAX_READS = 4
+# RFC 6455 "Policy Violation": sent to a client that presented a wrong token.
+WRONG_TOKEN_CLOSE_CODE = 1008
+# Error codes of the read failures, for the error frame.
+READ_ERRORS: dict[type[StreamError], str] = {
+    InvalidRequest: "invalid_request", NotFound: "not_found", Unavailable: "unavailable"}
 
 
 @dataclass(slots=True)
@@ -98,6 +122,11 @@ class Connection:
         # In the dispatcher's queue of connections (set and cleared by the dispatcher).
         self.scheduled = False
         self._high_water = ws.transport.get_write_buffer_limits()[1]
+        # The token came with the handshake (a browser page sends it in an "auth" frame).
+        given = ws.request.headers.get_all("Authorization") if ws.request else []
+        self.authenticated = (len(given) == 1
+                              and gateway.security.accepts(bearer(given[0])))
+        self._reads: set[asyncio.Task[None]] = set()
 
     @property
     def queued(self) -> int:
@@ -221,6 +250,8 @@ class Connection:
             if cs.task is not None:
                 cs.task.cancel()
             cs.sub.close()
+        for task in self._reads:
+            task.cancel()
         self._room.set()
         self._queue.clear()
         self._subscriptions.clear()
@@ -238,6 +269,19 @@ class Connection:
                 except protocol.ProtocolError as e:
                     self.send_reply(protocol.error_reply(e))
                     continue
+                if isinstance(request, protocol.Auth):
+                    if not await self._authenticate(request):
+                        return
+                    continue
+                if (self.gateway.token_required and not self.authenticated
+                        and not isinstance(request, protocol.Ping)):
+                    self.send_reply(protocol.error_reply(protocol.ProtocolError(
+                        "unauthenticated", 'send {"type": "auth", "token": ...} first (the '
+                        "token is what `threadline token` prints)", request.id)))
+                    continue
+                if isinstance(request, protocol.Read):
+                    self._start_read(request)
+                    continue
                 if isinstance(request, protocol.Subscribe):
                     # Awaited here, so the requests are still answered in order.
                     resolved = await self._resolved(request)
@@ -251,6 +295,48 @@ class Connection:
             self._release()
             if self._closer is not None:
                 await self._closer
+
+    async def _authenticate(self, request: protocol.Auth) -> bool:
+        """Accept the token of an "auth" frame; False (and the connection closing) for a
+        wrong one, so that guessing costs a handshake per guess."""
+        if self.gateway.security.accepts(request.token):
+            self.authenticated = True
+            self.send_reply(protocol.reply("authenticated", request.id))
+            return True
+        # Written at once rather than queued: the queue is dropped as the connection closes.
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(protocol.error_reply(protocol.ProtocolError(
+                "invalid_token", "wrong token", request.id)), text=True)
+        self._closer = asyncio.create_task(self._close(WRONG_TOKEN_CLOSE_CODE, "wrong token"))
+        return False
+
+    def _start_read(self, request: protocol.Read) -> None:
+        if len(self._reads) >= MAX_READS:
+            self.send_reply(protocol.error_reply(protocol.ProtocolError(
+                "too_many_requests", f"at most {MAX_READS} reads at once per connection; "
+                "wait for an answer first", request.id)))
+            return
+        task = asyncio.create_task(self._read(request))
+        self._reads.add(task)
+        task.add_done_callback(self._reads.discard)
+
+    async def _read(self, request: protocol.Read) -> None:
+        reads = self.gateway.reads
+        try:
+            if reads is None:
+                raise Unavailable("this gateway has no store to read from")
+            fields = await reads.answer(request)
+            frame = protocol.reply(protocol.REPLY_TYPES[type(request)], request.id, **fields)
+        except StreamError as e:
+            code = next((c for k, c in READ_ERRORS.items() if isinstance(e, k)), "internal")
+            frame = protocol.error_reply(protocol.ProtocolError(code, str(e), request.id))
+        except Exception:
+            # A bug must still answer the request: a page waits for its id.
+            log.exception("a WebSocket read failed")
+            frame = protocol.error_reply(protocol.ProtocolError(
+                "internal", "the read failed; see the stream service's log", request.id))
+        if not self.closing:
+            self.send_reply(frame)
 
     async def _resolved(self, request: protocol.Subscribe) -> protocol.Subscribe | None:
         """The request with its project and session as the changes name them; None after
@@ -292,7 +378,10 @@ class Connection:
                     for cs in self.subscriptions.values()
                 ],
                 clients=len(self.gateway.connections),
-                store_error=self.gateway.hub.store_error))
+                store_error=self.gateway.hub.store_error,
+                capabilities=list(protocol.CAPABILITIES)
+                if self.gateway.reads is not None else list(protocol.FEED_CAPABILITIES),
+                authenticated=self.authenticated))
 
     def _subscribe(self, request: protocol.Subscribe) -> None:
         hub = self.gateway.hub
@@ -355,8 +444,14 @@ class Gateway:
 
     def __init__(self, hub: Hub, replay: resume.Replay, queue_limit: int,
                  byte_limit: int = SEND_QUEUE_BYTES, security: Security | None = None,
-                 origins: tuple[str, ...] = (), resolve: resume.Resolve = resume.as_given):
+                 origins: tuple[str, ...] = (), resolve: resume.Resolve = resume.as_given,
+                 reads: Reads | None = None):
         self.hub = hub
+        self.reads = reads
+        # Set by start: whether every request needs the token, and the page's Host names.
+        self.token_required = True
+        self._hosts: frozenset[str] = frozenset()
+        self._configured_origins = origins
         self.resolve = resolve
         self.security = security or Security()
         # Filled once the port is known (see start); None stands for "no Origin header",
@@ -374,6 +469,8 @@ class Gateway:
 
     async def start(self, host: str, port: int) -> int:
         self.security.check_exposure(host, f"WebSocket gateway on {host}:{port}")
+        # As for gRPC reads (threadline/auth.py): beyond loopback, or when asked to.
+        self.token_required = self.security.require_token or not is_loopback(host)
         self.dispatcher.start()
         self._server = await serve(
             self._handle, host, port, process_request=self._check_request, compression=None,
@@ -386,6 +483,7 @@ class Gateway:
             schemes = ("http", "https") if self.security.serves_tls else ("http",)
             self._origins[:0] = [f"{scheme}://{name}:{bound}" for scheme in schemes
                                  for name in ("127.0.0.1", "localhost", "[::1]")]
+        self._hosts = webpage.own_hosts(bound, self._configured_origins)
         return bound
 
     async def stop(self) -> None:
@@ -413,6 +511,8 @@ class Gateway:
 
     def _check_request(self, connection: ServerConnection, request: Request
                        ) -> Response | None:
+        if webpage.is_page(request.path):
+            return self._page(request)
         if urlsplit(request.path).path != WS_PATH:
             return connection.respond(HTTPStatus.NOT_FOUND, f"not found: use {WS_PATH}\n")
         # With an Origin, websockets checks it against the allow-list after this returns.
@@ -425,3 +525,15 @@ class Gateway:
                     "a client without an Origin must send Authorization: Bearer <token>\n")
         return None
 
+    def _page(self, request: Request) -> Response:
+        # A page whose reads need the token is not given it: anyone reaching the port could
+        # read it there (webpage.py).
+        token = None if self.token_required else self.security.token
+        # Exactly one Host: with two, which one a proxy or browser meant is anyone's guess.
+        given = request.headers.get_all("Host")
+        host = given[0] if len(given) == 1 else None
+        answer = webpage.respond(request.path, host, self._hosts, token)
+        headers = Headers([("Date", email.utils.formatdate(usegmt=True)),
+                           ("Connection", "close"), ("Content-Length", str(len(answer.body))),
+                           *answer.headers])
+        return Response(answer.status, HTTPStatus(answer.status).phrase, headers, answer.body)

@@ -7,6 +7,16 @@ Client -> server (one JSON object per text frame; "id" is optional and echoed ba
     {"type": "unsubscribe", "subscription": int}
     {"type": "ping"}
     {"type": "status"}
+    {"type": "auth", "token": str}
+        (the installation's token, for a browser page that cannot send an Authorization
+        header; needed before any other request but ping when every read needs the token)
+    {"type": "sessions", "project"?: str}
+    {"type": "session_messages", "session": str, "after"?: int, "limit"?: 1..1000}
+        (a page of a session's stored messages after sequence "after"; subscribe with that
+        session and "since" set to the last sequence received to follow it without a gap)
+    {"type": "usage", "by"?: "day" | "week" | "month" | "session" | "project" | "model",
+     "since"?: "YYYY-MM-DD", "until"?: "YYYY-MM-DD", "timezone"?: IANA name}
+    {"type": "tools", "project"?: str, "session"?: str, "since"?, "until"?, "timezone"?}
 Server -> client:
     {"type": "subscribed", "subscription", "project", "session", "since", "head"}
     {"type": "message" | "parse_error", "sequence", "project", "session", "subscription",
@@ -14,10 +24,22 @@ Server -> client:
     {"type": "thread_updated" | "analysis_updated", "sequence", "project", "session",
      "subscription", "analysis": {...}}     (threadline.v1.AnalysisUpdate as JSON field names)
     {"type": "unsubscribed", "subscription"}, {"type": "pong"},
-    {"type": "status", "head", "subscriptions": [...], "clients", "store_error"}
+    {"type": "status", "head", "subscriptions": [...], "clients", "store_error",
+     "capabilities": [the request types this gateway answers], "authenticated": bool}
+    {"type": "authenticated"}
+    {"type": "sessions", "sessions": [{"session", "project", "project_name", "title", "cwd",
+     "git_branch", "format", "first_timestamp", "last_timestamp", "messages"}]}
+        (most recent first; a "usage" request by "session" gives their tokens, cost, models)
+    {"type": "session_messages", "session", "messages": [{"sequence", "message": {...}}],
+     "next_after": int (0: no more)}
+    {"type": "usage", "by", "rows": [...], "total": {...}, "pricing_date"}
+    {"type": "tools", "rows": [...], "total": {...}}
+        (rows as threadline.v1.UsageRow / ToolStat with their proto field names)
     {"type": "error", "error": <short code>, "message": <what was wrong>}
         ("since_beyond_head" errors also carry "head", the newest sequence; "invalid_name"
-        says which projects or sessions an ambiguous name could be)
+        says which projects or sessions an ambiguous name could be; "unauthenticated" and
+        "invalid_token" answer requests that need the token; "not_found", "unavailable"
+        answer reads the store or analysis service could not serve)
     {"type": "store_error", "message": <why the store cannot write, "" once it can again>}
         (sent unasked to every client when it changes, and on connecting while it holds)
 Anything malformed gets an error frame; the connection stays open.
@@ -70,7 +92,58 @@ class Status:
     id: object
 
 
-Request = Subscribe | Unsubscribe | Ping | Status
+@dataclass(frozen=True, slots=True)
+class Auth:
+    id: object
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sessions:
+    id: object
+    project: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMessages:
+    id: object
+    session: str
+    after: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    id: object
+    by: str
+    since: str | None
+    until: str | None
+    timezone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Tools:
+    id: object
+    project: str | None
+    session: str | None
+    since: str | None
+    until: str | None
+    timezone: str | None
+
+
+Request = (Subscribe | Unsubscribe | Ping | Status | Auth | Sessions | SessionMessages | Usage
+           | Tools)
+# Reads answered from the store or the analysis service rather than from the change feed.
+Read = Sessions | SessionMessages | Usage | Tools
+# What the gateway answers; a client offers a view only when its request type is listed.
+FEED_CAPABILITIES = ("subscribe", "unsubscribe", "ping", "status", "auth")
+CAPABILITIES = (*FEED_CAPABILITIES, "sessions", "session_messages", "usage", "tools")
+# The reply type of each read request.
+REPLY_TYPES: dict[type, str] = {Sessions: "sessions", SessionMessages: "session_messages",
+                                Usage: "usage", Tools: "tools"}
+USAGE_GROUPINGS = ("day", "week", "month", "session", "project", "model")
+MAX_PAGE = 1000
+DEFAULT_PAGE = 500
 
 
 def _optional_str(obj: dict, name: str, request_id: object) -> str | None:
@@ -84,6 +157,24 @@ def _optional_str(obj: dict, name: str, request_id: object) -> str | None:
 
 def _int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _optional_int(obj: dict, name: str, default: int, low: int, high: int,
+                  request_id: object) -> int:
+    value = obj.get(name)
+    if value is None:
+        return default
+    if not _int(value):
+        raise ProtocolError("invalid_field", f'"{name}" must be an integer', request_id)
+    if not low <= value <= high:
+        raise ProtocolError("invalid_field", f'"{name}" must be between {low} and {high}',
+                            request_id)
+    return value
+
+
+def _period(obj: dict, request_id: object) -> dict[str, str | None]:
+    return {name: _optional_str(obj, name, request_id)
+            for name in ("since", "until", "timezone")}
 
 
 def parse(frame: str | bytes) -> Request:
@@ -124,10 +215,35 @@ def parse(frame: str | bytes) -> Request:
         return Ping(request_id)
     if kind == "status":
         return Status(request_id)
+    if kind == "auth":
+        token = obj.get("token")
+        if not isinstance(token, str) or not token:
+            raise ProtocolError("invalid_field", '"token" must be a non-empty string',
+                                request_id)
+        return Auth(request_id, token)
+    if kind == "sessions":
+        return Sessions(request_id, _optional_str(obj, "project", request_id))
+    if kind == "session_messages":
+        session = _optional_str(obj, "session", request_id)
+        if session is None:
+            raise ProtocolError("invalid_field", '"session" is required', request_id)
+        return SessionMessages(
+            request_id, session,
+            _optional_int(obj, "after", 0, 0, MAX_SEQUENCE, request_id),
+            _optional_int(obj, "limit", DEFAULT_PAGE, 1, MAX_PAGE, request_id))
+    if kind == "usage":
+        by = _optional_str(obj, "by", request_id) or "day"
+        if by not in USAGE_GROUPINGS:
+            raise ProtocolError("invalid_field",
+                                f'"by" must be one of {", ".join(USAGE_GROUPINGS)}', request_id)
+        return Usage(request_id, by, **_period(obj, request_id))
+    if kind == "tools":
+        return Tools(request_id, _optional_str(obj, "project", request_id),
+                     _optional_str(obj, "session", request_id), **_period(obj, request_id))
     if not isinstance(kind, str):
         raise ProtocolError("missing_type", 'a request needs a string "type"', request_id)
     raise ProtocolError("unknown_type", f"unknown request type {kind[:64]!r}; expected "
-                        "subscribe, unsubscribe, ping or status", request_id)
+                        f"one of {', '.join(CAPABILITIES)}", request_id)
 
 
 def reply(kind: str, request_id: object = None, **fields: object) -> bytes:

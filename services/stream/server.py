@@ -11,6 +11,7 @@ import grpc
 
 from services.stream.gateway import Gateway
 from services.stream.hub import Hub
+from services.stream.reads import Reads
 from services.stream.servicer import StreamServicer
 from services.stream.upstream import StoreFeed
 from threadline import auth, bootstrap
@@ -27,6 +28,7 @@ class Running:
     ws_port: int
     hub: Hub
     feed: StoreFeed
+    reads: Reads
     gateway: Gateway
     service: bootstrap.Service
     upstream_task: asyncio.Task[None]
@@ -42,14 +44,16 @@ class Running:
         with contextlib.suppress(asyncio.CancelledError):
             await self.upstream_task
         await self.feed.close()
+        await self.reads.close()
 
 
 async def start(settings: Settings) -> Running:
     security = auth.for_server(settings)
     hub = Hub(settings.subscriber_queue)
     feed = StoreFeed(settings.store_addr, hub, security)
+    reads = Reads(settings.store_addr, settings.analysis_addr, security)
     gateway = Gateway(hub, feed.replay, settings.subscriber_queue, security=security,
-                      origins=settings.ws_origins, resolve=feed.resolve)
+                      origins=settings.ws_origins, resolve=feed.resolve, reads=reads)
     servicer = StreamServicer(hub, feed.replay, lambda: len(gateway.connections),
                               lambda: gateway.slow_disconnects, feed.resolve)
     try:
@@ -67,5 +71,6 @@ async def start(settings: Settings) -> Running:
         upstream_task.cancel()
         await gateway.stop()
         await feed.close()
+        await reads.close()
         raise
-    return Running(service.port, ws_port, hub, feed, gateway, service, upstream_task)
+    return Running(service.port, ws_port, hub, feed, reads, gateway, service, upstream_task)

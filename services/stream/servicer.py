@@ -15,10 +15,12 @@ import grpc
 from services.stream import resume
 from services.stream.errors import (
     InvalidRequest,
+    NotFound,
     ShuttingDown,
     SinceBeyondHead,
     SlowConsumer,
     StreamError,
+    Unavailable,
 )
 from services.stream.hub import Filter, Hub
 from threadline.v1 import common_pb2, stream_pb2, stream_pb2_grpc
@@ -29,6 +31,8 @@ STATUS_FOR: dict[type[StreamError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     SinceBeyondHead: grpc.StatusCode.OUT_OF_RANGE,
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
 
