@@ -3,10 +3,8 @@ package imports another's; `threadline/` (the shared layer below the services) i
 service; and the CLI (`cli/`) sits above everything, so neither `threadline/` nor a service
 imports it.
 
-The arrows that break the rule today are listed in `KNOWN`, each with where it goes once the
-storage layer below the services exists (docs: README, "Architecture"). The test fails on any
-arrow not listed, so none can be added, and on a listed arrow that is gone, so the list only
-shrinks and always says what is left to do.
+No import breaks the rule (docs: README, "Architecture"); the test fails on the first that
+does.
 """
 
 from __future__ import annotations
@@ -15,11 +13,6 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# (importing module's file, imported service package or `cli`): why it is still here.
-KNOWN = {
-}
-
 
 def upward_imports(path: Path) -> set[str]:
     """The service packages (`services.<name>`) and the CLI (`cli`) a module imports,
@@ -64,14 +57,9 @@ def arrows() -> set[tuple[str, str]]:
 
 
 def test_no_new_arrow_between_services_or_from_below_to_a_service_or_the_cli():
-    new = arrows() - KNOWN.keys()
+    new = arrows()
     assert not new, ("imports that break the layering (services talk over gRPC; threadline/ "
                      f"imports no service; nothing imports the CLI): {sorted(new)}")
-
-
-def test_the_list_of_known_arrows_holds_only_arrows_that_still_exist():
-    gone = KNOWN.keys() - arrows()
-    assert not gone, f"no longer imported: remove from KNOWN: {sorted(gone)}"
 
 
 def test_the_scan_sees_static_and_dynamic_imports(tmp_path):
