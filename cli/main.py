@@ -117,10 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
     projects.add_argument("--json", action="store_true")
     projects.set_defaults(func=cmd_projects)
 
-    sessions = sub.add_parser("sessions", help="list stored sessions")
+    sessions = sub.add_parser(
+        "sessions", help="list stored sessions, latest first",
+        epilog="examples:\n  threadline sessions --project app --since 2026-03-01\n"
+               "  threadline show $(threadline sessions --json | jq -r '.[0].session_id')",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     db_flag(sessions)
-    sessions.add_argument("--project", help="only this project: its path, short name or an "
-                                            "alias (see `threadline projects`)")
+    sessions.add_argument("--project", help="only this project: its path, short name, an "
+                                            "alias (see `threadline projects`) or any part "
+                                            "of its path")
+    sessions.add_argument("--since", metavar="YYYY-MM-DD", help="only sessions active on or "
+                                                                "after this day (UTC)")
+    sessions.add_argument("--until", metavar="YYYY-MM-DD", help="only sessions active on or "
+                                                                "before this day (UTC)")
     sessions.add_argument("--json", action="store_true")
     sessions.set_defaults(func=cmd_sessions)
 

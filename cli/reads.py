@@ -35,17 +35,25 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     from threadline.storage.sessions import list_sessions
     from threadline.tables import render as table
 
-    sessions = _read("sessions", args, list_sessions, args.project or "")
+    for flag in ("since", "until"):
+        value = getattr(args, flag) or ""
+        if value and not render.is_date(value):
+            print(f"threadline sessions: --{flag} {value!r} is not a date (YYYY-MM-DD)",
+                  file=sys.stderr)
+            return 2
+    sessions = _read("sessions", args, list_sessions, args.project or "", args.since or "",
+                     args.until or "")
     if sessions is None:
         return 2
     if args.json:
         print(json.dumps(sessions, default=str))
         return 0
-    print(table(["SESSION", "PROJECT", "MESSAGES", "FIRST", "LAST", "TITLE"],
-                [[s["session_id"], s["project_name"], s["message_count"],
+    short = render.short_ids([s["session_id"] for s in sessions])
+    print(table(["SESSION", "PROJECT", "STARTED", "DURATION", "MESSAGES", "TITLE"],
+                [[short[s["session_id"]], s["project_name"],
                   render.when(s["first_timestamp"] or ""),
-                  render.when(s["last_timestamp"] or ""), s["title"]] for s in sessions],
-                right=[2], max_width=60))
+                  render.duration(s["duration_seconds"]), s["message_count"], s["title"]]
+                 for s in sessions], right=[3, 4], max_width=60))
     return 0
 
 

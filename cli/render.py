@@ -17,6 +17,39 @@ def when(ts: str) -> str:
     return ts[:19].replace("T", " ") if ts else ""
 
 
+def short_ids(ids: list[str], least: int = 8) -> dict[str, str]:
+    """Each id cut to its shortest prefix of at least `least` characters that no other id of
+    the list shares (every command accepts a unique prefix)."""
+    out = {}
+    ordered = sorted(set(ids))
+    for i, ident in enumerate(ordered):
+        length = least
+        for other in (ordered[i - 1] if i else "", ordered[i + 1] if i + 1 < len(ordered) else ""):
+            common = next((n for n, (a, b) in enumerate(zip(ident, other, strict=False))
+                           if a != b), min(len(ident), len(other)))
+            length = max(length, common + 1)
+        out[ident] = ident[:length]
+    return out
+
+
+def duration(seconds: float) -> str:
+    """`45 s`, `12 min`, `3 h 05 min`."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def is_date(text: str) -> bool:
+    from datetime import date
+
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
+
+
 def one_line(text: str, width: int) -> str:
     """`text` on one line of at most `width` characters (and "..."), controls escaped."""
     shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:width])

@@ -182,3 +182,23 @@ def test_exported_markdown_fences_tool_calls_and_names_the_session(db):
     assert f"Session `{SESSION}`" in md
     assert "- `Bash  ls -la /home/u/app  → ok, 1.0 s`" in md
     assert "> ### subagent ab12cd3" in md
+
+
+def test_sessions_are_named_by_their_first_prompt_and_filtered_by_project_part_and_day(db):
+    listed = json.loads(run("sessions", "--db", str(db), "--json").stdout)
+    (session,) = listed
+    # No summary line names it: its first real prompt does.
+    assert session["title"] == f"list the files {HOSTILE}"
+    assert session["duration_seconds"] == 50.0
+    assert session["project_name"] == "app"
+    table = run("sessions", "--db", str(db)).stdout
+    assert table.splitlines()[0].split()[:5] == ["SESSION", "PROJECT", "STARTED", "DURATION",
+                                                 "MESSAGES"]
+    assert SESSION[:8] in table and SESSION not in table and "50 s" in table
+    for args, count in ((["--project", "u/ap"], 1), (["--project", "nowhere"], 0),
+                        (["--since", "2026-03-01"], 1), (["--since", "2026-03-02"], 0),
+                        (["--until", "2026-03-01"], 1), (["--until", "2026-02-28"], 0)):
+        found = json.loads(run("sessions", "--db", str(db), "--json", *args).stdout)
+        assert len(found) == count, args
+    bad = run("sessions", "--db", str(db), "--since", "March")
+    assert bad.returncode == 2 and "not a date" in bad.stderr
