@@ -181,6 +181,7 @@ def _up(settings: config.Settings, supervisor) -> int:
     print(f"""threadline is running (Ctrl-C to stop)
   database:    {settings.db}
   watching:    {roots}
+  web page:    {"https" if settings.tls_cert else "http"}://{settings.ws_host}:{supervisor.ports['ws']}/
   WebSocket:   {"wss" if settings.tls_cert else "ws"}://{settings.ws_host}:{supervisor.ports['ws']}/ws
   gRPC store:  {supervisor.address('store')}   (queries, Changes)
   gRPC stream: {supervisor.address('stream')}   (Subscribe)
