@@ -186,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
         "search", help="full-text search of the stored messages, best match first",
         epilog="query: words (all must occur), \"a phrase\", prefix*, -excluded, and the "
                "filters project: session: role: tool: model: since: until: in:\n"
-               "examples:\n  threadline search parser \"last line\"\n"
+               "examples:\n  threadline search parser tail\n"
+               "  threadline search 'parser \"last line\"'   (a phrase keeps its quotes)\n"
                "  threadline search 'pars* -test role:user since:2026-11-01'",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     find.add_argument("query", nargs="*", help="the query; quote it whole when it starts "
