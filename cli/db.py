@@ -88,3 +88,33 @@ def refuse_foreign(db: Path | str) -> None:
                 pass
         except UnreadableDatabase:
             pass  # locked or not readable: the command's own opening says why, and by whom
+
+
+class DatabaseBusy(StoreError):
+    """Another writer (a store, `up`, `import`, `reparse`) has the database."""
+
+
+@contextmanager
+def writing(db: Path, command: str) -> Iterator[Connection]:
+    """One transaction on the writer's connection to the existing threadline database `db`,
+    under the writer's lock (threadline/dblock.py): refused at once, naming the holder, while
+    a store has it, as two writers would corrupt the changefeed. For the maintenance commands
+    that change derived data (`search --rebuild`)."""
+    from threadline import dblock
+    from threadline.storage.database import open_database
+
+    with reading(db):  # a missing or foreign database is said as for any read
+        pass
+    try:
+        lock = dblock.acquire(Path(db), command)
+    except dblock.DatabaseLocked as exc:
+        raise DatabaseBusy(str(exc)) from None
+    try:
+        engine = open_database(db).write_engine()
+        try:
+            with engine.begin() as conn:
+                yield conn
+        finally:
+            engine.dispose()
+    finally:
+        lock.release()

@@ -27,6 +27,7 @@ from cli.reads import (
     cmd_tools,
     cmd_usage,
 )
+from cli.search import cmd_search
 from cli.serve import SERVICES, cmd_serve, cmd_up
 from cli.show import cmd_show
 
@@ -189,6 +190,26 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_argument("--json", action="store_true", help="the whole report as one JSON "
                                                            "object")
     tools.set_defaults(func=cmd_tools)
+
+    find = sub.add_parser(
+        "search", help="full-text search of the stored messages, best match first",
+        epilog="query: words (all must occur), \"a phrase\", prefix*, -excluded, and the "
+               "filters project: session: role: tool: model: since: until: in:\n"
+               "examples:\n  threadline search parser tail\n"
+               "  threadline search 'parser \"last line\"'   (a phrase keeps its quotes)\n"
+               "  threadline search 'pars* -test role:user since:2026-11-01'",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    find.add_argument("query", nargs="*", help="the query; quote it whole when it starts "
+                                               "with -excluded words")
+    db_flag(find)
+    find.add_argument("--limit", type=int, default=20, help="hits to show: 1 to 500 "
+                                                            "(default 20)")
+    find.add_argument("--json", action="store_true", help="one JSON object: hits, more, "
+                                                          "recent_only, expression")
+    find.add_argument("--rebuild", action="store_true",
+                      help="index every stored message again (for a damaged index); takes "
+                           "the writer's lock, so run it while the services are stopped")
+    find.set_defaults(func=cmd_search)
 
     errors = sub.add_parser("errors", help="list the lines that could not become records")
     db_flag(errors)

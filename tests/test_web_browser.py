@@ -1,6 +1,7 @@
 """The web page in real Chromium against a live system on free ports: the session list,
-a conversation that grows live as its transcript file does, the usage charts, and text
-from transcripts shown as text, never run as markup.
+a conversation that grows live as its transcript file does, the usage charts, search with a
+hit followed into its conversation, and text from transcripts shown as text, never run as
+markup.
 
 Debian's `chromium` (installed by `make browser`) driven by Playwright; without
 /usr/bin/chromium these tests are skipped, saying so. On failure a screenshot of the page is
@@ -189,6 +190,70 @@ def test_the_page_lists_sessions_follows_a_conversation_and_charts_usage(tmp_pat
             await playwright_api.expect(tools.locator("tr", has_text="Edit")).to_contain_text(
                 "25.0%")
             await keep(page, "usage")
+            assert errors == []
+
+    asyncio.run(scenario())
+
+
+def test_search_shows_marked_snippets_and_opens_the_conversation_at_a_hit(tmp_path, request):
+    root = tmp_path / "projects"
+    write_history(root)
+
+    async def scenario():
+        async with running_pipeline(tmp_path, [root]) as p, \
+                browser_page(tmp_path, request) as (page, errors):
+            await page.goto(f"http://127.0.0.1:{p.stream.ws_port}/")
+            await page.locator("nav a[data-view=search]").click()
+            box = page.locator("#search-query")
+            hits = page.locator("#hits li.hit")
+
+            async def search(query: str, count: int) -> None:
+                # The transcripts are still being read: the same query again asks again.
+                async def found():
+                    await box.fill(query)
+                    await box.press("Enter")
+                    with contextlib.suppress(AssertionError):
+                        await playwright_api.expect(hits).to_have_count(count, timeout=1000)
+                        return True
+                await eventually(found, timeout=30)
+
+            # Markup in a hit is text; the matched word is a <mark> the page made.
+            await search("escaped", 1)
+            xss = hits.first
+            await playwright_api.expect(xss.locator("mark")).to_have_text("escaped")
+            await playwright_api.expect(xss.locator(".snippet")).to_contain_text(
+                "</script><img src=x")
+            assert await page.locator("#hits").locator("img, script, b").count() == 0
+            assert await page.evaluate("window.__xss") is None
+            assert await page.evaluate("location.hash") == "#/search/escaped"
+
+            # A hit in a tool's output opens the conversation at that call, its result shown.
+            await search('"41 passed" tool:Bash', 1)
+            hit = hits.first
+            await playwright_api.expect(hit.locator("mark")).to_have_text("41 passed")
+            await playwright_api.expect(hit).to_contain_text("tool result")
+            await keep(page, "search")
+            await hit.locator("a.open").click()
+            target = page.locator("#conversation .target")
+            await playwright_api.expect(target).to_have_count(1, timeout=15_000)
+            await playwright_api.expect(target.locator("summary")).to_contain_text(
+                "uv run pytest")
+            await playwright_api.expect(target.locator("pre.result")).to_have_text(
+                "1 failed, 41 passed")
+            await playwright_api.expect(target).to_be_in_viewport()
+            assert re.fullmatch(r"#/session/watched-session/\d+",
+                                await page.evaluate("location.hash"))
+
+            # A hit in a prompt marks that message; back returns to the hits.
+            await page.go_back()
+            await playwright_api.expect(box).to_have_value('"41 passed" tool:Bash')
+            await search("handled in:prompt", 1)
+            await hits.first.locator("a.open").click()
+            await playwright_api.expect(page.locator("#conversation article.target")
+                                        ).to_contain_text("Where is the last line handled?")
+            # A query that cannot be understood says why, in place of the hits.
+            await page.goto(f"http://127.0.0.1:{p.stream.ws_port}/#/search/%22unbalanced")
+            await playwright_api.expect(page.locator("main p.error")).to_contain_text("quote")
             assert errors == []
 
     asyncio.run(scenario())

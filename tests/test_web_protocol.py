@@ -28,6 +28,10 @@ def test_the_page_requests_parse_with_their_defaults():
         protocol.Usage(None, "model", "2026-11-01", None, "Europe/Paris")
     assert parse(type="tools", session="abcd") == protocol.Tools(
         None, None, "abcd", None, None, None)
+    assert parse(type="search", query="parser -test", id="q") == protocol.Search(
+        "q", "parser -test", protocol.DEFAULT_HITS)
+    assert parse(type="search", query="x", limit=protocol.MAX_HITS) == protocol.Search(
+        None, "x", protocol.MAX_HITS)
 
 
 @pytest.mark.parametrize(("obj", "code"), [
@@ -44,7 +48,13 @@ def test_the_page_requests_parse_with_their_defaults():
     ({"type": "usage", "by": "fortnight"}, "invalid_field"),
     ({"type": "usage", "since": 20261101}, "invalid_field"),
     ({"type": "tools", "project": ["a"]}, "invalid_field"),
-    ({"type": "search", "query": "x"}, "unknown_type"),
+    ({"type": "search"}, "invalid_field"),
+    ({"type": "search", "query": "  "}, "invalid_field"),
+    ({"type": "search", "query": ["x"]}, "invalid_field"),
+    ({"type": "search", "query": "x", "limit": 0}, "invalid_field"),
+    ({"type": "search", "query": "x", "limit": protocol.MAX_HITS + 1}, "invalid_field"),
+    ({"type": "search", "query": "x", "limit": 2.5}, "invalid_field"),
+    ({"type": "find", "query": "x"}, "unknown_type"),
 ])
 def test_malformed_page_requests_get_an_error_code(obj, code):
     with pytest.raises(protocol.ProtocolError) as refused:
@@ -63,9 +73,10 @@ fields = st.none() | st.booleans() | ints | st.text(max_size=8) | st.lists(ints,
 
 
 @given(st.fixed_dictionaries(
-    {"type": st.sampled_from(["auth", "sessions", "session_messages", "usage", "tools"])},
+    {"type": st.sampled_from(["auth", "sessions", "session_messages", "usage", "tools",
+                              "search"])},
     optional={name: fields for name in ("id", "token", "project", "session", "after", "limit",
-                                         "by", "since", "until", "timezone")}))
+                                         "by", "since", "until", "timezone", "query")}))
 def test_page_request_shaped_objects_parse_or_fail_cleanly(obj):
     try:
         request = protocol.parse(orjson.dumps(obj).decode())
@@ -74,3 +85,5 @@ def test_page_request_shaped_objects_parse_or_fail_cleanly(obj):
         return
     if isinstance(request, protocol.SessionMessages):
         assert 1 <= request.limit <= protocol.MAX_PAGE and request.after >= 0
+    if isinstance(request, protocol.Search):
+        assert request.query.strip() and 1 <= request.limit <= protocol.MAX_HITS

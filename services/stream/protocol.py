@@ -17,6 +17,8 @@ Client -> server (one JSON object per text frame; "id" is optional and echoed ba
     {"type": "usage", "by"?: "day" | "week" | "month" | "session" | "project" | "model",
      "since"?: "YYYY-MM-DD", "until"?: "YYYY-MM-DD", "timezone"?: IANA name}
     {"type": "tools", "project"?: str, "session"?: str, "since"?, "until"?, "timezone"?}
+    {"type": "search", "query": str, "limit"?: 1..500}
+        (the query language of threadline/storage/search_query.py; default 20 hits)
 Server -> client:
     {"type": "subscribed", "subscription", "project", "session", "since", "head"}
     {"type": "message" | "parse_error", "sequence", "project", "session", "subscription",
@@ -35,6 +37,11 @@ Server -> client:
     {"type": "usage", "by", "rows": [...], "total": {...}, "pricing_date"}
     {"type": "tools", "rows": [...], "total": {...}}
         (rows as threadline.v1.UsageRow / ToolStat with their proto field names)
+    {"type": "search", "hits": [{"sequence", "key", "uuid", "session", "project",
+     "timestamp", "role", "type", "model", "ordinal", "score", "columns",
+     "snippet": [{"text", "highlighted"}]}], "more", "recent_only", "expression"}
+        (best first; "ordinal" is the message's position in its session, 1 for the first;
+        a query that cannot be understood gets an "invalid_request" error saying why)
     {"type": "error", "error": <short code>, "message": <what was wrong>}
         ("since_beyond_head" errors also carry "head", the newest sequence; "invalid_name"
         says which projects or sessions an ambiguous name could be; "unauthenticated" and
@@ -131,19 +138,30 @@ class Tools:
     timezone: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Search:
+    id: object
+    query: str
+    limit: int
+
+
 Request = (Subscribe | Unsubscribe | Ping | Status | Auth | Sessions | SessionMessages | Usage
-           | Tools)
+           | Tools | Search)
 # Reads answered from the store or the analysis service rather than from the change feed.
-Read = Sessions | SessionMessages | Usage | Tools
+Read = Sessions | SessionMessages | Usage | Tools | Search
 # What the gateway answers; a client offers a view only when its request type is listed.
 FEED_CAPABILITIES = ("subscribe", "unsubscribe", "ping", "status", "auth")
-CAPABILITIES = (*FEED_CAPABILITIES, "sessions", "session_messages", "usage", "tools")
+CAPABILITIES = (*FEED_CAPABILITIES, "sessions", "session_messages", "usage", "tools", "search")
 # The reply type of each read request.
 REPLY_TYPES: dict[type, str] = {Sessions: "sessions", SessionMessages: "session_messages",
-                                Usage: "usage", Tools: "tools"}
+                                Usage: "usage", Tools: "tools", Search: "search"}
 USAGE_GROUPINGS = ("day", "week", "month", "session", "project", "model")
 MAX_PAGE = 1000
 DEFAULT_PAGE = 500
+# The store's bounds of a search (threadline/storage/search.py), checked here so that a bad
+# limit is a protocol error like any other field's.
+MAX_HITS = 500
+DEFAULT_HITS = 20
 
 
 def _optional_str(obj: dict, name: str, request_id: object) -> str | None:
@@ -240,6 +258,12 @@ def parse(frame: str | bytes) -> Request:
     if kind == "tools":
         return Tools(request_id, _optional_str(obj, "project", request_id),
                      _optional_str(obj, "session", request_id), **_period(obj, request_id))
+    if kind == "search":
+        query = _optional_str(obj, "query", request_id)
+        if query is None or not query.strip():
+            raise ProtocolError("invalid_field", '"query" is required', request_id)
+        return Search(request_id, query,
+                      _optional_int(obj, "limit", DEFAULT_HITS, 1, MAX_HITS, request_id))
     if not isinstance(kind, str):
         raise ProtocolError("missing_type", 'a request needs a string "type"', request_id)
     raise ProtocolError("unknown_type", f"unknown request type {kind[:64]!r}; expected "

@@ -1,6 +1,7 @@
 """The page's reads: the store's and the analysis service's existing queries, as plain dicts.
 
-The gateway answers `sessions`, `session_messages`, `usage` and `tools` requests with these.
+The gateway answers `sessions`, `session_messages`, `usage`, `tools` and `search` requests with
+these.
 Every call goes over grpc.aio on the gateway's event loop, so a slow query delays only the
 request that asked for it. gRPC failures become the service's own errors here, at the
 boundary: INVALID_ARGUMENT is InvalidRequest (an ambiguous session prefix), NOT_FOUND is
@@ -54,6 +55,8 @@ class Reads:
             return await self.session_messages(request.session, request.after, request.limit)
         if isinstance(request, protocol.Usage):
             return await self.usage(request)
+        if isinstance(request, protocol.Search):
+            return await self.search(request.query, request.limit)
         return await self.tools(request)
 
     async def sessions(self, project: str | None) -> list[dict]:
@@ -98,6 +101,14 @@ class Reads:
             timezone=request.timezone or ""), timeout=READ_TIMEOUT))
         return {"rows": [plain(r) for r in found.rows], "total": plain(found.total)}
 
+    async def search(self, query: str, limit: int) -> dict:
+        """Messages matching `query`, best first; a query the store cannot understand is
+        InvalidRequest with its reason."""
+        found = await _call(self._store.Search(store_pb2.SearchRequest(
+            query=query, limit=limit), timeout=READ_TIMEOUT))
+        return {"hits": [search_hit_dict(h) for h in found.hits], "more": found.more,
+                "recent_only": found.recent_only, "expression": found.expression}
+
 
 async def _call(call: Awaitable[T]) -> T:
     try:
@@ -125,6 +136,16 @@ def session_dict(s: store_pb2.Session) -> dict:
         "title": s.title, "cwd": s.cwd, "git_branch": s.git_branch,
         "format": FORMAT_FROM_PB.get(s.format, ""), "first_timestamp": s.first_timestamp,
         "last_timestamp": s.last_timestamp, "messages": s.message_count,
+    }
+
+
+def search_hit_dict(h: store_pb2.SearchHit) -> dict:
+    """A hit, named as the page's other replies name a session and a project."""
+    return {
+        "sequence": h.sequence, "key": h.key, "uuid": h.uuid, "session": h.session_id,
+        "project": h.project_key, "timestamp": h.timestamp, "role": h.role, "type": h.type,
+        "model": h.model, "ordinal": h.ordinal, "score": h.score, "columns": list(h.columns),
+        "snippet": [{"text": p.text, "highlighted": p.highlighted} for p in h.snippet],
     }
 
 

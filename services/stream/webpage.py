@@ -35,6 +35,7 @@ FILES = {
     "/sessions.js": ("sessions.js", "text/javascript; charset=utf-8"),
     "/conversation.js": ("conversation.js", "text/javascript; charset=utf-8"),
     "/usage.js": ("usage.js", "text/javascript; charset=utf-8"),
+    "/search.js": ("search.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/favicon.svg": ("favicon.svg", "image/svg+xml"),
 }

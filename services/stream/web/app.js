@@ -6,6 +6,7 @@
 import {Client} from "./client.js";
 import {showConversation} from "./conversation.js";
 import {el} from "./dom.js";
+import {showSearch} from "./search.js";
 import {showSessions} from "./sessions.js";
 import {showUsage} from "./usage.js";
 
@@ -14,12 +15,12 @@ const state = document.getElementById("connection");
 const form = document.getElementById("token-form");
 const TOKEN_KEY = "threadline-token";
 
-// Each route: its view, and the request type the gateway must answer for it. Search has no
-// route yet: the gateway answers no "search" request. Its view goes here, with
-// needs: "search", and its link in the nav with data-needs="search"; both stay hidden on a
-// gateway that does not list "search" among its capabilities.
+// Each route: its view, and the request type the gateway must answer for it. A conversation
+// may name the message to open at (a search hit's sequence).
 const ROUTES = [
-  {pattern: /^#\/session\/(.+)$/, needs: "session_messages", show: showConversation},
+  {pattern: /^#\/session\/([^/]+)(?:\/(\d+))?$/, needs: "session_messages",
+   show: showConversation},
+  {pattern: /^#\/search(?:\/(.*))?$/, needs: "search", show: showSearch},
   {pattern: /^#\/usage$/, needs: "usage", show: showUsage},
   {pattern: /^(#\/?)?$/, needs: "sessions", show: showSessions},
 ];
@@ -27,6 +28,16 @@ const ROUTES = [
 let client = null;
 let ready = false;  // the gateway has answered once: its capabilities are known
 let stop = () => {};
+
+// A part of the fragment as typed: absent stays undefined, a stray "%" stays as it is.
+function decoded(part) {
+  if (part === undefined) return undefined;
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
 
 function route() {
   stop();
@@ -40,10 +51,11 @@ function route() {
       stop = () => {};
       return;
     }
-    stop = show(main, client, ...found.slice(1).map(decodeURIComponent));
+    stop = show(main, client, ...found.slice(1).map(decoded));
     for (const link of document.querySelectorAll("#nav a")) {
       link.classList.toggle("current", link.getAttribute("href") === (hash || "#/")
-        || (needs === "session_messages" && link.dataset.view === "sessions"));
+        || (needs === "session_messages" && link.dataset.view === "sessions")
+        || (needs === "search" && link.dataset.view === "search"));
     }
     return;
   }

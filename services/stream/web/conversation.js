@@ -3,7 +3,9 @@
 // thinking folded; subagents' messages marked, and the call that started one links to them.
 // The stored messages are read page by page, then a subscription with `since` = the last
 // sequence read follows the session: nothing falls between the two, and a reconnect resumes
-// from the last sequence received (client.js).
+// from the last sequence received (client.js). Opened at a message (a search hit's
+// sequence), the page scrolls to it once read and marks it; a tool result, shown inside its
+// call's line, opens that line.
 
 import {clear, el, shortId, time} from "./dom.js";
 
@@ -34,7 +36,7 @@ function oneLine(text) {
   return line.length > LINE_CHARS ? `${line.slice(0, LINE_CHARS - 1)}…` : line;
 }
 
-export function showConversation(main, client, sessionId) {
+export function showConversation(main, client, sessionId, target) {
   const list = el("div", {className: "conversation", id: "conversation"});
   const heading = el("h1", {}, "Session ", el("code", {}, shortId(sessionId)));
   const info = el("p", {className: "muted"}, "loading…");
@@ -42,6 +44,7 @@ export function showConversation(main, client, sessionId) {
 
   const tools = new Map();    // tool_use_id -> {outcome, result, details, agentLink}
   const agents = new Map();   // agent id -> first element of its messages
+  const shown = [];           // [sequence, element showing it], in order: where a hit is
   let sub = null;
   let stopped = false;
   let count = 0;
@@ -68,9 +71,10 @@ export function showConversation(main, client, sessionId) {
     return details;
   }
 
-  function attachResult(block) {
+  function attachResult(block, sequence) {
     const call = tools.get(block.tool_use_id);
     if (!call) return false;
+    shown.push([sequence, call.details]);
     call.outcome.className = `outcome ${block.is_error ? "failed" : "ok"}`;
     call.outcome.textContent = (block.is_error ? "error" : "ok")
       + (block.duration_seconds !== undefined ? ` · ${block.duration_seconds.toFixed(1)} s` : "");
@@ -88,7 +92,7 @@ export function showConversation(main, client, sessionId) {
       if (block.kind === "tool_use" || block.kind === "server_tool_use") {
         parts.push(toolLine(block, sidechain));
       } else if (block.kind === "tool_result") {
-        if (!attachResult(block)) {
+        if (!attachResult(block, sequence)) {
           parts.push(el("details", {className: "tool orphan"}, el("summary", {},
             "result of an earlier call ", el("span", {className: "argument"},
               oneLine(block.text))), el("pre", {className: "result"}, block.text)));
@@ -120,8 +124,24 @@ export function showConversation(main, client, sessionId) {
         m.model ? el("span", {className: "muted"}, m.model) : null),
       parts);
     if (m.agent_id && !agents.has(m.agent_id)) agents.set(m.agent_id, node);
+    shown.push([sequence, node]);
     list.append(node);
     count += 1;
+  }
+
+  // The element showing message `sequence`; for a message not shown by itself (a hidden
+  // record), the nearest one before it.
+  function showTarget(sequence) {
+    let found = null;
+    for (const [shownSequence, node] of shown) {
+      if (shownSequence > sequence) break;
+      found = node;
+    }
+    if (!found) return;
+    if (found.tagName === "DETAILS") found.open = true;
+    found.classList.add("target");
+    found.id = "target";
+    found.scrollIntoView({block: "center"});
   }
 
   function onchange(frame) {
@@ -154,6 +174,7 @@ export function showConversation(main, client, sessionId) {
     }
     heading.replaceChildren("Session ", el("code", {title: session}, shortId(session)));
     info.textContent = `${count} messages shown · live`;
+    if (target !== undefined) showTarget(Number(target));
     sub = client.subscribe({session}, after, onchange);
   }
 
