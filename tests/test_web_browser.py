@@ -132,7 +132,8 @@ def test_the_page_lists_sessions_follows_a_conversation_and_charts_usage(tmp_pat
                 "data-session", "older-session", timeout=20_000)
             await playwright_api.expect(rows.first.locator("td.messages")).to_have_text("17")
 
-            await rows.locator("a.title", has_text="watched-").click()
+            await page.locator('#sessions tbody tr[data-session="watched-session"] a.title'
+                               ).click()
             conversation = page.locator("#conversation")
             await playwright_api.expect(conversation).to_contain_text(
                 "Why does the parser drop the last line?")
