@@ -293,8 +293,9 @@ def search(conn: Connection, text: str, limit: int = DEFAULT_LIMIT) -> SearchRes
         raise InvalidArgument(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
     query = parse(text)
     match = expression(query)
-    if not exists(conn):
-        return SearchResult([], False, False, match)
+    if not exists(conn):  # a database from before search that no store has opened since
+        raise SearchUnavailable("this database has no search index yet: the store builds it "
+                                "when it starts, or run `threadline search --rebuild`")
     where, params = _filters(conn, query)
     # Matches are read from the index first and looked up in `messages` one by one: CROSS
     # JOIN keeps SQLite from turning it around (probing the index once per message of a
