@@ -36,11 +36,11 @@ def _load(args: argparse.Namespace, command: str
     except StoreError as exc:
         print(f"threadline {command}: {exc}", file=sys.stderr)
         return None
-    if not title:  # no summary line: the first real prompt names the conversation
-        first = next((e.text for e in conversation.build(pairs, calls)
-                      if e.kind == "prompt" and e.depth == 0), "")
+    entries = conversation.build(pairs, calls)
+    if not title:  # neither a summary line nor an analysed prompt: the first prompt shown
+        first = next((e.text for e in entries if e.kind == "prompt" and e.depth == 0), "")
         title = " ".join(first.split())[:80]
-    return session_id, title, conversation.build(pairs, calls)
+    return session_id, title, entries
 
 
 def cmd_show(args: argparse.Namespace) -> int:
