@@ -61,7 +61,6 @@ class Entry:
     text: str = ""
     # An answer's texts and tool calls in the order they were written.
     parts: list[str | ToolLine] = field(default_factory=list)
-    seq_hint: int = 0  # the record's place in the session (its index among stored records)
 
     @property
     def tools(self) -> list[ToolLine]:
@@ -121,25 +120,25 @@ def build(records: Iterable[tuple[Record, ThreadLink]], tool_calls: Sequence[dic
                 results.setdefault(block.tool_use_id, block.text)
                 if block.agent_id:
                     agent_of_call[block.tool_use_id] = block.agent_id
-    by_agent: dict[str, list[tuple[int, Record, ThreadLink]]] = {}
-    main: list[tuple[int, Record, ThreadLink]] = []
-    for index, (rec, link) in enumerate(pairs):
+    by_agent: dict[str, list[tuple[Record, ThreadLink]]] = {}
+    main: list[tuple[Record, ThreadLink]] = []
+    for rec, link in pairs:
         target = by_agent.setdefault(rec.agent_id, []) if rec.agent_id else main
-        target.append((index, rec, link))
+        target.append((rec, link))
     out: list[Entry] = []
     shown_agents: set[str] = set()
 
-    def emit(items: list[tuple[int, Record, ThreadLink]], depth: int) -> None:
+    def emit(items: list[tuple[Record, ThreadLink]], depth: int) -> None:
         children: dict[str, int] = {}
-        for index, rec, link in items:
+        for rec, link in items:
             parent = link.parent_uuid
             if parent and link.relation != TOOL_CONTINUATION:
                 children[parent] = children.get(parent, 0) + 1
                 if children[parent] == 2:
-                    out.append(Entry("branch", depth, rec.timestamp, seq_hint=index,
+                    out.append(Entry("branch", depth, rec.timestamp,
                                      text="a second reply to an earlier message: the "
                                           "conversation branched here"))
-            for entry in _entries(index, rec, depth, calls, results, agent_of_call):
+            for entry in _entries(rec, depth, calls, results, agent_of_call):
                 last = out[-1] if out else None
                 if (entry.kind == "answer" and last is not None and last.kind == "answer"
                         and last.depth == depth):
@@ -154,7 +153,7 @@ def build(records: Iterable[tuple[Record, ThreadLink]], tool_calls: Sequence[dic
                     agent = tool.agent_id
                     if agent and agent in by_agent and agent not in shown_agents:
                         shown_agents.add(agent)
-                        out.append(Entry("subagent", depth + 1, seq_hint=index,
+                        out.append(Entry("subagent", depth + 1,
                                          text=f"subagent {agent}"))
                         emit(by_agent[agent], depth + 1)
 
@@ -166,29 +165,29 @@ def build(records: Iterable[tuple[Record, ThreadLink]], tool_calls: Sequence[dic
     return out
 
 
-def _entries(index: int, rec: Record, depth: int, calls: dict[str, dict],
+def _entries(rec: Record, depth: int, calls: dict[str, dict],
              results: dict[str, str], agent_of_call: dict[str, str]) -> list[Entry]:
     if rec.subtype in ("compact_boundary", "microcompact_boundary"):
-        return [Entry("compaction", depth, rec.timestamp, seq_hint=index,
+        return [Entry("compaction", depth, rec.timestamp,
                       text="context compacted" if rec.subtype == "compact_boundary"
                       else "context micro-compacted")]
     if rec.subtype == "compact_summary":
-        return [Entry("compaction", depth, rec.timestamp, seq_hint=index,
+        return [Entry("compaction", depth, rec.timestamp,
                       text="summary the compacted conversation continues from:\n" + rec.text)]
     if rec.role == "user" and not rec.is_meta:
         prompt = "\n\n".join(b.text for b in rec.content if b.kind == "text" and b.text)
         if not prompt and not rec.content:
             prompt = rec.text
-        return [Entry("prompt", depth, rec.timestamp, "user", seq_hint=index, text=prompt)] \
+        return [Entry("prompt", depth, rec.timestamp, "user", text=prompt)] \
             if prompt.strip() else []
     if rec.role != "assistant":
         return []
     out: list[Entry] = []
-    answer = Entry("answer", depth, rec.timestamp, "assistant", rec.model, seq_hint=index)
+    answer = Entry("answer", depth, rec.timestamp, "assistant", rec.model)
     for block in rec.content:
         if block.kind == "thinking" and block.text.strip():
             out.append(Entry("thinking", depth, rec.timestamp, "assistant", rec.model,
-                             seq_hint=index, text=block.text))
+                             text=block.text))
         elif block.kind == "text" and block.text.strip():
             answer.text = f"{answer.text}\n\n{block.text}" if answer.text else block.text
             answer.parts.append(block.text)
